@@ -1,0 +1,137 @@
+"""Image files in and out of the backend: take layers, frame folders and video files (OpenCV)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must be set before cv2 loads
+
+from pathlib import Path  # noqa: E402
+from typing import Iterator  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from backend.ipc.take import Layer  # noqa: E402
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".webp", ".bmp")
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+
+
+class ImageError(ValueError):
+    """An image or video that cannot be read or written; the message names the file and the fix."""
+
+
+def to_unit(array: np.ndarray) -> np.ndarray:
+    """Any image array as float32 in [0, 1]."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    return np.clip(array.astype(np.float32), 0.0, 1.0)
+
+
+def encode_layer(layer: Layer, array: np.ndarray) -> bytes:
+    """Encode one frame of a layer into the file bytes the take stores."""
+    if layer.format == "exr":
+        data = np.ascontiguousarray(array.astype(np.float32))
+        ok, buf = cv2.imencode(".exr", data)
+    else:
+        if layer.format == "png16":
+            if layer.near is not None and layer.far is not None:
+                span = (layer.far - layer.near) or 1.0
+                unit = np.clip((array.astype(np.float32) - layer.near) / span, 0.0, 1.0)
+            else:
+                unit = to_unit(array)
+            data = np.round(unit * 65535.0).astype(np.uint16)
+        else:
+            data = array if array.dtype == np.uint8 else np.round(to_unit(array) * 255.0).astype(np.uint8)
+        if data.ndim == 3 and data.shape[2] == 3:
+            data = data[:, :, ::-1]  # OpenCV stores BGR
+        elif data.ndim == 3 and data.shape[2] == 4:
+            data = data[:, :, [2, 1, 0, 3]]
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(data), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ImageError(f"could not encode a {array.shape} {array.dtype} array as {layer.format}")
+    return buf.tobytes()
+
+
+def decode_layer(layer: Layer, data: bytes | np.ndarray) -> np.ndarray:
+    """Decode a take file back to the array a stage yielded (png16 depth back to its units)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError(f"could not decode a {layer.format} file of {buf.size} bytes")
+    image = _rgb(image)
+    if layer.format == "png16" and layer.near is not None and layer.far is not None:
+        return (image.astype(np.float32) / 65535.0) * (layer.far - layer.near) + layer.near
+    if layer.format == "exr":
+        return image.astype(np.float32)
+    return image
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image[:, :, ::-1])
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, [2, 1, 0, 3]])
+    return image
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as RGB(A) or grey, in its own dtype (uint8, uint16 or float32 for EXR)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path} does not exist")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError(f"{path} is not an image OpenCV can read (accepted: {', '.join(IMAGE_EXTS)})")
+    return _rgb(image)
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
+    from backend.ipc.take import atomic_write_bytes
+
+    fmt = "exr" if str(path).endswith(".exr") else ("png16" if array.dtype == np.uint16 else "png8")
+    atomic_write_bytes(Path(path), encode_layer(Layer(fmt), array))
+
+
+def numbered_images(folder: Path) -> list[tuple[int, Path]]:
+    """Image files of a folder with the frame number taken from the digits at the end of the name."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_EXTS:
+            continue
+        tail = ""
+        for ch in reversed(path.stem):
+            if not ch.isdigit():
+                break
+            tail = ch + tail
+        if not tail:
+            continue
+        found.append((int(tail), path))
+    found.sort()
+    return found
+
+
+def video_frames(path: Path) -> Iterator[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ImageError(f"{path} could not be opened as a video; convert it to mp4 (H.264) or to a PNG sequence")
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield np.ascontiguousarray(frame[:, :, ::-1])
+    finally:
+        cap.release()
+
+
+def video_fps(path: Path) -> float:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    return float(fps) if fps and fps > 0 else 24.0

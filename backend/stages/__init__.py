@@ -1,0 +1,3 @@
+"""Stages by name. Importing this package registers each one (one module per stage)."""
+
+from backend.stages import matte  # noqa: F401

@@ -1,0 +1,122 @@
+"""What a stage is: the adapter between the job runner and a pure pipeline.
+
+A pipeline (`backend/pipelines/*.py`) takes arrays and a parameters dataclass and returns arrays. A stage
+wraps one for the job runner: it declares its parameters and the layers it writes, and its `run` yields
+finished frames one at a time, so frames stream to the store and memory stays flat as a shot grows.
+
+Arrays a stage yields, by layer name:
+    color   HxWx3 uint8, straight colour
+    alpha   HxW float32 in [0, 1]
+    depth   HxW float32, in the units of the layer (its `near`/`far` fix the png16 encoding)
+    other   HxW or HxWx3, uint8 or float32 in [0, 1] (control maps: normal, lineart, pose ...)
+
+Inputs a stage reads with `ctx.read_input(frame)` use the same names: `color` always, plus whatever
+layers the source has (a take rendered by the add-on brings depth, normal, segmentation, mask ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Protocol
+
+import numpy as np
+
+from backend.ipc.take import Layer
+
+
+class Cancelled(Exception):
+    """Raised inside a stage when the job was cancelled; the runner stops cleanly."""
+
+
+class StageError(RuntimeError):
+    """A failure with a message for the artist: what went wrong, on which frame, and how to fix it."""
+
+    def __init__(self, message: str, code: str = "stage_failed", frame: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.frame = frame
+
+
+@dataclass
+class StageContext:
+    """Everything a running stage may use; built by the job runner (embedded or in the server)."""
+
+    frames: list[int]                                    # every frame of the job, in order
+    todo: list[int]                                      # frames still missing from the store
+    read_input: Callable[[int], dict[str, np.ndarray]]   # the source's arrays for one frame
+    scratch: Path                                        # job-private folder that survives restarts
+    size: tuple[int, int]                                # (width, height) of the source frames
+    models: Any = None                                   # backend.models registry, when the stage needs one
+    device: str = "cpu"
+    on_progress: Callable[[int, int, int, str], None] = lambda frame, step, steps, message: None
+    is_cancelled: Callable[[], bool] = lambda: False
+
+    def progress(self, frame: int, step: int, steps: int, message: str = "") -> None:
+        self.on_progress(frame, step, steps, message)
+
+    def check_cancelled(self) -> None:
+        if self.is_cancelled():
+            raise Cancelled()
+
+    def save_scratch(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Keep an intermediate result (a stylized keyframe, a fitted scale) across restarts, atomically."""
+        import io
+
+        from backend.ipc.take import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self.scratch / f"{name}.npz", buf.getbuffer())
+
+    def load_scratch(self, name: str) -> dict[str, np.ndarray] | None:
+        path = self.scratch / f"{name}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+
+class Stage(Protocol):
+    """The interface every stage implements (see backend/stages/matte.py for a complete one)."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]          # a dataclass; see backend.params
+    summary: ClassVar[str]          # one line for `dstage stages` and the add-on
+
+    def layers(self, params: Any, size: tuple[int, int]) -> dict[str, Layer]:
+        """The take layers this stage writes for these parameters and source size (width, height)."""
+
+    def run(self, params: Any, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Yield (frame, arrays by layer) for every frame in ctx.todo, in any order, each exactly once."""
+
+
+_REGISTRY: dict[str, Stage] = {}
+
+
+def register(stage_cls: type) -> type:
+    """Class decorator: make a stage reachable by name from the server and `dstage run`."""
+    _REGISTRY[stage_cls.name] = stage_cls()
+    return stage_cls
+
+
+def get_stage(name: str) -> Stage:
+    from backend import stages  # noqa: F401  (importing the package registers every stage)
+
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise StageError(
+            f"unknown stage {name!r}; available: {', '.join(sorted(_REGISTRY))}", code="unknown_stage"
+        ) from None
+
+
+def all_stages() -> dict[str, Stage]:
+    from backend import stages  # noqa: F401
+
+    return dict(sorted(_REGISTRY.items()))
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]

@@ -1,0 +1,64 @@
+"""Chroma key for green and blue screens, with despill. Needs no model weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.params import ParamError, param
+
+KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
+
+
+@dataclass
+class ChromaKeyParams:
+    screen: str = param("green", choices=("green", "blue", "custom"), help="which screen colour to key")
+    key_rgb: list[float] = param([0.0, 1.0, 0.0], help="screen colour in 0..1 when screen=custom")
+    tolerance: float = param(0.18, min=0.0, max=1.0, help="chroma distance below which a pixel is screen")
+    softness: float = param(0.12, min=0.0, max=1.0, help="chroma distance over which alpha ramps to opaque")
+    despill: float = param(1.0, min=0.0, max=1.0, help="how much screen colour to remove from the subject")
+
+    def validate(self) -> None:
+        if len(self.key_rgb) != 3:
+            raise ParamError("key_rgb", f"expected three numbers (r, g, b), got {len(self.key_rgb)}")
+
+    @property
+    def key(self) -> np.ndarray:
+        rgb = self.key_rgb if self.screen == "custom" else KEY_COLOURS[self.screen]
+        return np.asarray(rgb, dtype=np.float32)
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    """The colour's chroma (Cb, Cr) plane of YCbCr (BT.601), where brightness does not matter."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.stack([cb, cr], axis=-1)
+
+
+def chroma_key(color: np.ndarray, params: ChromaKeyParams) -> tuple[np.ndarray, np.ndarray]:
+    """Key one RGB uint8 frame. Returns (despilled colour uint8, alpha float32 in [0, 1])."""
+    if color.ndim != 3 or color.shape[2] < 3:
+        raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
+    rgb = color[..., :3].astype(np.float32) / 255.0
+    key = params.key
+    key_chroma = _chroma(key[None, None, :])[0, 0]
+    # distance from the screen's chroma, normalised by the screen's own chroma strength
+    strength = float(np.linalg.norm(key_chroma)) or 1.0
+    dist = np.linalg.norm(_chroma(rgb) - key_chroma, axis=-1) / strength
+    lo, hi = params.tolerance, params.tolerance + max(params.softness, 1e-6)
+    alpha = np.clip((dist - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    return despill(rgb, key, params.despill), alpha
+
+
+def despill(rgb: np.ndarray, key: np.ndarray, amount: float) -> np.ndarray:
+    """Pull the screen's dominant channel down to the others so green fringes turn neutral."""
+    out = rgb.copy()
+    channel = int(np.argmax(key))
+    others = [c for c in range(3) if c != channel]
+    limit = np.maximum(rgb[..., others[0]], rgb[..., others[1]])
+    spill = np.clip(rgb[..., channel] - limit, 0.0, None)
+    out[..., channel] = rgb[..., channel] - amount * spill
+    return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+

@@ -65,7 +65,9 @@ def encode(type: str, fields: dict[str, Any] | None = None, arrays: dict[str, np
     parts: list = [None]
     specs = []
     for name, array in (arrays or {}).items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)  # (only when needed: it turns a 0-d array into 1-d)
         if array.dtype.name not in DTYPES:
             raise WireError("bad_dtype", f"array {name!r} has dtype {array.dtype}; the wire carries {sorted(DTYPES)}")
         specs.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})

@@ -19,6 +19,7 @@ from backend.ipc.client import Client
 from backend.ipc.take import Take, TakeInfo
 
 ACTIVE = ("submitting", "uploading", "running")
+STALL_S = 10.0  # no word about this job for this long: ask again (submitting is idempotent)
 
 
 class RemoteJob:
@@ -56,6 +57,8 @@ class RemoteJob:
             for msg in self.client.poll(0):
                 self._on_message(msg)
             self._pump()
+            if self.active and time.monotonic() - self._last_word > STALL_S:
+                self._submit()  # a lost message must not hang the job
             if time.monotonic() >= deadline:
                 break
         return self.state
@@ -72,6 +75,7 @@ class RemoteJob:
         self.in_flight_up: set[int] = set()
         self.in_flight_down: set[int] = set()
         self._reqs: set[int] = set()
+        self._last_word = time.monotonic()
         self.submit_req = self._send("submit", self.request)
         self.state = "submitting"
 
@@ -104,6 +108,8 @@ class RemoteJob:
 
     def _on_message(self, msg) -> None:
         kind = msg.type
+        if msg.get("job_id") == self.job_id or msg.get("req") in self._reqs:
+            self._last_word = time.monotonic()
         if kind == "reconnected":
             self._submit()  # the server may have restarted: start over; stored frames are not recomputed
             return

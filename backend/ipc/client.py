@@ -91,7 +91,8 @@ class Client:
                 try:
                     msg = wire.decode(parts, accept=wire.EVENTS)
                 except wire.WireError as e:
-                    msg = wire.Message("error", {"code": e.code, "message": f"bad message from server: {e}"})
+                    # a protocol mismatch, not a passing fault: whoever waits on this must hear of it
+                    msg = wire.Message("error", {"code": "bad_message_from_server", "message": f"{e.code}: {e}"})
                 if msg.type == "welcome":
                     self.server_info = msg.header
                     self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))

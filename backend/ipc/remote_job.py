@@ -150,7 +150,8 @@ class RemoteJob:
             self.local_done.add(frame)
 
     def _error(self, msg) -> None:
-        if msg.get("req") not in self._reqs and msg.get("job_id") != self.job_id:
+        mine = msg.get("req") in self._reqs or msg.get("job_id") == self.job_id
+        if not mine and msg.get("code") != "bad_message_from_server":
             return  # another request's trouble, not this job's
         code = msg.get("code", "error")
         if code == "not_ready":

@@ -32,7 +32,7 @@ DTYPES = frozenset({"uint8", "uint16", "int32", "float16", "float32"})
 MAX_HEADER_BYTES = 256 * 1024
 MAX_ARRAYS = 16
 MAX_NDIM = 4
-MAX_SIDE = 16384
+MAX_DIM = 1 << 31  # a 1-D array may carry a whole encoded file; the byte-count check bounds the rest
 # A 4K float32 RGBA frame is 133 MB; leave room for several layers, refuse anything wilder.
 MAX_MESSAGE_BYTES = 1 << 30
 
@@ -154,10 +154,10 @@ def _check_spec(spec: Any) -> tuple[str, str, list[int]]:
     if (
         not isinstance(shape, list)
         or len(shape) > MAX_NDIM
-        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_SIDE for n in shape)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_DIM for n in shape)
     ):
         raise WireError(
             "bad_shape",
-            f"array {name!r} has shape {shape!r:.80}; expected a list of at most {MAX_NDIM} integers in 0..{MAX_SIDE}",
+            f"array {name!r} has shape {shape!r:.80}; expected a list of at most {MAX_NDIM} integers in 0..{MAX_DIM}",
         )
     return name, dtype, shape

@@ -67,7 +67,8 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     service = StoreService(Store(args.store), models=load_models(args), device=args.device)
     try:
-        server = Server(service, args.bind, keys_dir=args.keys)
+        server = Server(service, args.bind, keys_dir=args.keys,
+                        max_message_bytes=int(args.max_message_mb * (1 << 20)))
     except AuthError as e:
         raise CommandError(str(e), 2) from None
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
@@ -261,6 +262,16 @@ def cmd_stages(args) -> int:
     return 0
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dstage", description="Diffusion Stage backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -275,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", help="folder with server.key_secret and clients/*.key; required off loopback")
     p.add_argument("--models", help="model config file (JSON)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when torch sees a GPU)")
+    p.add_argument("--max-message-mb", type=positive_float, default=1024.0,
+                   help="refuse messages larger than this (MiB); a single frame part over it drops the peer")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ping", help="check that a backend answers")

@@ -17,14 +17,14 @@ def smooth_alpha(center: tuple[np.ndarray, np.ndarray], neighbours: list[tuple[n
                  tolerance: float) -> np.ndarray:
     """Alpha of `center` (colour, alpha) averaged with `neighbours` weighted by how alike the colour stayed.
 
-    A neighbour's weight at a pixel is exp(-(d / tolerance)^2), d the mean colour change there (0..1).
+    A neighbour's weight at a pixel is exp(-(d / tolerance)^2), d the largest channel change there (0..1).
     """
     color, alpha = center
     guide = _guide(color)
     total = alpha.astype(np.float32).copy()
     weights = np.ones_like(total)
     for other_color, other_alpha in neighbours:
-        change = np.abs(_guide(other_color) - guide).mean(axis=-1)
+        change = np.abs(_guide(other_color) - guide).max(axis=-1)
         w = np.exp(-((change / max(tolerance, 1e-6)) ** 2))
         total += w * other_alpha
         weights += w

@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 
 from backend.loaders.missing import ModelMissing, looks_like_path, require_local
-from backend.stages.base import StageError
+from backend.errors import StageError
 
 # rembg's single-mask models that matte a subject (the names rembg uses)
 REMBG_MODELS = (

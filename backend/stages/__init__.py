@@ -2,3 +2,4 @@
 
 from backend.stages import matte  # noqa: F401
 from backend.stages import depth  # noqa: F401
+from backend.stages import upscale  # noqa: F401

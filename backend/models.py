@@ -40,9 +40,6 @@ from backend.stages.base import StageError
 
 DEFAULT_CONFIG_PATH = Path("~/.config/diffusion-stage/models.json")
 SINGLE_FILE_EXTS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".onnx")
-CONTROL_TYPES = (
-    "depth", "normal", "lineart", "softedge", "openpose", "mlsd", "segmentation", "canny", "scribble",
-)
 
 # What a role means when the config leaves it out. Other stages may add their own roles here.
 DEFAULT_MODELS: dict[str, str] = {

@@ -13,19 +13,22 @@ registry (backend/models.py) and stay warm between calls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
-from backend.models import CONTROL_TYPES, ModelRegistry
 from backend.params import ParamError, param
-from backend.pipelines.diffuse_controls import ANNOTATORS, Annotators, as_rgb_u8, prepare_map, resize_map
+from backend.pipelines.diffuse_controls import (
+    ANNOTATORS, CONTROL_TYPES, Annotators, as_rgb_u8, prepare_map, resize_map,
+)
 from backend.pipelines.diffuse_loading import (
     LoadedBase, apply_loras, load_base, load_controlnet, pipeline_classes, torch_dtype,
 )
 from backend.pipelines.diffuse_schedulers import canonical_sampler, make_scheduler
-from backend.stages.base import Cancelled
+
+if TYPE_CHECKING:
+    from backend.models import ModelRegistry
 
 SIZE_MULTIPLE = 8           # what the VAE (8x down) and the pipelines' check_inputs accept
 DEFAULT_SIZE = {"sd1": 512, "sd2": 768, "sdxl": 1024}
@@ -166,6 +169,8 @@ class DiffusePipeline:
             on_step: called as on_step(step, total) after every denoising step.
             is_cancelled: polled after every step; True stops the call with `Cancelled` before the next step.
         """
+        from backend.stages.base import Cancelled  # here: the stages package imports this module
+
         maps = dict(maps or {})
         self.check_inputs(params, image, maps)
         seed = params.seed if seed is None else seed

@@ -9,12 +9,17 @@ rendered into that convention; `Annotators` computes the map from the colour fra
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
 
-from backend.models import CONTROL_TYPES, ModelRegistry
+if TYPE_CHECKING:
+    from backend.models import ModelRegistry
+
+CONTROL_TYPES = (
+    "depth", "normal", "lineart", "softedge", "openpose", "mlsd", "segmentation", "canny", "scribble",
+)
 
 # The take layer that can feed each control type when the source brings it (see backend/stages/base.py).
 CONTROL_LAYERS = {

@@ -3,6 +3,8 @@
 Every loader gets a local path from the registry and `local_files_only=True`, so nothing reaches the
 network. Loaded models live in the registry's warm cache: a job with the same checkpoint, VAE, dtype and
 device reuses the pipeline the last one built; any change rebuilds it.
+
+backend.models is imported inside functions: it imports the stages package, which imports this module.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from backend.models import FAMILY_CONFIGS, ModelMissing, ModelRegistry, ResolvedModel
+if TYPE_CHECKING:
+    from backend.models import ModelRegistry, ResolvedModel
 
 FAMILIES = ("sd1", "sd2", "sdxl")
 
@@ -70,10 +74,11 @@ def family_of_file(path: Path) -> str | None:
 
 
 def checkpoint_family(registry: ModelRegistry, ckpt: ResolvedModel) -> str:
+    from backend import models
     declared = ckpt.options.get("family")
     if declared is not None:
         if declared not in FAMILIES:
-            raise ModelMissing(ckpt.role, ckpt.path_or_id, f"set \"family\" to one of {', '.join(FAMILIES)}",
+            raise models.ModelMissing(ckpt.role, ckpt.path_or_id, f"set \"family\" to one of {', '.join(FAMILIES)}",
                                detail=f"Unknown family {declared!r}.")
         return declared
     if ckpt.kind == "single_file":
@@ -85,9 +90,11 @@ def checkpoint_family(registry: ModelRegistry, ckpt: ResolvedModel) -> str:
 
 def single_file_config(registry: ModelRegistry, ckpt: ResolvedModel, family: str) -> Path:
     """The local diffusers config folder a single-file checkpoint loads with (never fetched silently)."""
+    from backend import models
+
     if ckpt.config is not None:
         return ckpt.config
-    repo = FAMILY_CONFIGS[family]
+    repo = models.FAMILY_CONFIGS[family]
     how = (f"run `huggingface-cli download {repo} --include \"*.json\" \"*.txt\"` (configs and tokenizer, a few kB), "
            f"or add \"config\": \"<local diffusers folder>\" to {ckpt.role!r}")
     return registry.hub_path(ckpt.role, repo, how)
@@ -175,9 +182,9 @@ def load_controlnet(registry: ModelRegistry, role: str, device: str, dtype: torc
 
 
 def _controlnet_config(registry: ModelRegistry, role: str) -> Path:
-    from backend.models import DEFAULT_MODELS
+    from backend import models
 
-    repo = DEFAULT_MODELS.get(role, "lllyasviel/control_v11p_sd15_canny")
+    repo = models.DEFAULT_MODELS.get(role, "lllyasviel/control_v11p_sd15_canny")
     how = f"run `huggingface-cli download {repo} config.json`, or add \"config\": \"<folder with config.json>\" to {role!r}"
     return registry.hub_path(role, repo, how)
 

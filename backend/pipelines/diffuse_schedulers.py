@@ -33,8 +33,10 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "DPM++ SDE": ("DPMSolverSDEScheduler", {}),
     "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
-    "DDIM": ("DDIMScheduler", {}),
-    "DDPM": ("DDPMScheduler", {}),
+    # Latents are not bounded to [-1, 1]; clipping the predicted sample there (the DDIM/DDPM default when a
+    # checkpoint's config does not say) would flatten them.
+    "DDIM": ("DDIMScheduler", {"clip_sample": False}),
+    "DDPM": ("DDPMScheduler", {"clip_sample": False}),
     "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "DEIS": ("DEISMultistepScheduler", {}),

@@ -49,9 +49,14 @@ def _vae():
         sample_size=64,
     )
     # A trained VAE's posterior is nearly deterministic; a random one's is not. Pin the log-variance low
-    # so that img2img's encode (which samples) behaves like a real VAE's.
+    # so that img2img's encode (which samples) behaves like a real VAE's. And scale latents to unit
+    # variance, as SD's 0.18215 does for its VAE, so that noise levels mean what they mean in SD.
     with torch.no_grad():
         vae.quant_conv.bias[4:] = -20.0
+        y, x = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+        sample = torch.stack([x, y, x * y])[None]
+        latents = vae.encode(sample).latent_dist.mode()
+    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     return vae.eval()
 
 

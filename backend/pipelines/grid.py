@@ -140,14 +140,23 @@ def stylize_keyframes(
     stylizer: Stylizer,
     params: GridParams,
     report: GridReport | None = None,
+    done: Callable[[int], np.ndarray | None] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame, stylized keyframe at frame size) grid by grid; only one grid is held at a time.
 
     `read_key(frame)` gives the source frame (HxWx3 uint8) and its control maps at frame size.
+    `done(frame)`, when given, returns a keyframe stylized by an earlier run (or None): a grid whose
+    keyframes are all done is skipped and its last keyframe still anchors the next grid's colours.
     """
     report = report if report is not None else GridReport()
-    previous_anchor: np.ndarray | None = None  # the last tile of the previous grid, colour-matched
+    previous_anchor: np.ndarray | None = None  # the last keyframe of the previous grid, colour-matched
     for grid_keys in plan_grids(keys, params.max_tiles):
+        new_keys = grid_keys[1:] if previous_anchor is not None else grid_keys
+        if done is not None:
+            finished = [done(frame) for frame in new_keys]
+            if all(image is not None for image in finished):
+                previous_anchor = finished[-1]
+                continue
         sources = [read_key(frame) for frame in grid_keys]
         frame_size = sources[0][0].shape[1::-1]
         layout = grid_layout(len(grid_keys), frame_size, params.max_side, params.multiple)

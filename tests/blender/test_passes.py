@@ -1,0 +1,129 @@
+"""Control passes rendered with Cycles into a take, read back and checked against the scene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scene_fixtures import add_wall, empty_scene, front_camera
+
+import bpy
+from backend.ipc.take import Take
+from blender_addon.scene.imagefiles import read_exr
+from blender_addon.scene.passes import ADE20K, PassError, render_passes
+
+W, H = 96, 64
+
+
+def box(scene, name, centre, size, tag=None):
+    mesh = bpy.data.meshes.new(name)
+    h = size / 2
+    verts = [(x, y, z) for x in (-h, h) for y in (-h, h) for z in (-h, h)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    mesh.from_pydata(verts, [], faces)
+    mesh.update()
+    obj = bpy.data.objects.new(name, mesh)
+    obj.location = centre
+    scene.collection.objects.link(obj)
+    if tag is not None:
+        obj["stage_tag"] = tag
+    return obj
+
+
+def stage(scene):
+    """Camera 5 m in front of the origin at height 1; a wall 8 m away; three boxes 4.5 m away."""
+    camera = front_camera(scene, distance=5.0, height=1.0, ortho_scale=None)
+    camera.data.lens = 35
+    wall = add_wall(scene, y=3.0)
+    wall["stage_tag"] = "wall"
+    person = box(scene, "Person", (-1.2, 0.0, 1.0), 1.0, tag="person")
+    prop = box(scene, "Prop", (0.3, 0.0, 1.0), 1.0, tag="lamp post")
+    untagged = box(scene, "Untagged", (1.6, 0.0, 1.0), 0.8)
+    return camera, wall, person, prop, untagged
+
+
+def pixel_of(scene, camera, point):
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    ndc = world_to_camera_view(scene, camera, Vector(point))
+    return int((1 - ndc.y) * H), int(ndc.x * W)
+
+
+def read_png(path):
+    image = bpy.data.images.load(str(path), check_existing=False)
+    image.colorspace_settings.name = "Non-Color"
+    pixels = np.empty(len(image.pixels), np.float32)
+    image.pixels.foreach_get(pixels)
+    w, h = image.size
+    array = pixels.reshape(h, w, 4)[::-1]
+    bpy.data.images.remove(image)
+    return array
+
+
+def test_depth_normals_segmentation_and_lines(tmp_path):
+    scene = empty_scene((W, H), samples=2)
+    camera, *_ = stage(scene)
+    scene.view_layers[0].use_pass_z = False  # the renderer must switch it on and back off
+    take = render_passes(tmp_path / "take", frame_start=1, frame_end=1,
+                         layers=("color", "depth", "normal", "segmentation", "lineart"))
+
+    assert take.missing_frames() == []
+    reopened = Take.open(tmp_path / "take")
+    assert (reopened.info.width, reopened.info.height) == (W, H)
+    depth = read_exr(take.path("depth", 1))["Y"]
+    assert depth.shape == (H, W)
+
+    # planar distance along the camera axis, also off the image centre
+    for point, expected in [((-2.5, 3.0, 2.2), 8.0), ((2.8, 3.0, -0.1), 8.0), ((-1.2, -0.5, 1.0), 4.5),
+                            ((0.3, -0.5, 1.3), 4.5), ((1.6, -0.4, 0.8), 4.6)]:
+        assert depth[pixel_of(scene, camera, point)] == pytest.approx(expected, rel=0.01), point
+
+    seg = np.round(read_png(take.path("segmentation", 1))[..., :3] * 255).astype(int)
+    palette = reopened.info.params["segmentation_palette"]
+    assert palette["person"] == list(ADE20K["person"]) and palette["wall"] == list(ADE20K["wall"])
+    assert sorted(palette) == ["lamp post", "person", "wall"]
+    for point, tag in [((-1.2, -0.5, 1.0), "person"), ((0.3, -0.5, 1.0), "lamp post"), ((-2.5, 3.0, 2.2), "wall")]:
+        assert list(seg[pixel_of(scene, camera, point)]) == palette[tag], tag
+    assert list(seg[pixel_of(scene, camera, (1.6, -0.4, 0.8))]) == [0, 0, 0]  # untagged object
+
+    normal = read_png(take.path("normal", 1))[..., :3] * 2 - 1
+    np.testing.assert_allclose(normal[pixel_of(scene, camera, (-1.2, -0.5, 1.0))], [0, 0, 1], atol=0.02)
+    # the untagged box's left face, seen from the camera on its left, points left in camera space
+    side = normal[pixel_of(scene, camera, (1.2, 0.0, 0.8))]
+    np.testing.assert_allclose(side, [-1, 0, 0], atol=0.02)
+
+    lines = read_png(take.path("lineart", 1))[..., 0]
+    row, column = pixel_of(scene, camera, (-1.2, -0.5, 1.0))
+    edge_column = pixel_of(scene, camera, (-0.7, -0.5, 1.0))[1]  # the person box's right edge
+    assert lines[row, column] == 0
+    assert lines[row, edge_column - 1: edge_column + 2].max() == 1.0
+
+    colour = read_png(take.path("color", 1))
+    assert colour.shape == (H, W, 4)
+    assert scene.view_layers[0].use_pass_z is False  # the scene is left as it was
+    assert bpy.data.objects["Person"].pass_index == 0
+
+
+def test_png16_depth_matches_known_distances(tmp_path):
+    scene = empty_scene((W, H), samples=1)
+    camera, *_ = stage(scene)
+    take = render_passes(tmp_path / "take", frame_start=3, frame_end=4, layers=("depth",),
+                         depth_format="png16", near=1.0, far=20.0)
+    layer = take.info.layers["depth"]
+    assert take.missing_frames() == [] and list(take.info.frames) == [3, 4]
+    value = read_png(take.path("depth", 4))[..., 0]
+    metres = layer.near + value * (layer.far - layer.near)
+    assert metres[pixel_of(scene, camera, (-2.5, 3.0, 2.2))] == pytest.approx(8.0, rel=0.01)
+    assert metres[pixel_of(scene, camera, (-1.2, -0.5, 1.0))] == pytest.approx(4.5, rel=0.01)
+
+
+def test_bad_requests_name_the_fix(tmp_path):
+    scene = empty_scene((W, H))
+    with pytest.raises(PassError, match="camera"):
+        render_passes(tmp_path / "a")
+    front_camera(scene)
+    with pytest.raises(PassError, match="accepted"):
+        render_passes(tmp_path / "b", layers=("depth", "albedo"))
+    with pytest.raises(PassError, match="depth_format"):
+        render_passes(tmp_path / "c", depth_format="tiff")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()  # nothing half-made

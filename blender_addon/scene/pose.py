@@ -70,7 +70,7 @@ def resolve_bones(armature: bpy.types.Object, bone_map: dict | str | None = None
     """
     if armature is None or armature.type != "ARMATURE":
         raise PoseError(f"{getattr(armature, 'name', armature)!r} is not an armature object")
-    names = set(armature.pose.bones.keys())
+    names = set(armature.data.bones.keys())
     if isinstance(bone_map, dict):
         candidates = [{k: (bone, end) for k, (bone, end) in bone_map.items() if bone in names}]
     elif bone_map in (None, "RIGIFY", "MIXAMO"):

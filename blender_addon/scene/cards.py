@@ -82,7 +82,7 @@ def make_card(
     material = _card_material(name, images, near, far, depth_scale, lit, displace)
     mesh.materials.append(material)
     if displace == "MODIFIER" and "depth" in images:
-        _add_displace_modifier(card, images["depth"], near, far, depth_scale)
+        _add_displace_modifier(card, images["depth"], (info.width, info.height), near, far, depth_scale)
 
     card["stage_card"] = True
     card["stage_take"] = str(Path(take_dir).resolve())
@@ -310,7 +310,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace) -> bpy.t
     return material
 
 
-def _add_displace_modifier(card, depth_image, near, far, depth_scale) -> None:
+def _add_displace_modifier(card, depth_image, size, near, far, depth_scale) -> None:
     texture = bpy.data.textures.new(f"{card.name} depth", type="IMAGE")
     texture.image = depth_image
     texture.extension = "EXTEND"
@@ -318,12 +318,28 @@ def _add_displace_modifier(card, depth_image, near, far, depth_scale) -> None:
     modifier = card.modifiers.new("Depth", type="DISPLACE")
     modifier.texture = texture
     modifier.texture_coords = "UV"
-    modifier.uv_layer = "UVMap"
+    modifier.uv_layer = _pixel_centre_uvs(card.data, size).name
     modifier.direction = "NORMAL"
     modifier.space = "LOCAL"
     # offset = (value - mid) * strength: near end +scale/2 toward the camera, far end -scale/2
     modifier.mid_level = (near + far) / 2
     modifier.strength = -depth_scale / (far - near)
+
+
+def _pixel_centre_uvs(mesh, size):
+    """A UV map whose 0..1 ends sit on the first and last pixel centres: the texture system the
+    Displace modifier samples through puts texel edges, not centres, at 0 and 1."""
+    import numpy as np
+
+    width, height = size
+    uvs = np.empty(len(mesh.loops) * 2, np.float32)
+    mesh.uv_layers["UVMap"].data.foreach_get("uv", uvs)
+    uvs = uvs.reshape(-1, 2)
+    uvs = uvs * [(width - 1) / width, (height - 1) / height] + [0.5 / width, 0.5 / height]
+    layer = mesh.uv_layers.new(name="DepthUV", do_init=False)
+    layer.data.foreach_set("uv", uvs.astype(np.float32).ravel())
+    mesh.uv_layers.active = mesh.uv_layers["UVMap"]
+    return layer
 
 
 def _image_users(card: bpy.types.Object):

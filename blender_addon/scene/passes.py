@@ -28,8 +28,8 @@ import bpy
 import numpy as np
 
 from backend.ipc.take import Layer, Take, TakeInfo
-from blender_addon.scene import pose
-from blender_addon.scene.imagefiles import exr_bytes, png_bytes, read_exr
+from . import pose
+from .imagefiles import exr_bytes, png_bytes, read_exr
 
 LAYERS = ("color", "depth", "normal", "segmentation", "lineart", "pose")
 DEPTH_FORMATS = ("exr", "png16")

@@ -124,12 +124,12 @@ def test_depth_ramp_displaces_the_modifier_geometry_by_depth_scale(tmp_path):
     card = make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), displace="MODIFIER")
 
     evaluated = card.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    co = np.array([v.co[:] for v in evaluated.to_mesh().vertices])
-    left = co[np.isclose(co[:, 0], -1.0), 1]
-    right = co[np.isclose(co[:, 0], 1.0), 1]
-    assert left.mean() < right.mean()  # near end toward the camera (at -Y)
-    assert right.mean() - left.mean() == pytest.approx(0.4, rel=0.05)
-    assert np.ptp(left) < 0.01 and np.ptp(right) < 0.01
+    co = np.array([v.co[:] for v in evaluated.to_mesh().vertices]).reshape(32, 32, 3)  # rows × columns
+    offsets = co[..., 1].mean(axis=0)  # along -Y = toward the camera, per column
+    assert np.ptp(co[..., 1], axis=0).max() < 1e-4  # the ramp is constant down each column
+    assert offsets[0] < offsets[-1]  # near end toward the camera (at -Y)
+    assert offsets[-1] - offsets[0] == pytest.approx(0.4, rel=0.05)
+    np.testing.assert_allclose(offsets, np.linspace(-0.2, 0.2, 32), atol=0.02)  # linear in between
 
 
 def test_depth_ramp_displaces_the_rendered_surface_by_depth_scale(tmp_path):

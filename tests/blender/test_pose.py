@@ -179,13 +179,13 @@ def test_draw_skips_missing_joints_and_bad_rigs_are_named():
 
 def test_pose_layer_of_a_pass_take(tmp_path):
     from blender_addon.scene.passes import render_passes as render_take
-    from test_passes import read_png
+    from blender_addon.scene.frames import read_frame
 
     scene, camera = scene_with_camera()
     armature = mixamo_armature(scene)
     rotate(armature, "mixamorig:LeftForeArm", "z", 70)
     take = render_take(tmp_path / "take", frame_start=1, frame_end=1, layers=("pose",))
-    written = np.round(read_png(take.path("pose", 1))[..., :3] * 255).astype(np.uint8)
+    written = read_frame(take, "pose", 1)
     expected, _ = openpose_frame(scene)
     np.testing.assert_array_equal(written, expected)
     assert written.any()

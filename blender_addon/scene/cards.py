@@ -65,20 +65,20 @@ def make_card(
     info = take.info
     _check_args(take, height, depth_scale, extend, displace, lit, resolution, offset)
 
-    aspect = info.width / info.height
     name = name or f"Card {Path(take_dir).name}"
+    images = {layer: _load_sequence(take, layer) for layer in ("color", "alpha", "depth") if layer in info.layers}
+    near, far = _depth_range(take, images.get("depth"))
+
+    aspect = info.width / info.height
     columns, rows = _grid_size(take, aspect, resolution)
     mesh = _grid_mesh(name, height * aspect, height, columns, rows)
     card = bpy.data.objects.new(name, mesh)
     scene.collection.objects.link(card)
-
     card.location = Vector(location) if location is not None else scene.cursor.location.copy()
     camera = camera if camera is not None else scene.camera
     if camera is not None:
         face_camera(card, camera)
 
-    images = {layer: _load_sequence(take, layer) for layer in ("color", "alpha", "depth") if layer in info.layers}
-    near, far = _depth_range(take, images.get("depth"))
     material = _card_material(name, images, near, far, depth_scale, lit, displace)
     mesh.materials.append(material)
     if displace == "MODIFIER" and "depth" in images:
@@ -150,9 +150,11 @@ def _check_args(take: Take, height, depth_scale, extend, displace, lit, resoluti
         raise CardError(f"{take.root} has no 'color' layer (it has {sorted(layers)}); a card needs colour frames")
     if take.info.width <= 0 or take.info.height <= 0:
         raise CardError(f"{take.root}/take.json gives a size of {take.info.width}×{take.info.height}; both must be > 0")
-    first = take.path("color", take.info.frame_start)
-    if not first.is_file():
-        raise CardError(f"{take.root} lacks its first colour frame {first.name}; finish or re-run the take")
+    for layer in ("color", "alpha", "depth"):
+        first = take.path(layer, take.info.frame_start) if layer in layers else None
+        if first is not None and not first.is_file():
+            raise CardError(f"{take.root} lacks {layer}/{first.name}, the first frame of its {layer!r} layer; "
+                            "finish or re-run the take")
     if height <= 0:
         raise CardError(f"height is {height} m; give the card's height in metres, > 0")
     if depth_scale < 0:
@@ -208,8 +210,6 @@ def _grid_mesh(name: str, width: float, height: float, columns: int, rows: int) 
 
 def _load_sequence(take: Take, layer: str) -> bpy.types.Image:
     path = take.path(layer, take.info.frame_start)
-    if not path.is_file():
-        raise CardError(f"{take.root} lacks {layer}/{path.name}, the first frame of its {layer!r} layer")
     image = bpy.data.images.load(str(path), check_existing=False)
     image.name = f"{Path(take.root).name} {layer}"
     image.source = "SEQUENCE"

@@ -161,6 +161,9 @@ def pass_render_settings(scene, camera, *, samples=None, tag_property="stage_tag
         set_(scene, "camera", camera)
         set_(scene.render, "engine", "CYCLES")
         set_(scene.render, "use_freestyle", False)
+        set_(scene.render, "use_compositing", False)  # the raw passes, not a composite of them
+        set_(scene.render, "use_sequencer", False)
+        set_(scene.render, "use_motion_blur", False)  # data passes of one instant
         set_(scene.cycles, "filter_width", 0.01)  # data passes from the pixel centre: exact maps
         if samples is not None:
             set_(scene.cycles, "samples", samples)

@@ -192,3 +192,32 @@ def test_bad_inputs_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="no take.json"):
         make_card(tmp_path / "nowhere")
     assert not [o for o in bpy.data.objects if o.name.startswith("Card")]  # nothing half-built
+
+
+def test_a_take_missing_its_first_matte_frame_is_refused(tmp_path):
+    empty_scene()
+    take = make_take(tmp_path / "take", 2, 8, 8, colour=frame_colour, alpha=lambda f: np.ones((8, 8)))
+    take.path("alpha", 1).unlink()
+    with pytest.raises(CardError, match="alpha/0001.png"):
+        make_card(tmp_path / "take")
+    assert not bpy.data.objects and not bpy.data.meshes
+
+
+@pytest.mark.slow  # EEVEE on software OpenGL: its first run compiles shaders (up to a minute)
+def test_eevee_shows_the_matte_and_the_displacement(tmp_path):
+    scene = empty_scene((SIZE, SIZE), samples=1)
+    set_world_colour(scene, (0.0, 0.5, 0.0))
+    front_camera(scene)
+    make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=half_alpha, depth=ramp)
+    make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), lit=0.0)
+    scene.render.engine = "BLENDER_EEVEE"
+    scene.eevee.taa_render_samples = 1
+    scene.view_layers[0].use_pass_z = True
+    channels = render_passes(scene, tmp_path / "r.exr")
+
+    image = rgb(channels)
+    np.testing.assert_allclose(image[pixel(-0.5, 1.0)], [0.0, 0.5, 0.0], atol=0.02)
+    np.testing.assert_allclose(image[pixel(0.5, 1.0)], [1.0, 0.0, 0.0], atol=0.02)
+    row, columns = pixel(0, 1.0)[0], np.arange(pixel(0.1, 0)[1], pixel(0.9, 0)[1])
+    u = ((columns + 0.5) / PX_PER_M - 2.5 + 1.0) / 2.0
+    assert np.polyfit(u, channels["Depth.Z"][row, columns], 1)[0] == pytest.approx(0.4, rel=0.05)

@@ -8,8 +8,9 @@ the same Render Result through the scene's view transform. Layers of the take:
     depth         distance along the camera's axis in metres: "exr" (float) or "png16" with near/far
     normal        8-bit RGB, camera-space normal (x right, y up, z toward the camera) as (n + 1) / 2;
                   black where no surface is
-    segmentation  8-bit RGB, each object's colour by its tag (custom property, `stage_tag`);
-                  the palette is saved in take.json under params["segmentation_palette"]
+    segmentation  8-bit RGB, each object's colour by its tag (custom property `stage_tag` on the
+                  object, or on a material for that material's faces); untagged is black; the
+                  palette is saved in take.json under params["segmentation_palette"]
     lineart       8-bit grey, white lines where depth jumps, the surface bends or the object changes
     pose          8-bit RGB, the OpenPose skeletons of the scene's armatures (see pose.py)
 
@@ -129,14 +130,23 @@ def prepare_take(take_dir, *, scene, camera, frame_start=None, frame_end=None, l
 
 
 def tag_palette(scene, tag_property: str = "stage_tag", overrides: dict | None = None) -> dict[str, list[int]]:
-    """{tag: [r, g, b]} for every tag of the scene's objects: the override, the ADE20K colour, or a
-    colour derived from the tag's name (stable between runs)."""
-    tags = sorted({str(obj[tag_property]) for obj in scene.objects if tag_property in obj})
+    """{tag: [r, g, b]} for every tag of the scene's objects and their materials: the override, the
+    ADE20K colour, or a colour derived from the tag's name (stable between runs)."""
+    tags = sorted({str(owner[tag_property]) for owner in _taggables(scene) if tag_property in owner})
     palette = {}
     for tag in tags:
         colour = (overrides or {}).get(tag) or ADE20K.get(tag.lower()) or _derived_colour(tag)
         palette[tag] = [int(c) for c in colour]
     return palette
+
+
+def _taggables(scene):
+    """The scene's objects and the materials on them: both can carry a tag."""
+    for obj in scene.objects:
+        yield obj
+        for slot in getattr(obj, "material_slots", ()):
+            if slot.material is not None:
+                yield slot.material
 
 
 def _derived_colour(tag: str) -> tuple[int, int, int]:
@@ -157,6 +167,7 @@ def pass_render_settings(scene, camera, *, samples=None, tag_property="stage_tag
 
     view_layer = bpy.context.view_layer if bpy.context.view_layer in scene.view_layers[:] else scene.view_layers[0]
     tag_index = {tag: i + 1 for i, tag in enumerate(sorted(tags or {}))}
+    frame = scene.frame_current
     try:
         set_(scene, "camera", camera)
         set_(scene.render, "engine", "CYCLES")
@@ -169,16 +180,16 @@ def pass_render_settings(scene, camera, *, samples=None, tag_property="stage_tag
             set_(scene.cycles, "samples", samples)
         for other in scene.view_layers:
             set_(other, "use", other == view_layer)
-        for flag in ("use_pass_combined", "use_pass_z", "use_pass_normal", "use_pass_object_index"):
+        for flag in ("use_pass_combined", "use_pass_z", "use_pass_normal", "use_pass_object_index",
+                     "use_pass_material_index"):
             set_(view_layer, flag, True)
-        for obj in scene.objects:
-            set_(obj, "pass_index", tag_index.get(str(obj.get(tag_property)), 0))
+        for owner in dict.fromkeys(_taggables(scene)):  # a material's tag wins over its object's
+            set_(owner, "pass_index", tag_index.get(str(owner.get(tag_property)), 0))
         settings = scene.render.image_settings
         for attr, value in (("media_type", "MULTI_LAYER_IMAGE"), ("file_format", "OPEN_EXR_MULTILAYER"),
                             ("exr_codec", "NONE"), ("color_depth", "32"), ("use_exr_interleave", True)):
             set_(settings, attr, value)
         set_(scene.render, "filepath", scene.render.filepath)
-        set_(scene, "frame_current", scene.frame_current)
         yield view_layer
     finally:
         for owner, attr, value in saved:  # in setting order: media_type before file_format
@@ -186,6 +197,7 @@ def pass_render_settings(scene, camera, *, samples=None, tag_property="stage_tag
                 setattr(owner, attr, value)
             except (TypeError, AttributeError, ReferenceError):
                 pass  # an object deleted meanwhile
+        scene.frame_set(frame)  # re-evaluate the scene where the artist left it
 
 
 def render_frame(take: Take, scene, frame: int) -> dict[str, np.ndarray]:
@@ -215,11 +227,12 @@ def render_frame(take: Take, scene, frame: int) -> dict[str, np.ndarray]:
 def _channels(planes: dict[str, np.ndarray], view_layer: str) -> dict[str, np.ndarray]:
     prefix = view_layer + "."
     planes = {name.removeprefix(prefix): plane for name, plane in planes.items() if name.startswith(prefix)}
-    index = next((planes[k] for k in ("IndexOB.X", "Object Index.X", "IndexOB") if k in planes), None)
+    objects = next((planes[k] for k in ("Object Index.X", "IndexOB.X") if k in planes), None)
+    materials = next((planes[k] for k in ("Material Index.X", "IndexMA.X") if k in planes), None)
     missing = [k for k in ("Depth.Z", "Normal.X") if k not in planes]
-    if missing or index is None:
-        raise PassError(f"the render lacks passes {missing or ['object index']}; found {sorted(planes)}")
-    return {"depth": planes["Depth.Z"], "index": index,
+    if missing or objects is None or materials is None:
+        raise PassError(f"the render lacks passes {missing or ['object/material index']}; found {sorted(planes)}")
+    return {"depth": planes["Depth.Z"], "index": np.where(materials > 0.5, materials, objects),
             "normal": np.stack([planes["Normal.X"], planes["Normal.Y"], planes["Normal.Z"]], axis=-1)}
 
 

@@ -160,3 +160,22 @@ def test_frames_read_back_what_was_written(tmp_path):
     np.testing.assert_array_equal(read_frame(take, "alpha", 1), alpha)
     np.testing.assert_allclose(read_frame(take, "depth", 1), 2.0 + depth16 / 65535 * 2.0, atol=1e-5)
     np.testing.assert_array_equal(read_frame(take, "metric", 1), metric)
+
+
+def test_a_tagged_material_colours_its_faces(tmp_path):
+    scene = empty_scene((W, H), samples=1)
+    camera, wall, person, prop, untagged = stage(scene)
+    untagged["stage_tag"] = "car"
+    plain, glass = bpy.data.materials.new("Body"), bpy.data.materials.new("Glass")
+    glass["stage_tag"] = "window"
+    untagged.data.materials.append(plain)
+    untagged.data.materials.append(glass)
+    untagged.data.polygons[2].material_index = 1  # the face toward the camera
+    scene.frame_set(1)
+    take = render_passes(tmp_path / "take", frame_start=2, frame_end=2, layers=("segmentation",))
+
+    seg = read_frame(take, "segmentation", 2)
+    assert list(seg[pixel_of(scene, camera, (1.6, -0.4, 0.8))]) == list(ADE20K["window"])
+    assert list(seg[pixel_of(scene, camera, (1.2, 0.0, 0.8))]) == list(ADE20K["car"])  # its side face
+    assert list(seg[pixel_of(scene, camera, (-1.2, -0.5, 1.0))]) == list(ADE20K["person"])
+    assert glass.pass_index == 0 and scene.frame_current == 1  # settings and frame put back

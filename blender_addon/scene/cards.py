@@ -67,7 +67,7 @@ def make_card(
 
     name = name or f"Card {Path(take_dir).name}"
     images = {layer: _load_sequence(take, layer) for layer in ("color", "alpha", "depth") if layer in info.layers}
-    near, far = _depth_range(take, images.get("depth"))
+    near, far = _depth_range(take)
 
     aspect = info.width / info.height
     columns, rows = _grid_size(take, aspect, resolution)
@@ -221,21 +221,19 @@ def _load_sequence(take: Take, layer: str) -> bpy.types.Image:
     return image
 
 
-def _depth_range(take: Take, depth_image) -> tuple[float, float]:
+def _depth_range(take: Take) -> tuple[float, float]:
     """The values at the depth range's ends as the image texture sees them (png16: 0..1)."""
-    if depth_image is None:
-        return 0.0, 1.0
-    layer = take.info.layers["depth"]
-    if layer.format == "png16":
+    layer = take.info.layers.get("depth")
+    if layer is None or layer.format == "png16":
         return 0.0, 1.0  # the texture reads v/65535; near..far map to 0..1 linearly
     if layer.near is not None and layer.far is not None and layer.far > layer.near:
         return float(layer.near), float(layer.far)
-    # metric EXR without a declared range: use the first frame's finite values
+    # metric EXR without a declared range: the first frame's finite values set it
     import numpy as np
 
-    pixels = np.empty(len(depth_image.pixels), np.float32)
-    depth_image.pixels.foreach_get(pixels)
-    values = pixels.reshape(-1, 4)[:, 0]
+    from .frames import read_frame
+
+    values = read_frame(take, "depth", take.info.frame_start)
     values = values[np.isfinite(values) & (values < 1e9)]
     if values.size == 0 or values.max() <= values.min():
         return 0.0, 1.0

@@ -221,3 +221,25 @@ def test_eevee_shows_the_matte_and_the_displacement(tmp_path):
     row, columns = pixel(0, 1.0)[0], np.arange(pixel(0.1, 0)[1], pixel(0.9, 0)[1])
     u = ((columns + 0.5) / PX_PER_M - 2.5 + 1.0) / 2.0
     assert np.polyfit(u, channels["Depth.Z"][row, columns], 1)[0] == pytest.approx(0.4, rel=0.05)
+
+
+@pytest.mark.parametrize("declared", [None, (1.0, 9.0)])
+def test_metric_exr_depth_spans_depth_scale_over_its_range(tmp_path, declared):
+    from backend.ipc.take import Layer, Take, TakeInfo
+    from blender_addon.scene.imagefiles import exr_bytes, png_bytes
+
+    empty_scene()
+    near, far = declared or (None, None)
+    info = TakeInfo(frame_start=1, frame_end=1, width=32, height=32,
+                    layers={"color": Layer("png8"), "depth": Layer("exr", near=near, far=far)})
+    take = Take.create(tmp_path / "take", info)
+    take.write_file("color", 1, png_bytes(solid(32, 32, (99, 99, 99))))
+    metres = np.broadcast_to(np.linspace(2.0, 6.0, 32, dtype=np.float32), (32, 32)).copy()
+    take.write_file("depth", 1, exr_bytes({"Y": metres}))
+    card = make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), displace="MODIFIER")
+
+    evaluated = card.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    offsets = np.array([v.co.y for v in evaluated.to_mesh().vertices]).reshape(32, 32).mean(axis=0)
+    # the first frame's own range (2..6 m) spans 0.4 m; a declared 1..9 m range puts 2..6 m on half of it
+    span = 0.4 if declared is None else 0.4 * 4.0 / 8.0
+    assert offsets[-1] - offsets[0] == pytest.approx(span, rel=0.05)

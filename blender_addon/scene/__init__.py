@@ -1,10 +1,11 @@
 """Pure bpy helpers, usable headless and from operators alike (plain functions, explicit arguments).
 
-    cards.make_card(take_dir, height=, depth_scale=, location=, camera=, frame_start=, offset=, extend=, lit=, displace=)
-    cards.set_card_timing(card, frame_start=, offset=, extend=), cards.set_card_lit(card, lit), cards.face_camera(card, camera)
-    passes.render_passes(take_dir, scene=, camera=, frame_start=, frame_end=, layers=, depth_format=, near=, far=)
-        (or prepare_take + pass_render_settings + render_frame, one frame per timer tick)
-    pose.project_skeleton(scene, camera, armature) -> 18×2 pixel coords; pose.openpose_frame(scene) -> image, skeletons
-    shot.setup_final_render(scene), shot.focus_on(camera, card), shot.dolly_back(camera, ...), shot.flashing_light(scene, ...)
-    frames.read_frame(take, layer, frame) -> numpy array; imagefiles: PNG/EXR bytes without OpenCV
+cards       make_card(take_dir, height=, depth_scale=, location=, camera=, frame_start=, offset=,
+            extend=, lit=, displace=); set_card_timing, set_card_lit, face_camera, scene_cards
+passes      render_passes(take_dir, scene=, camera=, frame_start=, frame_end=, layers=, depth_format=);
+            or prepare_take + pass_render_settings + render_frame, one frame per timer tick
+pose        project_skeleton(scene, camera, armature) -> 18×2 pixels; openpose_frame(scene)
+shot        setup_final_render, focus_on(camera, card), dolly_back(camera, ...), flashing_light(scene, ...)
+frames      read_frame(take, layer, frame) -> numpy array
+imagefiles  PNG and EXR bytes without OpenCV
 """

@@ -134,6 +134,11 @@ def set_card_timing(card: bpy.types.Object, *, frame_start: int = 1, offset: int
     card["stage_frame_start"], card["stage_offset"], card["stage_extend"] = frame_start, offset, extend
 
 
+def scene_cards(scene: bpy.types.Scene) -> list[bpy.types.Object]:
+    """The cards of a scene (objects `make_card` made), by name."""
+    return sorted((obj for obj in scene.objects if obj.get("stage_card")), key=lambda obj: obj.name)
+
+
 def set_card_lit(card: bpy.types.Object, lit: float) -> None:
     """1 = lit by the scene's lights, 0 = emission only; values between mix the two."""
     if not 0.0 <= lit <= 1.0:

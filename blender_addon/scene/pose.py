@@ -47,8 +47,10 @@ RIGIFY = {
 MIXAMO = {
     "nose": ("Nose", "head"),  # not in Mixamo's standard skeleton; some exports add it
     "neck": ("Neck", "head"),
-    "right_shoulder": ("RightArm", "head"), "right_elbow": ("RightForeArm", "head"), "right_wrist": ("RightHand", "head"),
-    "left_shoulder": ("LeftArm", "head"), "left_elbow": ("LeftForeArm", "head"), "left_wrist": ("LeftHand", "head"),
+    "right_shoulder": ("RightArm", "head"), "right_elbow": ("RightForeArm", "head"),
+    "right_wrist": ("RightHand", "head"),
+    "left_shoulder": ("LeftArm", "head"), "left_elbow": ("LeftForeArm", "head"),
+    "left_wrist": ("LeftHand", "head"),
     "right_hip": ("RightUpLeg", "head"), "right_knee": ("RightLeg", "head"), "right_ankle": ("RightFoot", "head"),
     "left_hip": ("LeftUpLeg", "head"), "left_knee": ("LeftLeg", "head"), "left_ankle": ("LeftFoot", "head"),
     "right_eye": ("RightEye", "head"), "left_eye": ("LeftEye", "head"),

@@ -7,6 +7,7 @@ import pytest
 from scene_fixtures import empty_scene, front_camera, make_take, render_passes, rgb, solid
 
 import bpy
+from mathutils import Vector
 from blender_addon.scene.cards import make_card
 from blender_addon.scene.shot import ShotError, dolly_back, flashing_light, focus_on, setup_final_render
 
@@ -26,7 +27,8 @@ def sharpness(image, rows, cols):
 def test_final_render_is_4k_with_denoising():
     scene = empty_scene()
     setup_final_render(scene, samples=128)
-    assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage) == (3840, 2160, 100)
+    render = scene.render
+    assert (render.resolution_x, render.resolution_y, render.resolution_percentage) == (3840, 2160, 100)
     assert scene.render.engine == "CYCLES" and scene.cycles.samples == 128 and scene.cycles.use_denoising
     setup_final_render(scene, engine="BLENDER_EEVEE", samples=64)
     assert scene.render.engine == "BLENDER_EEVEE" and scene.eevee.taa_render_samples == 64
@@ -46,7 +48,7 @@ def test_depth_of_field_focuses_on_the_chosen_card(tmp_path):
 
     focus = focus_on(camera, near, fstop=0.2)
     bpy.context.view_layer.update()
-    centre = near.matrix_world @ (sum((v.co for v in near.data.vertices), near.data.vertices[0].co * 0) / len(near.data.vertices))
+    centre = near.location + Vector((0.0, 0.0, 0.4))  # a flat card 0.8 m tall standing there
     assert (focus.matrix_world.translation - centre).length < 1e-4  # the card's middle, not its feet
     assert camera.data.dof.use_dof and camera.data.dof.focus_object == focus
     on_near = rgb(render_passes(scene, tmp_path / "a.exr"))

@@ -142,3 +142,18 @@ def disc(width: int, height: int) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
     cx, cy, r = (width - 1) / 2, (height - 1) / 2, min(width, height) / 2
     return ((x - cx) ** 2 + (y - cy) ** 2 <= r * r).astype(np.float32)
+
+
+def render_image(scene, path: Path) -> np.ndarray:
+    """Render the current frame as the final image (composited if the scene composites) into an
+    uncompressed EXR and return its linear RGB, top row first."""
+    settings = scene.render.image_settings
+    settings.media_type = "IMAGE"
+    settings.file_format = "OPEN_EXR"
+    settings.exr_codec = "NONE"
+    settings.color_depth = "32"
+    settings.color_mode = "RGBA"
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    planes = read_exr(path)
+    return np.stack([planes["R"], planes["G"], planes["B"]], axis=-1)

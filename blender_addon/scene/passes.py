@@ -58,8 +58,9 @@ def render_passes(
     camera: bpy.types.Object | None = None,
     frame_start: int | None = None,
     frame_end: int | None = None,
-    layers: tuple[str, ...] = ("color", "depth", "normal", "segmentation", "lineart"),
+    layers: tuple[str, ...] = LAYERS,
     depth_format: str = "exr",
+    size: tuple[int, int] | None = None,
     near: float | None = None,
     far: float | None = None,
     samples: int | None = None,
@@ -72,6 +73,7 @@ def render_passes(
     `camera` (default: the scene's) into the take folder `take_dir`, one frame at a time.
 
     near/far: the png16 depth range in metres (default: the camera's clip range).
+    size: (width, height) of the maps (default: the scene's render size); the scene keeps its own.
     samples: Cycles samples for the colour (the other maps are exact from the first sample).
     palette: {tag: (r, g, b)} overriding the ADE20K colours and the derived ones.
     on_frame: called with each finished frame number (progress, cancel by raising).
@@ -79,10 +81,10 @@ def render_passes(
     scene = scene or bpy.context.scene
     camera = camera or scene.camera
     take = prepare_take(take_dir, scene=scene, camera=camera, frame_start=frame_start, frame_end=frame_end,
-                        layers=layers, depth_format=depth_format, near=near, far=far,
+                        layers=layers, depth_format=depth_format, near=near, far=far, size=size,
                         tag_property=tag_property, palette=palette, job_id=job_id)
-    with pass_render_settings(scene, camera, samples=samples, tag_property=tag_property,
-                              tags=take.info.params["segmentation_palette"]):
+    with pass_render_settings(scene, camera, samples=samples, size=(take.info.width, take.info.height),
+                              tag_property=tag_property, tags=take.info.params["segmentation_palette"]):
         for frame in take.info.frames:
             render_frame(take, scene, frame)
             if on_frame is not None:
@@ -90,8 +92,8 @@ def render_passes(
     return take
 
 
-def prepare_take(take_dir, *, scene, camera, frame_start=None, frame_end=None, layers=LAYERS[:5],
-                 depth_format="exr", near=None, far=None, tag_property="stage_tag", palette=None,
+def prepare_take(take_dir, *, scene, camera, frame_start=None, frame_end=None, layers=LAYERS,
+                 depth_format="exr", near=None, far=None, size=None, tag_property="stage_tag", palette=None,
                  job_id="") -> Take:
     """Check the request and create the take folder with its take.json (no frames yet)."""
     if camera is None or camera.type != "CAMERA":
@@ -110,7 +112,9 @@ def prepare_take(take_dir, *, scene, camera, frame_start=None, frame_end=None, l
     if depth_format == "png16" and not 0 <= near < far:
         raise PassError(f"png16 depth needs 0 <= near < far, got near={near}, far={far}")
 
-    width, height = pose.render_size(scene)
+    width, height = size or pose.render_size(scene)
+    if width < 1 or height < 1:
+        raise PassError(f"size {width}×{height} is empty; give a positive width and height in pixels")
     spec = {
         "color": Layer("png8"),
         "depth": Layer("exr", units="m") if depth_format == "exr" else Layer("png16", near=near, far=far, units="m"),
@@ -156,7 +160,7 @@ def _derived_colour(tag: str) -> tuple[int, int, int]:
 
 
 @contextmanager
-def pass_render_settings(scene, camera, *, samples=None, tag_property="stage_tag", tags=None):
+def pass_render_settings(scene, camera, *, samples=None, size=None, tag_property="stage_tag", tags=None):
     """Switch the scene to a Cycles pass render (Z, normal, object index; one view layer; tagged
     objects numbered by tag) and put every touched setting back afterwards."""
     saved = []
@@ -178,6 +182,10 @@ def pass_render_settings(scene, camera, *, samples=None, tag_property="stage_tag
         set_(scene.cycles, "filter_width", 0.01)  # data passes from the pixel centre: exact maps
         if samples is not None:
             set_(scene.cycles, "samples", samples)
+        if size is not None:
+            set_(scene.render, "resolution_x", size[0])
+            set_(scene.render, "resolution_y", size[1])
+            set_(scene.render, "resolution_percentage", 100)
         for other in scene.view_layers:
             set_(other, "use", other == view_layer)
         for flag in ("use_pass_combined", "use_pass_z", "use_pass_normal", "use_pass_object_index",

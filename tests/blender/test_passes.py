@@ -97,10 +97,12 @@ def test_depth_normals_segmentation_and_lines(tmp_path):
 def test_png16_depth_matches_known_distances(tmp_path):
     scene = empty_scene((W, H), samples=1)
     camera, *_ = stage(scene)
+    scene.render.resolution_x, scene.render.resolution_y = 2 * W, 2 * H  # the final shot's size
     take = render_passes(tmp_path / "take", frame_start=3, frame_end=4, layers=("depth",),
-                         depth_format="png16", near=1.0, far=20.0)
+                         depth_format="png16", near=1.0, far=20.0, size=(W, H))
     layer = take.info.layers["depth"]
     assert take.missing_frames() == [] and list(take.info.frames) == [3, 4]
+    assert read_frame(take, "depth", 3).shape == (H, W) and scene.render.resolution_x == 2 * W
     metres = read_frame(take, "depth", 4)
     assert (layer.near, layer.far) == (1.0, 20.0)
     assert metres[pixel_of(scene, camera, (-2.5, 3.0, 2.2))] == pytest.approx(8.0, rel=0.01)

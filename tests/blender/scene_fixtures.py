@@ -91,6 +91,22 @@ def add_wall(scene, y: float, size: float = 20.0, colour=(0.8, 0.8, 0.8)):
     return wall
 
 
+def box(scene, name, centre, size, tag=None):
+    """An axis-aligned cube mesh of edge `size` centred on `centre`, optionally tagged."""
+    mesh = bpy.data.meshes.new(name)
+    h = size / 2
+    verts = [(x, y, z) for x in (-h, h) for y in (-h, h) for z in (-h, h)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    mesh.from_pydata(verts, [], faces)
+    mesh.update()
+    obj = bpy.data.objects.new(name, mesh)
+    obj.location = centre
+    scene.collection.objects.link(obj)
+    if tag is not None:
+        obj["stage_tag"] = tag
+    return obj
+
+
 def render_passes(scene, path: Path) -> dict[str, np.ndarray]:
     """Render the current frame into an uncompressed multilayer EXR and return its channels
     ('Combined.R', 'Depth.Z', ...) as top-row-first float arrays."""

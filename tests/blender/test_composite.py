@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scene_fixtures import add_sun, add_wall, empty_scene, front_camera, make_take, render_image, solid
-from test_passes import box
+from scene_fixtures import add_sun, add_wall, box, empty_scene, front_camera, make_take, render_image, solid
 
 from blender_addon.scene.composite import CompositeError, build_stylize_compositor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scene_fixtures import add_wall, empty_scene, front_camera
+from scene_fixtures import add_wall, box, empty_scene, front_camera
 
 import bpy
 from backend.ipc.take import Take
@@ -13,21 +13,6 @@ from blender_addon.scene.imagefiles import read_exr
 from blender_addon.scene.passes import ADE20K, PassError, render_passes
 
 W, H = 96, 64
-
-
-def box(scene, name, centre, size, tag=None):
-    mesh = bpy.data.meshes.new(name)
-    h = size / 2
-    verts = [(x, y, z) for x in (-h, h) for y in (-h, h) for z in (-h, h)]
-    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    mesh.from_pydata(verts, [], faces)
-    mesh.update()
-    obj = bpy.data.objects.new(name, mesh)
-    obj.location = centre
-    scene.collection.objects.link(obj)
-    if tag is not None:
-        obj["stage_tag"] = tag
-    return obj
 
 
 def stage(scene):

@@ -1,3 +1,4 @@
 """Stages by name. Importing this package registers each one (one module per stage)."""
 
 from backend.stages import matte  # noqa: F401
+from backend.stages import depth  # noqa: F401

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -67,6 +68,7 @@ class Server:
                 "Create keys with `dstage keys --out KEYS` and start with `--keys KEYS`, or bind tcp://127.0.0.1"
             )
         self.service = service
+        self.session = uuid.uuid4().hex  # a new one per process: clients learn of a restart from it
         self.max_message_bytes = max_message_bytes
         self.heartbeat_s = heartbeat_s
         self.client_timeout_s = client_timeout_s
@@ -166,7 +168,8 @@ class Server:
 
     def _on_hello(self, identity, msg, req):
         self._reply(identity, "welcome", req, {**self.service.describe(), "protocol": wire.PROTOCOL_VERSION,
-                                               "max_message_bytes": self.max_message_bytes})
+                                               "max_message_bytes": self.max_message_bytes,
+                                               "session": self.session})
 
     def _on_ping(self, identity, msg, req):
         self._reply(identity, "pong", req, {"time": time.time()})
@@ -320,7 +323,7 @@ class Server:
             if now - state.last_seen > self.client_timeout_s:
                 self._forget(identity)
             else:
-                self._send(identity, wire.encode("heartbeat", {"busy": self.running is not None}))
+                self._send(identity, wire.encode("heartbeat", {"busy": self.running is not None, "session": self.session}))
 
     def _forget(self, identity: bytes) -> None:
         self.clients.pop(identity, None)

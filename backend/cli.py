@@ -86,7 +86,10 @@ def load_models(args):
         from backend import models
     except ImportError:
         return None
-    return models.ModelRegistry.from_file(path) if path else models.ModelRegistry.default()
+    try:
+        return models.ModelRegistry.from_file(path)  # no path: $DSTAGE_MODELS or the default file, else defaults
+    except models.ModelConfigError as e:
+        raise CommandError(str(e), 2) from None
 
 
 # -- ping ----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ memory: frames stream.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from ..ipc import Client, RemoteJob, Take, TakeInfo, digest_arrays
 from .plan import Plan
 
 CANCEL_WAIT_S = 3.0   # how long to wait for the backend to confirm a cancel before letting go
-UPLOAD_WINDOW = 2     # frames in flight each way; small, so one RemoteJob.step stays short
+UPLOAD_WINDOW = 1     # frames in flight each way: one frame read or written per step keeps ticks short
+GIVE_UP_S = 60.0      # a backend silent this long (through reconnects) fails the job
 
 
 @dataclass
@@ -33,7 +35,8 @@ class FrameSource:
 
 
 class JobDriver:
-    def __init__(self, plan: Plan, source: FrameSource, take_dir: str | Path, connect: Callable[[], Client]):
+    def __init__(self, plan: Plan, source: FrameSource, take_dir: str | Path, connect: Callable[[], Client],
+                 give_up_s: float = GIVE_UP_S):
         self.plan = plan
         self.source = source
         self.take_dir = Path(take_dir)
@@ -49,6 +52,8 @@ class JobDriver:
         self._to_read = list(source.frames)
         self._to_copy: list[int] = []
         self._cancel_deadline = 0.0
+        self.give_up_s = give_up_s
+        self._heard_at = 0.0
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -129,6 +134,7 @@ class JobDriver:
             self.digests[frame] = digest_arrays(self.source.read(frame))
         if not self._to_read:
             self.client = self._connect()
+            self._heard_at = time.monotonic()
             self.state = "running"
             self._start_job()
 
@@ -141,6 +147,13 @@ class JobDriver:
 
     def _run(self, deadline: float) -> None:
         state = self.job.step(max(0.0, deadline - time.monotonic()))
+        if self.client.connected:  # heard from since the last (re)connect
+            self._heard_at = max(self._heard_at, self.client.last_heard)
+        elif time.monotonic() - self._heard_at > self.give_up_s:
+            self.cancel()
+            self._fail(f"the backend at {self.client.url} has not answered for {self.give_up_s:.0f} s; "
+                       "start it (Stage > Backend > Start Backend) or check Backend Address in the preferences")
+            return
         if state == "done":
             self.finished[self.plan.jobs[self.job_index].name] = self.job.take
             self.job_index += 1
@@ -182,8 +195,7 @@ class JobDriver:
         while self._to_copy and time.monotonic() < deadline:
             frame = self._to_copy.pop(0)
             for layer, job in self._layer_sources.items():
-                src = self.finished[job].path(layer, frame)
-                self.take.write_file(layer, frame, src.read_bytes())
+                link_or_copy(self.finished[job].path(layer, frame), self.take, layer, frame)
         if not self._to_copy:
             self._finish("done")
 
@@ -194,3 +206,18 @@ class JobDriver:
     def _finish(self, state: str) -> None:
         self.state = state
         self.close()
+
+
+def link_or_copy(src: Path, take: Take, layer: str, frame: int) -> None:
+    """Put a finished job's file into the take: a hard link (instant; the file is already complete and
+    synced), or an atomic copy where links are not possible (another file system)."""
+    dest = take.path(layer, frame)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.link")
+    try:
+        if tmp.exists():
+            tmp.unlink()
+        os.link(src, tmp)
+        os.replace(tmp, dest)
+    except OSError:
+        take.write_file(layer, frame, src.read_bytes())

@@ -6,13 +6,13 @@ from __future__ import annotations
 import bpy
 from bpy.props import StringProperty
 
-from ..compositing import stylize_compositor
 from ..footage import take_source
 from ..ipc import Client
 from ..jobs.driver import JobDriver
 from ..jobs.plan import JobSpec, Plan, diffuse_params
 from ..preferences import client_keys, get_prefs
 from ..properties import settings_dict
+from ..scene.composite import build_stylize_compositor
 from .backend_status import backend_stages
 from .modal_job import JobOperator, JobRunner
 from .paths import take_name, takes_root
@@ -47,11 +47,11 @@ class STAGE_OT_stylize_scene(JobOperator, bpy.types.Operator):
         obj_name = settings.stylize_object.name
 
         def composite(context):
-            take = driver.take
             s = context.scene.stage
-            stylize_compositor(context.scene, take.path("color", take.info.frame_start), context.scene.objects[obj_name],
-                               grow=s.mask_grow, feather=s.mask_feather, blend=s.blend_mode, factor=s.blend_factor,
-                               frame_start=take.info.frame_start, frames=len(take.info.frames))
+            build_stylize_compositor(context.scene, driver.take_dir, [context.scene.objects[obj_name]],
+                                     grow=s.mask_grow, feather=s.mask_feather, blend=s.blend_mode,
+                                     factor=s.blend_factor, frame_start=driver.take.info.frame_start)
+            return f"{obj_name} stylized: the compositor shows {driver.take_dir} over the render"
 
         return JobRunner(driver, "Stylize", on_done=composite)
 

@@ -13,7 +13,7 @@ import time
 from .. import runtime
 from ..jobs.driver import JobDriver
 
-TICK_BUDGET_S = 0.005    # work per timer tick (one more unit may finish past it): the interface stays responsive
+TICK_BUDGET_S = 0.004    # work per timer tick (one more unit may finish past it): the interface stays responsive
 TIMER_INTERVAL_S = 0.02
 
 

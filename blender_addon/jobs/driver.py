@@ -146,7 +146,15 @@ class JobDriver:
                              fps=self.source.fps, source=self.source.description, window=UPLOAD_WINDOW)
 
     def _run(self, deadline: float) -> None:
-        state = self.job.step(max(0.0, deadline - time.monotonic()))
+        # One RemoteJob pass (drain what arrived, send what the window allows) at a time, until the
+        # budget is spent or a pass changes nothing: an idle wait costs no CPU.
+        while True:
+            before = self._job_position()
+            state = self.job.step(0.0)
+            if state != "running" and state not in ("submitting", "uploading"):
+                break
+            if time.monotonic() >= deadline or self._job_position() == before:
+                break
         if self.client.connected:  # heard from since the last (re)connect
             self._heard_at = max(self._heard_at, self.client.last_heard)
         elif time.monotonic() - self._heard_at > self.give_up_s:
@@ -167,6 +175,11 @@ class JobDriver:
             self._fail(f"backend stage {self.plan.jobs[self.job_index].stage} failed [{code}]: {message}")
         elif state == "cancelled":  # cancelled on the backend by someone else
             self._finish("cancelled")
+
+    def _job_position(self) -> tuple:
+        job = self.job
+        return (job.state, len(job.local_done), len(job.uploads), len(job.fetches), len(job.in_flight_up),
+                len(job.in_flight_down), job.progress.get("frame"), job.progress.get("step"))
 
     def _await_cancel(self) -> None:
         for msg in self.client.poll(0):

@@ -57,7 +57,7 @@ def sequence_source(path: str | Path, fps: float, first: int | None = None, last
 
 
 
-def take_source(take_dir: str | Path) -> FrameSource:
+def take_source(take_dir: str | Path, layers: tuple[str, ...] | None = None) -> FrameSource:
     """Every layer of a take (rendered passes) as backend inputs, in the values the take means:
     colour and maps as uint8, depth in metres, alpha 0..1 (scene/frames.py reads them)."""
     from .ipc import Take
@@ -68,9 +68,11 @@ def take_source(take_dir: str | Path) -> FrameSource:
     if "color" not in info.layers:
         raise ValueError(f"{take.root} has no colour layer (it has {sorted(info.layers)}); render colour too")
 
+    names = [name for name in info.layers if layers is None or name in layers]
+
     def read(frame: int) -> dict[str, np.ndarray]:
         out = {}
-        for name in info.layers:
+        for name in names:
             values = read_frame(take, name, frame)
             if name == "alpha" and values.dtype == np.uint8:
                 values = values.astype(np.float32) / 255.0

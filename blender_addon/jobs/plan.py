@@ -67,6 +67,26 @@ def diffuse_params(s: dict) -> dict:
     return params
 
 
+# The rendered pass that feeds each ControlNet type; the others are always estimated from the colour.
+PASS_OF_CONTROL = {"depth": "depth", "normal": "normal", "lineart": "lineart", "openpose": "pose",
+                   "segmentation": "segmentation"}
+
+
+def pass_layers(s: dict) -> tuple[str, ...]:
+    """The passes to render and send for the enabled ControlNet units: colour always, then each unit's
+    pass unless the unit asks for the backend's annotator."""
+    layers = ["color"]
+    for unit in s.get("controls", []):
+        layer = PASS_OF_CONTROL.get(unit["type"])
+        if unit.get("enabled", True) and unit.get("source", "auto") != "annotator":
+            if layer is None and unit.get("source") == "map":
+                raise PlanError(f"ControlNet unit {unit['type']}: Stage renders no {unit['type']} pass; "
+                                "set its source to Annotator or Auto")
+            if layer is not None and layer not in layers:
+                layers.append(layer)
+    return tuple(layers)
+
+
 def matte_params(s: dict) -> dict:
     return {
         "method": "chroma",

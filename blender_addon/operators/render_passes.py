@@ -36,5 +36,7 @@ class STAGE_OT_render_passes(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def render_pass_take(scene, take_dir, first: int, last: int):
-    return render_passes(take_dir, scene=scene, frame_start=first, frame_end=last)
+def render_pass_take(scene, take_dir, first: int, last: int, layers: tuple[str, ...] | None = None):
+    if layers is None:
+        return render_passes(take_dir, scene=scene, frame_start=first, frame_end=last)
+    return render_passes(take_dir, scene=scene, frame_start=first, frame_end=last, layers=layers)

@@ -9,7 +9,7 @@ from bpy.props import StringProperty
 from ..footage import take_source
 from ..ipc import Client
 from ..jobs.driver import JobDriver
-from ..jobs.plan import JobSpec, Plan, diffuse_params
+from ..jobs.plan import JobSpec, Plan, diffuse_params, pass_layers
 from ..preferences import client_keys, get_prefs
 from ..properties import settings_dict
 from ..scene.composite import build_stylize_compositor
@@ -36,12 +36,15 @@ class STAGE_OT_stylize_scene(JobOperator, bpy.types.Operator):
         stages = backend_stages(context)
         if stages is not None and "diffuse" not in stages:
             raise ValueError(f"the backend has no 'diffuse' stage (it has {', '.join(stages)}); update it")
-        params = diffuse_params(settings_dict(settings))
+        plain = settings_dict(settings)
+        params = diffuse_params(plain)
+        layers = pass_layers(plain)
         if settings.stylize_object is None:
             raise ValueError("choose the object to stylize (Stage > Prompt & model > Object)")
         root = takes_root(context) / take_name(self.name)
-        passes = render_pass_take(scene, root / "passes", scene.frame_start, scene.frame_end)
-        source = take_source(passes.root)
+        # The passes render here, in the foreground, as F12 does; the diffusion then runs on the timer.
+        passes = render_pass_take(scene, root / "passes", scene.frame_start, scene.frame_end, layers)
+        source = take_source(passes.root, layers)
         plan = Plan([JobSpec("diffuse", "diffuse", params, source.frames, ("color",))])
         driver = JobDriver(plan, source, root / "diffused", lambda: Client(prefs.address, keys=keys))
         obj_name = settings.stylize_object.name

@@ -52,12 +52,13 @@ def free_port() -> int:
 class BackendProcess:
     """`dstage serve` in the backend's own environment, on a free loopback port, with its own store."""
 
-    def __init__(self, store: Path):
+    def __init__(self, store: Path, models: Path | None = None):
         self.url = f"tcp://127.0.0.1:{free_port()}"
         self.log = open(store.parent / "backend.log", "wb")
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        models = store.parent / "models.json"  # no model weights: the matte stage needs none
-        models.write_text("{}")
+        if models is None:
+            models = store.parent / "models.json"  # no model weights: the matte stage needs none
+            models.write_text("{}")
         self.process = subprocess.Popen(
             [BACKEND_PYTHON, "-m", "backend.cli", "serve", "--bind", self.url, "--store", str(store), "--device", "cpu",
              "--models", str(models)],

@@ -76,3 +76,16 @@ def test_backend_command_fills_the_template_and_drops_an_unset_device(tmp_path):
         backend_argv(str(tmp_path / "nope"), "-m x", bind="b", store="s")
     with pytest.raises(LaunchError, match="use {bind}"):
         backend_argv(str(python), "--bind {port}", bind="b", store="s")
+
+
+def test_only_the_passes_the_enabled_units_use_are_rendered_and_sent():
+    from blender_addon.jobs.plan import pass_layers
+
+    units = [{"enabled": True, "type": "openpose", "source": "auto"},
+             {"enabled": True, "type": "depth", "source": "map"},
+             {"enabled": False, "type": "normal", "source": "map"},
+             {"enabled": True, "type": "segmentation", "source": "annotator"},
+             {"enabled": True, "type": "canny", "source": "auto"}]
+    assert pass_layers({"controls": units}) == ("color", "pose", "depth")
+    with pytest.raises(PlanError, match="renders no canny pass"):
+        pass_layers({"controls": [{"enabled": True, "type": "canny", "source": "map"}]})

@@ -1,6 +1,7 @@
 """Exact control maps of a camera's view, rendered with Cycles and written as a take.
 
-One Cycles render per frame gives every map: its view layer passes (Z, normal, object index) go to
+One Cycles render per frame gives every map: its view layer passes (Z, normal, object and material
+index, Freestyle when asked) go to
 an uncompressed multilayer EXR that `imagefiles.read_exr` reads back, and the colour is saved from
 the same Render Result through the scene's view transform. Layers of the take:
 
@@ -39,7 +40,8 @@ DEPTH_FORMATS = ("exr", "png16")
 LINEART_METHODS = ("EDGES", "FREESTYLE")
 BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 where a ray hits nothing
 
-# ADE20K colours (what ControlNet's segmentation model was trained on) for common tags
+# ADE20K colours (what ControlNet's segmentation model was trained on; the first 24 classes of the
+# palette controlnet_aux uses) for common tags
 ADE20K = {
     "wall": (120, 120, 120), "building": (180, 120, 120), "sky": (6, 230, 230), "floor": (80, 50, 50),
     "tree": (4, 200, 3), "ceiling": (120, 120, 80), "road": (140, 140, 140), "bed": (204, 5, 255),
@@ -255,7 +257,6 @@ def render_frame(take: Take, scene, frame: int) -> dict[str, np.ndarray]:
         scene.render.filepath = str(exr_path)
         bpy.ops.render.render(write_still=True, scene=scene.name, layer=view_layer.name)
         channels = _channels(read_exr(exr_path), view_layer.name)
-        colour_png = None
         if "color" in take.info.layers:
             colour_png = Path(tmp) / "color.png"
             _save_colour(scene, colour_png)

@@ -50,6 +50,7 @@ demo: setup
 bench: $(STAMPS)/backend
 	$(BPY) bench/transport.py
 	$(BPY) bench/propagate.py
+	$(BPY) bench/scaling.py
 	$(BPY) bench/gpu_stages.py
 
 clean:

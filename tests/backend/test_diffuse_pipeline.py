@@ -103,6 +103,14 @@ def test_lora_strength_zero_equals_no_lora(diffuse, frame):
     assert np.array_equal(plain, after)
 
 
+def test_a_kohya_lora_loads_like_the_same_lora_in_diffusers_format(diffuse, frame):
+    diffusers_format = diffuse(params(loras=[{"name": "ink", "strength": 0.7}]), image=frame).image
+    kohya_format = diffuse(params(loras=[{"name": "ink_kohya", "strength": 0.7}]), image=frame).image
+    plain = diffuse(params(), image=frame).image
+    assert diff(plain, kohya_format) > 0.5
+    assert np.abs(diffusers_format.astype(int) - kohya_format.astype(int)).max() <= 1
+
+
 def test_single_file_checkpoint_with_local_config_equals_the_folder(diffuse, frame):
     folder = diffuse(params(seed=5), image=frame).image
     single = diffuse(params(seed=5, checkpoint="checkpoint.single"), image=frame).image

@@ -20,6 +20,7 @@ REMBG_MODELS = (
     "birefnet-dis", "birefnet-hrsod", "birefnet-cod", "birefnet-massive", "u2net", "u2netp", "silueta",
     "isnet-anime", "bria-rmbg",
 )
+DEFAULT_MATTE_MODEL = "u2net_human_seg"
 CUSTOM_KINDS = ("u2net_custom", "dis_custom")   # how rembg feeds a custom net: 320² ImageNet-normalised, or 1024²
 
 

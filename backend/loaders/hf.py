@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from backend.errors import StageError
 from backend.loaders.missing import ModelMissing, hub_hint, looks_like_path, require_local
 
 
@@ -11,7 +12,7 @@ def from_pretrained(load: Callable[..., Any], source: str, *, role: str, local_f
     """`load(source, local_files_only=..., **kwargs)` with a ModelMissing that names the model on failure."""
     is_path = looks_like_path(source)
     if is_path:
-        source = str(require_local(source, role, "give the folder a model saved with save_pretrained"))
+        source = str(require_local(source, role, "put a model there (a folder saved with save_pretrained)"))
     elif local_files_only:
         source = cached_snapshot(source, role)
     try:
@@ -22,6 +23,8 @@ def from_pretrained(load: Callable[..., Any], source: str, *, role: str, local_f
         else:
             hint = hub_hint(source)
         raise ModelMissing(source, role, hint) from e
+    except ValueError as e:  # a folder holding some other kind of model
+        raise StageError(f"{source} cannot serve as the {role!r} model: {e}", code="bad_model") from e
 
 
 def cached_snapshot(repo_id: str, role: str) -> str:

@@ -76,3 +76,14 @@ def test_stage_without_a_reference_layer_says_what_is_missing(tiny_depth_anythin
     ctx = make_context({1: {"color": scene()}}, tmp_path, models={"depth": tiny_depth_anything})
     with pytest.raises(StageError, match="depth layer"):
         run_stage("depth", {"output": "metres", "align": "reference"}, ctx)
+
+
+def test_a_folder_holding_another_kind_of_model_is_named_as_such(tmp_path):
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution
+
+    from backend.stages.base import StageError
+
+    Swin2SRForImageSuperResolution(Swin2SRConfig(embed_dim=8, depths=[1], num_heads=[1], window_size=4)).save_pretrained(tmp_path)
+    with pytest.raises(StageError, match="cannot serve as the 'depth' model") as err:
+        load_depth_model(str(tmp_path))
+    assert err.value.code == "bad_model"

@@ -50,6 +50,22 @@ def test_matte_stage_with_rembg_uses_the_configured_model(subject_net, tmp_path)
         assert soft_iou(arrays["alpha"], truth) > 0.8
 
 
+def test_named_model_found_in_rembgs_folder_runs_offline_through_the_stage(rembg_home, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        export_subject_net(rembg_home / "models" / "u2net_human_seg" / "u2net_human_seg.onnx")
+    frame, truth = green_screen_frame(64, 80)
+    ctx = make_context({1: {"color": frame}}, tmp_path / "scratch", models=None)   # no config needed for a name
+    out = run_stage("matte", {"method": "rembg", "rembg": {"model": "u2net_human_seg"}}, ctx)
+    assert out[1]["alpha"].shape == (64, 80) and soft_iou(out[1]["alpha"], truth) > 0.8
+
+
+def test_a_path_in_job_parameters_is_refused(tmp_path):
+    ctx = make_context({1: {"color": green_screen_frame(32, 32)[0]}}, tmp_path, models=None)
+    with pytest.raises(StageError, match="model config"):
+        run_stage("matte", {"method": "rembg", "rembg": {"model": "/tmp/anything.onnx"}}, ctx)
+
+
 def test_missing_custom_model_names_the_file(rembg_home):
     missing = rembg_home / "models" / "custom" / "gone.onnx"
     with pytest.raises(ModelMissing) as err:

@@ -18,7 +18,7 @@ from backend.stages.model_source import model_source
 class UpscaleStage:
     name = "upscale"
     Params = UpscaleParams
-    summary = "colour upscaled 2x or 4x (Swin2SR in blended tiles, or Lanczos on request); alpha resized to match"
+    summary = "colour upscaled 2x or 4x (Swin2SR or SD x4 upscaler in blended tiles, or Lanczos); alpha resized to match"
 
     def layers(self, params: UpscaleParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"color": Layer("png8"), "alpha": Layer("png16")}
@@ -36,8 +36,7 @@ class UpscaleStage:
             inputs = ctx.read_input(frame)
             if "color" not in inputs:
                 raise StageError("the upscale stage needs a colour layer in its source", code="bad_input", frame=frame)
-            color = upscale_frame(inputs["color"], params, upscaler,
-                                  on_tile=lambda done, total: ctx.progress(frame, done, total, "upscaling"))
+            color = upscale_frame(inputs["color"], params, upscaler, on_tile=self._tile_done(ctx, frame))
             height, width = color.shape[:2]
             alpha = inputs.get("alpha")
             if alpha is None:
@@ -46,3 +45,11 @@ class UpscaleStage:
                 unit = alpha.astype(np.float32) / (65535.0 if alpha.dtype == np.uint16 else 255.0 if alpha.dtype == np.uint8 else 1.0)
                 alpha = np.clip(cv2.resize(unit, (width, height), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
             yield frame, {"color": color, "alpha": alpha}
+
+    @staticmethod
+    def _tile_done(ctx: StageContext, frame: int):
+        """Progress per tile, and a chance to cancel between tiles (a 4K diffusion frame is many tiles)."""
+        def done(count: int, total: int) -> None:
+            ctx.progress(frame, count, total, "upscaling")
+            ctx.check_cancelled()
+        return done

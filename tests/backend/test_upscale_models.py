@@ -54,3 +54,15 @@ def test_missing_upscaler_names_the_path(tmp_path):
     with pytest.raises(ModelMissing) as err:
         load_upscaler(str(missing))
     assert str(missing) in str(err.value) and "'upscaler'" in str(err.value)
+
+
+def test_cancel_stops_between_tiles(tiny_swin2sr_x2, tmp_path):
+    from backend.stages.base import Cancelled
+
+    ctx = make_context({1: {"color": textured(64, 64)}}, tmp_path, models={"upscaler": tiny_swin2sr_x2})
+    steps = []
+    ctx.on_progress = lambda frame, step, total, message: steps.append(step)
+    ctx.is_cancelled = lambda: len(steps) >= 2
+    with pytest.raises(Cancelled):
+        run_stage("upscale", {"scale": 2, "tile": 16, "overlap": 4}, ctx)
+    assert steps == [1, 2]   # of the 25 tiles, the third never ran

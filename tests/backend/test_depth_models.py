@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from depth_fixtures import one_thread, scene, tiny_depth_anything, tiny_dpt, tiny_zoedepth  # noqa: F401
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 
 from backend.loaders.depth import load_depth_model
 from backend.loaders.missing import ModelMissing

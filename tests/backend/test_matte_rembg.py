@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 from matte_fixtures import export_subject_net, green_screen_frame, soft_iou
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 
 from backend.loaders.matte import load_matte_session
 from backend.loaders.missing import ModelMissing

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 from upscale_diffusion_fixtures import tiny_sd_upscaler  # noqa: F401
 from upscale_fixtures import one_thread, textured  # noqa: F401
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 from upscale_fixtures import one_thread, textured, tiny_swin2sr_x2, tiny_swin2sr_x4  # noqa: F401
 
 from backend.loaders.missing import ModelMissing

@@ -1,0 +1,392 @@
+"""`dstage`: serve the backend, ping it, run a stage over frames, make keys.
+
+    dstage serve --bind tcp://127.0.0.1:5555 --store ~/.cache/diffusion-stage/store [--keys DIR]
+    dstage ping --server tcp://127.0.0.1:5555
+    dstage run matte --in footage/ --out takes/matte [--server URL] [--set key.screen=blue]
+    dstage keys --out KEYS [--name server]          dstage keys --allow artist.key --keys KEYS
+    dstage stages
+    dstage models check [--models models.json]
+    dstage metrics --take takes/propagate --source footage/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_URL = "tcp://127.0.0.1:5555"
+DEFAULT_STORE = os.environ.get("DSTAGE_STORE", "~/.cache/diffusion-stage/store")
+
+
+class CommandError(Exception):
+    """Ends the command with this message and exit status 2 (bad input) or 1 (failure)."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`--set a=1 --set key.screen=blue` -> {"a": "1", "key": {"screen": "blue"}}."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--set {item!r}: expected KEY=VALUE (for example --set refine.feather=4)", 2)
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise CommandError(f"--set {item!r}: {part} is both a value and a group", 2)
+        node[leaf] = value
+    return out
+
+
+def client_keys(args):
+    from backend.ipc.client import ClientKeys
+
+    if args.client_key or args.server_key:
+        if not (args.client_key and args.server_key):
+            raise CommandError("CURVE needs both --client-key (your .key_secret) and --server-key (server.key)", 2)
+        return ClientKeys(Path(args.client_key), Path(args.server_key))
+    return None
+
+
+# -- serve ---------------------------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    from backend.ipc.auth import AuthError
+    from backend.ipc.server import Server
+    from backend.service import StoreService
+    from backend.store import Store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    service = StoreService(Store(args.store), models=load_models(args), device=args.device)
+    try:
+        server = Server(service, args.bind, keys_dir=args.keys,
+                        max_message_bytes=int(args.max_message_mb * (1 << 20)))
+    except AuthError as e:
+        raise CommandError(str(e), 2) from None
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    print(f"dstage: listening on {server.url} (store {service.store.root}, {service.describe()['device']})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def load_models(args):
+    from backend.models import ModelConfigError, load_registry
+
+    try:
+        return load_registry(getattr(args, "models", None))
+    except ModelConfigError as e:
+        raise CommandError(str(e), 2) from None
+
+
+# -- ping ----------------------------------------------------------------------------------------
+def cmd_ping(args) -> int:
+    from backend.ipc.client import Client
+
+    with Client(args.server, keys=client_keys(args), timeout_s=args.timeout) as client:
+        start = time.monotonic()
+        try:
+            client.request("ping", timeout_s=args.timeout)
+        except TimeoutError as e:
+            raise CommandError(str(e)) from None
+        ms = (time.monotonic() - start) * 1000
+        info = client.request("status", timeout_s=args.timeout).header
+    print(f"backend at {args.server} answered in {ms:.1f} ms: version {info.get('version')}, {info.get('device')}, "
+          f"{'busy with ' + info['running'] if info.get('running') else 'idle'}")
+    return 0
+
+
+# -- run -----------------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from backend.imageio import ImageError
+    from backend.ipc.digest import digest_arrays
+    from backend.progress import ProgressBar
+    from backend.sources import SourceError, open_source, parse_range
+
+    try:
+        source = open_source(args.input, parse_range(args.frames))
+    except (SourceError, ImageError) as e:
+        raise CommandError(str(e), 2) from None
+    params = parse_sets(args.set)
+    store = None
+    if not args.server:
+        from backend.store import Store
+
+        store = Store(args.store)
+    digests = {}
+    bar = ProgressBar(len(source.frames), "reading")
+    for i, frame in enumerate(source.frames, 1):
+        arrays = source.read(frame)
+        digests[frame] = digest_arrays(arrays)
+        if store is not None:
+            store.put_input(digests[frame], arrays)
+        bar.update(i)
+    bar.close()
+    if args.server:
+        return run_remote(args, source, params, digests)
+    return run_embedded(args, store, source, params, digests)
+
+
+def run_embedded(args, store, source, params, digests) -> int:
+    from backend.ipc.take import Take
+    from backend.jobs import JobCallbacks, prepare, run_job
+    from backend.params import ParamError, params_to_json
+    from backend.progress import ProgressBar
+    from backend.stages.base import Cancelled, StageError
+    from backend.store import JobSpec
+
+    spec = JobSpec(args.stage, params, sorted(digests.items()), source.size, source.fps, source.description)
+    try:
+        _, parsed, layers = prepare(spec)
+    except ParamError as e:
+        raise CommandError(f"stage {args.stage}: {e}", 2) from None
+    except StageError as e:
+        raise CommandError(str(e), 2) from None
+    spec.params = params_to_json(parsed)  # canonical, so embedded and served runs share a job id
+    store.save_job(spec)
+    stored = store.open_take(spec, layers)
+    out = Take.create(args.out, stored.info)
+    frames = [f for f, _ in spec.frames]
+
+    def copy(frame: int) -> None:
+        for layer in stored.info.layers:
+            out.write_file(layer, frame, stored.path(layer, frame).read_bytes())
+
+    for frame in frames:
+        if stored.is_complete(frame) and not out.is_complete(frame):
+            copy(frame)
+    done = [f for f in frames if out.is_complete(f)]
+    bar = ProgressBar(len(frames), args.stage)
+    bar.update(len(done), "(resumed)" if done else "")
+    count = [len(done)]
+
+    def on_frame(frame: int) -> None:
+        copy(frame)
+        count[0] += 1
+        bar.update(count[0])
+
+    try:
+        run_job(store, spec, JobCallbacks(on_frame=on_frame), models=load_models(args))
+    except KeyboardInterrupt:
+        bar.close()
+        raise CommandError(f"interrupted; {count[0]}/{len(frames)} frames are in {args.out}: run again to finish", 130)
+    except Cancelled:
+        raise CommandError("cancelled", 130) from None
+    except StageError as e:
+        bar.close()
+        where = f" at frame {e.frame}" if e.frame is not None else ""
+        raise CommandError(f"stage {args.stage} failed{where}: {e}") from None
+    bar.close()
+    missing = out.missing_frames() if len(frames) == len(out.info.frames) else [f for f in frames if not out.is_complete(f)]
+    if missing:
+        raise CommandError(f"{len(missing)} frames are missing from {args.out} (first {missing[0]})")
+    print(f"dstage: {len(frames)} frames of {args.stage} in {args.out}")
+    return 0
+
+
+def run_remote(args, source, params, digests) -> int:
+    from backend.ipc.client import Client
+    from backend.ipc.remote_job import RemoteJob
+    from backend.progress import ProgressBar
+
+    client = Client(args.server, keys=client_keys(args), timeout_s=args.timeout)
+    job = RemoteJob(client, stage=args.stage, params=params, digests=digests, read_input=source.read,
+                    size=source.size, out_dir=args.out, fps=source.fps, source=source.description)
+    bar = ProgressBar(len(source.frames), args.stage)
+    reconnects = 0
+    try:
+        while job.active:
+            job.step(0.2)
+            if client.reconnects != reconnects:
+                reconnects = client.reconnects
+                print(f"\ndstage: lost the backend at {args.server}; reconnecting (attempt {reconnects})",
+                      file=sys.stderr, flush=True)
+            note = ""
+            if job.progress.get("steps"):
+                note = f"frame {job.progress.get('frame')} step {job.progress.get('step')}/{job.progress.get('steps')}"
+            bar.update(len(job.local_done), note)
+            time.sleep(0.005)
+    except KeyboardInterrupt:
+        job.cancel()
+        raise CommandError(f"interrupted; {len(job.local_done)} frames are in {args.out}: run again to finish", 130)
+    finally:
+        bar.close()
+        client.close()
+    if job.state != "done":
+        code, message = job.error or (job.state, "")
+        raise CommandError(f"stage {args.stage} {job.state}: {message} [{code}]", 2 if code.startswith("bad") else 1)
+    print(f"dstage: {len(source.frames)} frames of {args.stage} in {args.out}")
+    return 0
+
+
+# -- models, metrics ---------------------------------------------------------------------------
+def cmd_models_check(args) -> int:
+    from backend.models import check_models, format_check
+
+    report = check_models(load_models(args))
+    print(json.dumps(report, indent=1) if args.json else format_check(report))
+    return 0 if all(e["status"] == "found" for e in report) else 1
+
+
+def cmd_metrics(args) -> int:
+    from backend.imageio import decode_layer
+    from backend.ipc.take import Take, TakeError
+    from backend.pipelines.metrics import metrics_report
+    from backend.sources import SourceError, open_source
+
+    try:
+        take = Take.open(args.take)
+        source = open_source(args.source)
+    except (TakeError, SourceError) as e:
+        raise CommandError(str(e), 2) from None
+    frames = [f for f in source.frames if f in take.info.frames and take.is_complete(f)]
+    if len(frames) < 2:
+        raise CommandError(f"{args.take} and {args.source} share fewer than two complete frames", 2)
+    if args.keyframes:
+        keys = [int(k) for k in args.keyframes.split(",")]
+    else:
+        keys = list(take.info.params.get("keyframes") or [])
+        if not keys:
+            keys = frames[:: int(take.info.params.get("key_interval", 12))]
+    positions = [frames.index(k) for k in keys if k in frames]
+    color = take.info.layers["color"]
+    report = metrics_report((source.read(f)["color"] for f in frames),
+                            (decode_layer(color, take.path("color", f).read_bytes()) for f in frames), positions)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for key, value in report.items():
+            print(f"{key:>24}: {value:.5g}" if isinstance(value, float) else f"{key:>24}: {value}")
+    return 0
+
+
+# -- keys, stages ----------------------------------------------------------------------------------
+def cmd_keys(args) -> int:
+    from backend.ipc.auth import allow_client, create_keys
+
+    if args.allow:
+        if not args.keys:
+            raise CommandError("--allow needs --keys DIR, the server's keys folder", 2)
+        dest = allow_client(args.keys, args.allow)
+        print(f"allowed {dest.name}: the server at {args.keys} now accepts that client")
+        return 0
+    if not args.out:
+        raise CommandError("give --out DIR to create a key pair, or --allow FILE --keys DIR", 2)
+    public, secret = create_keys(args.out, args.name)
+    print(f"public key {public}\nsecret key {secret} (keep it private)")
+    return 0
+
+
+def cmd_stages(args) -> int:
+    from backend.params import describe
+    from backend.stages.base import all_stages
+
+    if args.json:
+        print(json.dumps({n: {"summary": s.summary, "params": describe(s.Params)} for n, s in all_stages().items()},
+                         indent=1, default=str))
+        return 0
+    for name, stage in all_stages().items():
+        print(f"{name}: {stage.summary}")
+        for p in describe(stage.Params):
+            extra = f" (one of {', '.join(map(str, p['choices']))})" if p.get("choices") else ""
+            print(f"    {p['name']} = {p['default']!r}{extra}  {p.get('help', '')}")
+    return 0
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dstage", description="Diffusion Stage backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def key_args(p):
+        p.add_argument("--client-key", help="this client's .key_secret file (CURVE)")
+        p.add_argument("--server-key", help="the server's public server.key (CURVE)")
+
+    p = sub.add_parser("serve", help="run the backend")
+    p.add_argument("--bind", default=DEFAULT_URL)
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--keys", help="folder with server.key_secret and clients/*.key; required off loopback")
+    p.add_argument("--models", help="model config file (JSON)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when torch sees a GPU)")
+    p.add_argument("--max-message-mb", type=positive_float, default=1024.0,
+                   help="refuse messages larger than this (MiB); a single frame part over it drops the peer")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ping", help="check that a backend answers")
+    p.add_argument("--server", default=DEFAULT_URL)
+    p.add_argument("--timeout", type=float, default=5.0)
+    key_args(p)
+    p.set_defaults(func=cmd_ping)
+
+    p = sub.add_parser("run", help="run one stage over frames into a take folder")
+    p.add_argument("stage")
+    p.add_argument("--in", dest="input", required=True, help="folder of numbered images, video file or take")
+    p.add_argument("--out", required=True, help="take folder to write")
+    p.add_argument("--server", help="run through this backend (default: embedded in this process)")
+    p.add_argument("--store", default=DEFAULT_STORE, help="job store for embedded runs")
+    p.add_argument("--frames", help="frame range FIRST-LAST")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a stage parameter")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds of silence before reconnecting")
+    p.add_argument("--models", help="model config file (JSON)")
+    key_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("keys", help="create CURVE key pairs, or allow a client")
+    p.add_argument("--out", help="folder for the new key pair")
+    p.add_argument("--name", default="server", help="key name: 'server' for the backend, any other for a client")
+    p.add_argument("--allow", help="a client's public .key to accept")
+    p.add_argument("--keys", help="the server's keys folder (with --allow)")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("models", help="the model config: which weights are here, how to get the others")
+    models_sub = p.add_subparsers(dest="models_command", required=True)
+    p = models_sub.add_parser("check", help="list every role, where its weights are or how to get them")
+    p.add_argument("--models", help="model config file (JSON); default $DSTAGE_MODELS or ~/.config/diffusion-stage")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_check)
+
+    p = sub.add_parser("metrics", help="temporal metrics of a take against its source footage")
+    p.add_argument("--take", required=True)
+    p.add_argument("--source", required=True, help="the footage the take was made from")
+    p.add_argument("--keyframes", help="keyframe numbers, comma separated (default: from take.json)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("stages", help="list stages and their parameters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stages)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CommandError as e:
+        print(f"dstage: {e}", file=sys.stderr)
+        return e.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

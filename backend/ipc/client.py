@@ -1,0 +1,163 @@
+"""The client side of the wire: a DEALER socket with a non-blocking poll, heartbeats and reconnect.
+
+Blender drives it from a timer (`poll(0)` returns at once with whatever arrived); the command line
+drives it in a loop. When the server falls silent for `timeout_s` the client drops its socket, opens a
+new one and says so with a local "reconnected" event, so the job driving it can resubmit and resume.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+from backend.ipc import wire
+from backend.ipc.auth import apply_client_keys
+
+
+class RemoteError(RuntimeError):
+    """An error event from the server, raised by the blocking `request`."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+@dataclass
+class ClientKeys:
+    client_secret: Path   # this client's `<name>.key_secret`
+    server_public: Path   # the server's `server.key`
+
+
+class Client:
+    def __init__(self, url: str, *, keys: ClientKeys | None = None, timeout_s: float = 5.0,
+                 heartbeat_s: float = 1.0, context: zmq.Context | None = None):
+        self.url = url
+        self.keys = keys
+        self.timeout_s = timeout_s
+        self.heartbeat_s = heartbeat_s
+        self.ctx = context or zmq.Context.instance()
+        self.server_info: dict = {}
+        self.max_message_bytes = wire.MAX_MESSAGE_BYTES
+        self.reconnects = 0
+        self.session: str | None = None   # the server process we talk to; a new value means it restarted
+        self._ids = itertools.count(1)
+        self.socket: zmq.Socket | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        self.socket = self.ctx.socket(zmq.DEALER)
+        self.socket.linger = 0
+        self.socket.sndhwm = self.socket.rcvhwm = 1000
+        if self.keys is not None:
+            apply_client_keys(self.socket, self.keys.client_secret, self.keys.server_public)
+        self.socket.connect(self.url)
+        now = time.monotonic()
+        self.last_heard = now
+        self.last_sent = 0.0
+        self.connected = False
+        self.hello_req = self.send("hello")
+
+    @property
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_heard
+
+    def send(self, type: str, fields: dict | None = None, arrays: dict | None = None) -> int:
+        """Queue one request; returns its request id (`req`), echoed by the server's reply."""
+        req = next(self._ids)
+        frames = wire.encode(type, {"req": req, **(fields or {})}, arrays)
+        size = sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
+        if size > self.max_message_bytes:
+            raise wire.WireError(
+                "too_large", f"{type} message of {size} bytes is over the server's limit of {self.max_message_bytes}"
+            )
+        self.socket.send_multipart(frames, copy=False)
+        self.last_sent = time.monotonic()
+        return req
+
+    def poll(self, timeout_ms: int = 0) -> list[wire.Message]:
+        """Everything that has arrived (waiting up to `timeout_ms` for the first); never blocks longer."""
+        out = []
+        if self.socket.poll(timeout_ms, zmq.POLLIN):
+            while True:
+                try:
+                    parts = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                self.last_heard = time.monotonic()
+                try:
+                    msg = wire.decode(parts, accept=wire.EVENTS)
+                except wire.WireError as e:
+                    # a protocol mismatch, not a passing fault: whoever waits on this must hear of it
+                    msg = wire.Message("error", {"code": "bad_message_from_server", "message": f"{e.code}: {e}"})
+                if msg.type == "welcome":
+                    self.server_info = msg.header
+                    self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))
+                self.connected = True
+                if self._restarted(msg.get("session")):
+                    # same address, new process: whatever we had in flight there is gone
+                    out.append(wire.Message("reconnected", {"url": self.url, "reason": "server restarted"}))
+                if msg.type != "heartbeat":
+                    out.append(msg)
+                if len(out) >= 256:
+                    break
+        now = time.monotonic()
+        if now - self.last_heard > self.timeout_s:
+            self.reconnect()
+            out.append(wire.Message("reconnected", {"url": self.url, "attempt": self.reconnects}))
+        elif now - self.last_sent > self.heartbeat_s:
+            self.send("heartbeat")
+        return out
+
+    def _restarted(self, session: str | None) -> bool:
+        if not session or session == self.session:
+            return False
+        known, self.session = self.session, session
+        return known is not None
+
+    def reconnect(self) -> None:
+        """Drop the socket (and whatever it queued) and start again; the caller resubmits its jobs."""
+        self.socket.close(linger=0)
+        self.reconnects += 1
+        self._connect()
+
+    def request(self, type: str, fields: dict | None = None, arrays: dict | None = None,
+                timeout_s: float | None = None) -> wire.Message:
+        """Send and wait for the reply to this request (blocking; for the command line and tests)."""
+        req = self.send(type, fields, arrays)
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer to {type!r} from {self.url} within {timeout_s or self.timeout_s:.1f} s; "
+                                   "is the backend running (`dstage serve`) and the address right?")
+            if not self.socket.poll(int(left * 1000) + 1, zmq.POLLIN):
+                continue
+            try:
+                parts = self.socket.recv_multipart(copy=False)
+            except zmq.Again:
+                continue
+            self.last_heard = time.monotonic()
+            msg = wire.decode(parts, accept=wire.EVENTS)
+            if msg.type == "welcome":
+                self.connected = True
+                self.server_info = msg.header
+                self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))
+            if msg.get("req") == req:
+                if msg.type == "error":
+                    raise RemoteError(msg.get("code", "error"), msg.get("message", ""))
+                return msg
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

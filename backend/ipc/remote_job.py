@@ -1,0 +1,164 @@
+"""Driving one job on a backend, a little at a time: submit, upload what the server lacks, fetch what
+it finished into a local take folder, and resume after a reconnect.
+
+`step()` does a bounded amount of work and returns; Blender calls it from a timer, the command line in a
+loop. Frames already in the local take are never fetched again, and the server never recomputes frames
+it stored, so an interrupted job (either side killed) finishes with the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from backend.ipc.client import Client
+from backend.ipc.take import Take, TakeInfo
+
+ACTIVE = ("submitting", "uploading", "running")
+STALL_S = 10.0  # no word about this job for this long: ask again (submitting is idempotent)
+
+
+class RemoteJob:
+    def __init__(self, client: Client, *, stage: str, params: dict, digests: dict[int, str],
+                 read_input: Callable[[int], dict[str, np.ndarray]], size: tuple[int, int], out_dir: str | Path,
+                 fps: float = 24.0, source: dict | None = None, window: int = 4):
+        self.client = client
+        self.request = {"stage": stage, "params": params, "frames": [[f, d] for f, d in sorted(digests.items())],
+                        "size": list(size), "fps": fps, "source": source or {}}
+        self.frames = sorted(digests)
+        self.digests = digests
+        self.read_input = read_input
+        self.out_dir = Path(out_dir)
+        self.window = window
+        self.state = "submitting"
+        self.job_id: str | None = None
+        self.take: Take | None = None
+        self.error: tuple[str, str] | None = None
+        self.progress: dict = {}
+        self.local_done: set[int] = set()
+        self._submit()
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def fraction(self) -> float:
+        return len(self.local_done) / len(self.frames)
+
+    def step(self, budget_s: float = 0.01) -> str:
+        deadline = time.monotonic() + budget_s
+        while self.active:
+            # wait on the socket for what is left of the budget rather than spin: on a small machine a
+            # spinning client takes the core the backend needs
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            for msg in self.client.poll(left_ms):
+                self._on_message(msg)
+            self._pump()
+            if self.active and time.monotonic() - self._last_word > STALL_S:
+                self._submit()  # a lost message must not hang the job
+            if time.monotonic() >= deadline:
+                break
+        return self.state
+
+    def cancel(self) -> None:
+        if self.job_id is not None and self.active:
+            self.client.send("cancel", {"job_id": self.job_id})
+        self.state = "cancelled"
+
+    # -- internals ---------------------------------------------------------------------------
+    def _submit(self) -> None:
+        self.uploads: deque[int] = deque()
+        self.fetches: deque[int] = deque()
+        self.in_flight_up: set[int] = set()
+        self.in_flight_down: set[int] = set()
+        self._reqs: set[int] = set()
+        self._last_word = time.monotonic()
+        self.submit_req = self._send("submit", self.request)
+        self.state = "submitting"
+
+    def _send(self, type: str, fields: dict, arrays: dict | None = None) -> int:
+        req = self.client.send(type, fields, arrays)
+        self._reqs.add(req)
+        return req
+
+    def _pump(self) -> None:
+        while self.uploads and len(self.in_flight_up) < self.window:
+            frame = self.uploads.popleft()
+            self._send("input", {"job_id": self.job_id, "frame": frame, "digest": self.digests[frame]},
+                             self.read_input(frame))
+            self.in_flight_up.add(frame)
+        while self.fetches and len(self.in_flight_down) < self.window:
+            frame = self.fetches.popleft()
+            if frame in self.local_done or frame in self.in_flight_down:
+                continue
+            self._send("fetch", {"job_id": self.job_id, "frame": frame})
+            self.in_flight_down.add(frame)
+        if self.state == "uploading" and not self.uploads and not self.in_flight_up:
+            self.state = "running"
+        if self.take is not None and len(self.local_done) == len(self.frames):
+            self.state = "done"
+
+    def _want(self, frames) -> None:
+        for frame in frames:
+            if frame not in self.local_done and frame not in self.in_flight_down:
+                self.fetches.append(frame)
+
+    def _on_message(self, msg) -> None:
+        kind = msg.type
+        if msg.get("job_id") == self.job_id or msg.get("req") in self._reqs:
+            self._last_word = time.monotonic()
+        if kind == "reconnected":
+            self._submit()  # the server may have restarted: start over; stored frames are not recomputed
+            return
+        if msg.get("job_id") not in (None, self.job_id) and kind != "accepted":
+            return
+        if kind == "accepted" and msg.get("req") == self.submit_req:
+            self._accepted(msg)
+        elif kind == "stored":
+            self.in_flight_up.discard(msg.get("frame"))
+        elif kind == "frame":
+            self._want([msg.get("frame")])
+        elif kind == "result":
+            self._result(msg)
+        elif kind == "progress":
+            self.progress = msg.header
+        elif kind == "done":
+            self._want(msg.get("frames") or self.frames)
+        elif kind == "cancelled":
+            self.state = "cancelled"
+        elif kind == "error":
+            self._error(msg)
+
+    def _accepted(self, msg) -> None:
+        self.job_id = msg.get("job_id")
+        info = TakeInfo.from_json(msg.get("take"))
+        self.take = Take.create(self.out_dir, info)
+        self.local_done = {f for f in self.frames if self.take.is_complete(f)}
+        self.uploads = deque(msg.get("need") or [])
+        self.state = "uploading"
+        self._want(msg.get("done") or [])
+
+    def _result(self, msg) -> None:
+        frame = msg.get("frame")
+        for layer, data in msg.arrays.items():
+            self.take.write_file(layer, frame, data)
+        self.in_flight_down.discard(frame)
+        if self.take.is_complete(frame):
+            self.local_done.add(frame)
+
+    def _error(self, msg) -> None:
+        mine = msg.get("req") in self._reqs or msg.get("job_id") == self.job_id
+        if not mine and msg.get("code") != "bad_message_from_server":
+            return  # another request's trouble, not this job's
+        code = msg.get("code", "error")
+        if code == "not_ready":
+            self.in_flight_down.discard(msg.get("frame"))
+            return
+        self.error = (code, msg.get("message", ""))
+        self.state = "failed"

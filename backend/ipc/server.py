@@ -1,0 +1,342 @@
+"""The backend's ZeroMQ server: a ROUTER that many clients talk to while one job at a time runs.
+
+One thread owns the socket: it validates every message, answers pings and status at once, keeps each
+client's queue of jobs and hands the next one (round robin across clients, so nobody waits behind
+another's long list) to a single worker thread, whose events come back over an inproc socket. Errors
+are values on the wire; a bad message never stops the loop. What a job *is* lives in the service
+object passed in (backend/service.py), so this module stays free of torch and diffusers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import zmq
+
+from backend.ipc import wire
+from backend.ipc.auth import AuthError, ServerKeys, answer_zap, is_loopback
+
+log = logging.getLogger("dstage.server")
+
+HEARTBEAT_S = 1.0
+CLIENT_TIMEOUT_S = 10.0
+
+
+class RequestError(Exception):
+    """A request the service refuses; `code` and the message go back to the client."""
+
+    def __init__(self, code: str, message: str, **ids: Any):
+        super().__init__(message)
+        self.code = code
+        self.ids = ids
+
+
+class JobService(Protocol):
+    def describe(self) -> dict: ...
+    def stages(self) -> list[dict]: ...
+    def submit(self, fields: dict) -> dict: ...          # {job_id, take, done, need}
+    def put_input(self, job_id: str, frame: int, digest: str, arrays: dict) -> None: ...
+    def missing_inputs(self, job_id: str) -> list[int]: ...
+    def done_frames(self, job_id: str) -> list[int]: ...
+    def is_complete(self, job_id: str) -> bool: ...
+    def read_result(self, job_id: str, frame: int) -> dict[str, bytes]: ...
+    def run(self, job_id: str, on_frame, on_progress, is_cancelled) -> None: ...
+
+
+@dataclass
+class ClientState:
+    last_seen: float
+    jobs: set[str] = field(default_factory=set)
+
+
+class Server:
+    def __init__(self, service: JobService, bind: str = "tcp://127.0.0.1:5555", *, keys_dir=None,
+                 max_message_bytes: int = wire.MAX_MESSAGE_BYTES, heartbeat_s: float = HEARTBEAT_S,
+                 client_timeout_s: float = CLIENT_TIMEOUT_S, context: zmq.Context | None = None):
+        if not is_loopback(bind) and keys_dir is None:
+            raise AuthError(
+                f"refusing to listen on {bind} without CURVE keys: anyone on the network could use this GPU. "
+                "Create keys with `dstage keys --out KEYS` and start with `--keys KEYS`, or bind tcp://127.0.0.1"
+            )
+        self.service = service
+        self.session = uuid.uuid4().hex  # a new one per process: clients learn of a restart from it
+        self.max_message_bytes = max_message_bytes
+        self.heartbeat_s = heartbeat_s
+        self.client_timeout_s = client_timeout_s
+        self.ctx = context or zmq.Context.instance()
+        self.auth = None
+        self.socket = self.ctx.socket(zmq.ROUTER)
+        self.socket.linger = 0
+        self.socket.router_mandatory = True    # a send to a vanished client raises instead of vanishing
+        self.socket.maxmsgsize = max_message_bytes  # libzmq drops a peer that sends a bigger frame
+        self.socket.sndhwm = self.socket.rcvhwm = 1000
+        if keys_dir is not None:
+            keys = ServerKeys(keys_dir)
+            self.auth = keys.authenticator(self.ctx)
+            keys.apply(self.socket)
+        if bind.startswith("tcp://") and bind.endswith(":0"):
+            port = self.socket.bind_to_random_port(bind.rsplit(":", 1)[0])
+            bind = f"{bind.rsplit(':', 1)[0]}:{port}"
+        else:
+            self.socket.bind(bind)
+        self.url = bind
+        self.events = self.ctx.socket(zmq.PULL)
+        self.events.linger = 0
+        self._events_url = f"inproc://dstage-events-{id(self)}"
+        self.events.bind(self._events_url)
+        self.clients: dict[bytes, ClientState] = {}
+        self.queues: OrderedDict[bytes, deque[str]] = OrderedDict()
+        self.subscribers: dict[str, set[bytes]] = {}
+        self.running: str | None = None
+        self.progress: dict[str, Any] = {}
+        self.cancel_flags: dict[str, threading.Event] = {}
+        self._work: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._worker_loop, name="dstage-worker", daemon=True)
+        self._stop = threading.Event()
+
+    # -- main loop ---------------------------------------------------------------------------
+    def serve_forever(self, stop: threading.Event | None = None) -> None:
+        stop = stop or self._stop
+        self._worker.start()
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.events, zmq.POLLIN)
+        if self.auth is not None:
+            poller.register(self.auth.zap_socket, zmq.POLLIN)
+        next_beat = time.monotonic()
+        try:
+            while not stop.is_set():
+                ready = dict(poller.poll(timeout=100))
+                if self.auth is not None and self.auth.zap_socket in ready:
+                    answer_zap(self.auth)
+                if self.events in ready:
+                    self._drain_events()
+                if self.socket in ready:
+                    for _ in range(100):  # bounded, so worker events and heartbeats are not starved
+                        try:
+                            parts = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(parts[0].bytes, parts[1:])
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + self.heartbeat_s
+                self._dispatch()
+        finally:
+            self._work.put(None)
+            self.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        for sock in (self.socket, self.events):
+            sock.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
+
+    # -- requests ----------------------------------------------------------------------------
+    def _handle(self, identity: bytes, parts: list) -> None:
+        state = self.clients.setdefault(identity, ClientState(time.monotonic()))
+        state.last_seen = time.monotonic()
+        try:
+            msg = wire.decode(parts, accept=wire.REQUESTS, max_message_bytes=self.max_message_bytes)
+        except wire.WireError as e:
+            self._send(identity, wire.error_frames(e.code, str(e)))
+            return
+        req = msg.get("req")
+        try:
+            handler = getattr(self, f"_on_{msg.type}")
+            handler(identity, msg, req)
+        except RequestError as e:
+            self._send(identity, wire.error_frames(e.code, str(e), req=req, **e.ids))
+        except Exception as e:  # a bug in one request must not take the server down
+            log.exception("request %s failed", msg.type)
+            self._send(identity, wire.error_frames("internal", f"{type(e).__name__}: {e}", req=req))
+
+    def _reply(self, identity: bytes, type: str, req, fields: dict | None = None, arrays=None) -> None:
+        self._send(identity, wire.encode(type, {"req": req, **(fields or {})}, arrays))
+
+    def _on_hello(self, identity, msg, req):
+        self._reply(identity, "welcome", req, {**self.service.describe(), "protocol": wire.PROTOCOL_VERSION,
+                                               "max_message_bytes": self.max_message_bytes,
+                                               "session": self.session})
+
+    def _on_ping(self, identity, msg, req):
+        self._reply(identity, "pong", req, {"time": time.time()})
+
+    def _on_heartbeat(self, identity, msg, req):
+        pass  # being heard from is the point; the server beats back on its own timer
+
+    def _on_status(self, identity, msg, req):
+        queued = [job for q in self.queues.values() for job in q]
+        self._reply(identity, "status", req, {
+            **self.service.describe(), "running": self.running, "progress": self.progress.get(self.running),
+            "queued": queued, "clients": len(self.clients),
+        })
+
+    def _on_stages(self, identity, msg, req):
+        self._reply(identity, "stages", req, {"stages": self.service.stages()})
+
+    def _on_echo(self, identity, msg, req):
+        self._reply(identity, "echo", req, {}, msg.arrays)
+
+    def _on_submit(self, identity, msg, req):
+        sub = self.service.submit(msg.header)
+        job_id = sub["job_id"]
+        self.subscribers.setdefault(job_id, set()).add(identity)
+        self.clients[identity].jobs.add(job_id)
+        self._reply(identity, "accepted", req, sub)
+        self._maybe_queue(identity, job_id)
+
+    def _on_input(self, identity, msg, req):
+        job_id, frame, digest = msg.get("job_id"), msg.get("frame"), msg.get("digest")
+        if not isinstance(job_id, str) or not isinstance(frame, int) or not isinstance(digest, str):
+            raise RequestError("bad_request", "input needs job_id (text), frame (integer) and digest (text)")
+        self.service.put_input(job_id, frame, digest, msg.arrays)
+        self._reply(identity, "stored", req, {"job_id": job_id, "frame": frame})
+        self._maybe_queue(identity, job_id)
+
+    def _on_fetch(self, identity, msg, req):
+        job_id, frame = msg.get("job_id"), msg.get("frame")
+        if not isinstance(job_id, str) or not isinstance(frame, int):
+            raise RequestError("bad_request", "fetch needs job_id (text) and frame (integer)")
+        files = self.service.read_result(job_id, frame)
+        arrays = {name: np.frombuffer(data, dtype=np.uint8) for name, data in files.items()}
+        self._reply(identity, "result", req, {"job_id": job_id, "frame": frame}, arrays)
+
+    def _on_cancel(self, identity, msg, req):
+        job_id = msg.get("job_id")
+        if not isinstance(job_id, str):
+            raise RequestError("bad_request", "cancel needs job_id (text)")
+        if job_id == self.running:
+            self.cancel_flags[job_id].set()  # the worker stops between steps and reports 'cancelled'
+            return
+        for q in self.queues.values():
+            if job_id in q:
+                q.remove(job_id)
+        self._publish(job_id, "cancelled", {"job_id": job_id}, also=identity)
+
+    # -- jobs --------------------------------------------------------------------------------
+    def _maybe_queue(self, identity: bytes, job_id: str) -> None:
+        if job_id == self.running or any(job_id in q for q in self.queues.values()):
+            return
+        if self.service.missing_inputs(job_id):
+            return
+        if self.service.is_complete(job_id):
+            self._publish(job_id, "done", {"job_id": job_id, "frames": self.service.done_frames(job_id)})
+            return
+        self.queues.setdefault(identity, deque()).append(job_id)
+        self._publish(job_id, "queued", {"job_id": job_id, "position": sum(len(q) for q in self.queues.values())})
+
+    def _dispatch(self) -> None:
+        if self.running is not None:
+            return
+        for identity in list(self.queues):
+            q = self.queues.pop(identity)
+            if not q:
+                continue
+            job_id = q.popleft()
+            if q:
+                self.queues[identity] = q  # back of the line: round robin across clients
+            self.running = job_id
+            self.cancel_flags[job_id] = threading.Event()
+            self._publish(job_id, "started", {"job_id": job_id})
+            self._work.put(job_id)
+            return
+
+    def _worker_loop(self) -> None:
+        out = self.ctx.socket(zmq.PUSH)
+        out.linger = 0
+        out.connect(self._events_url)
+        try:
+            while True:
+                job_id = self._work.get()
+                if job_id is None:
+                    return
+                flag = self.cancel_flags[job_id]
+
+                def emit(kind: str, **fields):
+                    out.send(json.dumps({"kind": kind, "job_id": job_id, **fields}).encode())
+
+                last = [0.0]
+
+                def on_progress(frame, step, steps, message=""):
+                    now = time.monotonic()
+                    if now - last[0] >= 0.05 or step == steps:  # cap the event rate, not the work
+                        last[0] = now
+                        emit("progress", frame=frame, step=step, steps=steps, message=message)
+
+                try:
+                    self.service.run(job_id, lambda frame: emit("frame", frame=frame), on_progress, flag.is_set)
+                    emit("cancelled" if flag.is_set() else "done")
+                except Exception as e:  # every failure reaches the client as an error event
+                    if type(e).__name__ == "Cancelled":
+                        emit("cancelled")
+                    else:
+                        log.exception("job %s failed", job_id)
+                        emit("error", code=getattr(e, "code", "stage_failed"), message=str(e),
+                             frame=getattr(e, "frame", None))
+        finally:
+            out.close(linger=0)
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                event = json.loads(self.events.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            kind, job_id = event.pop("kind"), event["job_id"]
+            if kind == "progress":
+                self.progress[job_id] = event
+                self._publish(job_id, "progress", event)
+            elif kind == "frame":
+                self._publish(job_id, "frame", event)
+            else:
+                self.running = None
+                self.progress.pop(job_id, None)
+                self.cancel_flags.pop(job_id, None)
+                if kind == "done":
+                    event["frames"] = self.service.done_frames(job_id)
+                self._publish(job_id, kind, event)
+
+    def _publish(self, job_id: str, type: str, fields: dict, also: bytes | None = None) -> None:
+        targets = set(self.subscribers.get(job_id, ()))
+        if also is not None:
+            targets.add(also)
+        for identity in targets:
+            self._send(identity, wire.encode(type, fields))
+
+    # -- liveness ----------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        for identity, state in list(self.clients.items()):
+            if now - state.last_seen > self.client_timeout_s:
+                self._forget(identity)
+            else:
+                self._send(identity, wire.encode("heartbeat", {"busy": self.running is not None, "session": self.session}))
+
+    def _forget(self, identity: bytes) -> None:
+        self.clients.pop(identity, None)
+        for subs in self.subscribers.values():
+            subs.discard(identity)
+
+    def _send(self, identity: bytes, frames: list) -> None:
+        try:
+            self.socket.send_multipart([identity, *frames], flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            log.warning("client %s is not reading; dropped one message", identity.hex())
+        except zmq.ZMQError as e:
+            if e.errno == zmq.EHOSTUNREACH:
+                self._forget(identity)
+            else:
+                raise

@@ -1,0 +1,125 @@
+"""The server's job service: what submit, input, fetch and run mean, on top of the store.
+
+Kept apart from backend/ipc/server.py so that the socket code never imports torch, and so that tests can
+drive the same service without a socket.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from backend import __version__
+from backend.ipc.server import RequestError
+from backend.jobs import JobCallbacks, prepare, run_job
+from backend.params import ParamError, describe, params_to_json
+from backend.stages.base import Cancelled, StageError, all_stages
+from backend.store import JobSpec, Store, StoreError
+
+
+def device_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda: {torch.cuda.get_device_name(0)}"
+    except Exception:  # torch missing or broken: the weight-free stages still work
+        pass
+    return f"cpu: {platform.processor() or platform.machine()}"
+
+
+def spec_from_fields(fields: dict) -> JobSpec:
+    """A JobSpec from a submit request, with a clear error for each malformed field."""
+    stage, params, frames, size = (fields.get(k) for k in ("stage", "params", "frames", "size"))
+    if not isinstance(stage, str):
+        raise RequestError("bad_request", "submit needs 'stage' (text); ask 'stages' for the list")
+    if not isinstance(params, dict):
+        raise RequestError("bad_request", "submit needs 'params' (an object, possibly empty)")
+    if (not isinstance(frames, list) or not frames or not all(
+            isinstance(f, list) and len(f) == 2 and isinstance(f[0], int) and isinstance(f[1], str) for f in frames)):
+        raise RequestError("bad_request", "submit needs 'frames': a non-empty list of [frame number, input digest]")
+    if len({f for f, _ in frames}) != len(frames):
+        raise RequestError("bad_request", "submit 'frames' lists a frame number twice")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 < n <= 16384 for n in size)):
+        raise RequestError("bad_request", "submit needs 'size': [width, height] in pixels, each 1..16384")
+    fps = fields.get("fps", 24.0)
+    if not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
+        raise RequestError("bad_request", f"fps must be a number in (0, 1000], got {fps!r}")
+    source = fields.get("source", {})
+    return JobSpec(stage, params, [(int(f), d) for f, d in frames], (size[0], size[1]), float(fps),
+                   source if isinstance(source, dict) else {})
+
+
+class StoreService:
+    def __init__(self, store: Store, *, models: Any = None, device: str | None = None):
+        self.store = store
+        self.models = models
+        self.device_label = device_name() if device is None else device
+        self.device = device or ("cuda" if self.device_label.startswith("cuda") else "cpu")
+        self._specs: dict[str, JobSpec] = {}
+
+    def describe(self) -> dict:
+        return {"version": __version__, "device": self.device_label, "stages": sorted(all_stages())}
+
+    def stages(self) -> list[dict]:
+        return [{"name": name, "summary": s.summary, "params": describe(s.Params)} for name, s in all_stages().items()]
+
+    def spec(self, job_id: str) -> JobSpec:
+        if job_id not in self._specs:
+            try:
+                self._specs[job_id] = self.store.load_job(job_id)
+            except StoreError as e:
+                raise RequestError(e.code, str(e), job_id=job_id) from None
+        return self._specs[job_id]
+
+    def submit(self, fields: dict) -> dict:
+        spec = spec_from_fields(fields)
+        try:
+            _, params, layers = prepare(spec)
+        except ParamError as e:
+            raise RequestError("bad_param", f"stage {spec.stage}: {e}", field=e.field) from None
+        except StageError as e:
+            raise RequestError(e.code, str(e)) from None
+        spec.params = params_to_json(params)  # canonical: defaults filled in, so the same job has one id
+        job_id = self.store.save_job(spec)
+        self._specs[job_id] = spec
+        take = self.store.open_take(spec, layers)
+        return {"job_id": job_id, "take": take.info.to_json(), "done": self.store.done_frames(spec),
+                "need": self.store.missing_inputs(spec)}
+
+    def put_input(self, job_id: str, frame: int, digest: str, arrays: dict) -> None:
+        spec = self.spec(job_id)
+        if spec.digests.get(frame) != digest:
+            raise RequestError("bad_input", f"frame {frame} with digest {digest} is not part of job {job_id}",
+                               job_id=job_id, frame=frame)
+        try:
+            self.store.put_input(digest, arrays)
+        except StoreError as e:
+            raise RequestError(e.code, str(e), job_id=job_id, frame=frame) from None
+
+    def missing_inputs(self, job_id: str) -> list[int]:
+        return self.store.missing_inputs(self.spec(job_id))
+
+    def done_frames(self, job_id: str) -> list[int]:
+        return self.store.done_frames(self.spec(job_id))
+
+    def is_complete(self, job_id: str) -> bool:
+        return len(self.done_frames(job_id)) == len(self.spec(job_id).frames)
+
+    def read_result(self, job_id: str, frame: int) -> dict[str, bytes]:
+        spec = self.spec(job_id)
+        _, _, layers = prepare(spec)
+        take = self.store.open_take(spec, layers)
+        if frame not in spec.digests or not take.is_complete(frame):
+            raise RequestError("not_ready", f"frame {frame} of job {job_id} is not computed yet",
+                               job_id=job_id, frame=frame)
+        return {name: take.path(name, frame).read_bytes() for name in take.info.layers}
+
+    def run(self, job_id: str, on_frame, on_progress, is_cancelled) -> None:
+        try:
+            run_job(self.store, self.spec(job_id), JobCallbacks(on_frame, on_progress, is_cancelled),
+                    models=self.models, device=self.device)
+        except Cancelled:
+            raise
+        except ParamError as e:
+            raise StageError(str(e), code="bad_param") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from backend.loaders.hf import from_pretrained, resolve_source, torch_dtype_for
@@ -11,7 +10,6 @@ from backend.pipelines.upscale import Upscaler, swin2sr_runner
 DEFAULT_UPSCALER = "caidas/swin2SR-classical-sr-x4-64"
 
 
-@lru_cache(maxsize=2)  # models load once and stay warm between jobs
 def load_upscaler(source: str, *, local_files_only: bool = True, device: str = "cpu", role: str = "upscaler") -> Upscaler:
     """The upscaler at `source`: a diffusers pipeline folder (it has model_index.json) or a Swin2SR model."""
     resolved = resolve_source(source, role=role, local_files_only=local_files_only)

@@ -21,7 +21,8 @@ from backend.pipelines.tiling import TileFn, tiled
 class UpscaleParams:
     method: str = param("model", choices=("model", "resample"),
                         help="model: the configured super-resolution model; resample: plain Lanczos")
-    scale: int = param(4, choices=(2, 4), help="output size over input size")
+    scale: int | None = param(None, choices=(2, 4),
+                              help="output size over input size (default: the model's own factor; 4 for resample)")
     tile: int = param(256, min=16, max=4096, help="input pixels per tile side")
     overlap: int = param(32, min=0, max=1024, help="input pixels shared by neighbouring tiles")
     # diffusion upscalers only (StableDiffusionUpscalePipeline); Swin2SR ignores them
@@ -78,12 +79,12 @@ def upscale_frame(rgb: np.ndarray, params: UpscaleParams, upscaler: Upscaler | N
                   on_tile: Callable[[int, int], None] = lambda done, total: None) -> np.ndarray:
     """One HxWx3 uint8 frame -> (H*scale)x(W*scale)x3 uint8."""
     if params.method == "resample":
-        return resample(rgb, params.scale)
+        return resample(rgb, params.scale or 4)
     if upscaler is None:
         raise ValueError("method=model needs a loaded upscaler")
-    if upscaler.scale != params.scale:
+    if params.scale not in (None, upscaler.scale):
         raise ValueError(f"the upscaler {upscaler.name} is {upscaler.scale}x, but scale={params.scale} was asked; "
                          f"configure a {params.scale}x model or set scale={upscaler.scale}")
     height, width = rgb.shape[:2]
-    out = tiled(rgb[..., :3], upscaler.for_frame(params, height, width), params.scale, params.tile, params.overlap, upscaler.align, on_tile)
+    out = tiled(rgb[..., :3], upscaler.for_frame(params, height, width), upscaler.scale, params.tile, params.overlap, upscaler.align, on_tile)
     return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -11,7 +11,7 @@ from backend.ipc.take import Layer
 from backend.loaders.upscale import load_upscaler
 from backend.pipelines.upscale import UpscaleParams, upscale_frame
 from backend.stages.base import StageContext, StageError, register
-from backend.stages.model_source import model_source
+from backend.stages.model_source import model_source, warm
 
 
 @register
@@ -27,8 +27,9 @@ class UpscaleStage:
         upscaler = None
         if params.method == "model":
             source, local_only = model_source(ctx, "upscaler")
-            upscaler = load_upscaler(source, local_files_only=local_only, device=ctx.device)
-            if upscaler.scale != params.scale:
+            upscaler = warm(ctx, "upscaler", (source, ctx.device),
+                            lambda: load_upscaler(source, local_files_only=local_only, device=ctx.device))
+            if params.scale not in (None, upscaler.scale):
                 raise StageError(f"the configured upscaler {upscaler.name} is {upscaler.scale}x but scale={params.scale}; "
                                  f"set scale={upscaler.scale} or configure a {params.scale}x model", code="bad_params")
         for frame in ctx.todo:

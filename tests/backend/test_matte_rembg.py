@@ -60,6 +60,18 @@ def test_named_model_found_in_rembgs_folder_runs_offline_through_the_stage(rembg
     assert out[1]["alpha"].shape == (64, 80) and soft_iou(out[1]["alpha"], truth) > 0.8
 
 
+def test_registry_matte_role_takes_a_rembg_name_or_an_onnx_file(subject_net, rembg_home, tmp_path):
+    from backend.models import ModelRegistry
+
+    frame, truth = green_screen_frame(48, 48)
+    by_file = ModelRegistry.from_dict({"models": {"matte": str(subject_net)}})
+    out = run_stage("matte", {"method": "rembg"}, make_context({1: {"color": frame}}, tmp_path / "a", models=by_file))
+    assert soft_iou(out[1]["alpha"], truth) > 0.8
+    by_name = ModelRegistry.from_dict({"models": {"matte": "isnet-general-use"}})   # not downloaded here
+    with pytest.raises(ModelMissing, match="rembg d isnet-general-use"):
+        run_stage("matte", {"method": "rembg"}, make_context({1: {"color": frame}}, tmp_path / "b", models=by_name))
+
+
 def test_a_path_in_job_parameters_is_refused(tmp_path):
     ctx = make_context({1: {"color": green_screen_frame(32, 32)[0]}}, tmp_path, models=None)
     with pytest.raises(StageError, match="model config"):

@@ -39,8 +39,9 @@ def test_resample_only_when_asked_needs_no_model(tmp_path):
     ctx = make_context({1: {"color": textured(30, 40)}}, tmp_path, models=None)
     out = run_stage("upscale", {"method": "resample", "scale": 4}, ctx)[1]
     assert out["color"].shape == (120, 160, 3)
-    with pytest.raises(ModelMissing, match="upscaler"):   # the default method needs the configured model
-        run_stage("upscale", {"scale": 4}, make_context({1: {"color": textured(30, 40)}}, tmp_path, models=None))
+    with pytest.raises(StageError, match="'upscaler' not found") as err:   # the default method needs a model
+        run_stage("upscale", {"scale": 4}, make_context({1: {"color": textured(30, 40)}}, tmp_path, models={}))
+    assert err.value.code == "model_missing"
 
 
 def test_scale_that_the_model_does_not_do_is_refused_clearly(tiny_swin2sr_x2, tmp_path):
@@ -66,3 +67,8 @@ def test_cancel_stops_between_tiles(tiny_swin2sr_x2, tmp_path):
     with pytest.raises(Cancelled):
         run_stage("upscale", {"scale": 2, "tile": 16, "overlap": 4}, ctx)
     assert steps == [1, 2]   # of the 25 tiles, the third never ran
+
+
+def test_scale_defaults_to_the_models_own_factor(tiny_swin2sr_x2, tmp_path):
+    ctx = make_context({1: {"color": textured(20, 24)}}, tmp_path, models={"upscaler": tiny_swin2sr_x2})
+    assert run_stage("upscale", {}, ctx)[1]["color"].shape == (40, 48, 3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from backend.errors import StageError
@@ -13,8 +12,7 @@ class ModelMissing(StageError):
 
     def __init__(self, model: str, role: str, how_to_get: str):
         super().__init__(
-            f"model for {role!r} not found: {model}. Set the {role!r} entry of the model config to a local "
-            f"folder or file, or {how_to_get}",
+            f"model for {role!r} not found: {model}. Fix the {role!r} entry of the model config, or {how_to_get}",
             code="model_missing",
         )
         self.model = model

@@ -51,6 +51,7 @@ bench: $(STAMPS)/backend
 	$(BPY) bench/transport.py
 	$(BPY) bench/propagate.py
 	$(BPY) bench/scaling.py
+	$(BPY) bench/upscale_tiles.py
 	$(BPY) bench/gpu_stages.py
 
 clean:

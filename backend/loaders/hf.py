@@ -31,7 +31,7 @@ def from_pretrained(load: Callable[..., Any], source: str, *, role: str, local_f
             hint = f"check the folder: it needs config.json and the weights ({e})"
         else:
             hint = hub_hint(source)
-        raise ModelMissing(source, role, hint) from e
+        raise ModelMissing(role, source, hint) from e
     except ValueError as e:  # a folder holding some other kind of model
         raise StageError(f"{source} cannot serve as the {role!r} model: {e}", code="bad_model") from e
 
@@ -47,7 +47,7 @@ def cached_snapshot(repo_id: str, role: str) -> str:
     try:
         return snapshot_download(repo_id, local_files_only=True)
     except Exception as e:  # LocalEntryNotFoundError, or a malformed id (HFValidationError)
-        raise ModelMissing(repo_id, role, hub_hint(repo_id)) from e
+        raise ModelMissing(role, repo_id, hub_hint(repo_id)) from e
 
 
 def torch_dtype_for(device: str):

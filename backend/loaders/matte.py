@@ -38,7 +38,7 @@ def load_matte_session(source: str, *, local_files_only: bool = True, custom_kin
     fname = f"{source}.onnx"
     if local_files_only and session_class.resolve_existing(fname) is None:
         expected = os.path.join(session_class.model_dir(), fname)
-        raise ModelMissing(expected, role, f"run `rembg d {source}` on a machine with network and copy {expected} here")
+        raise ModelMissing(role, expected, f"run `rembg d {source}` on a machine with network and copy {expected} here")
     return new_session(source)
 
 

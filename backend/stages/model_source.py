@@ -27,7 +27,7 @@ def model_source(ctx: StageContext, role: str) -> tuple[str, bool]:
     registry = _registry(ctx)
     if isinstance(registry, dict):
         if role not in registry:
-            raise ModelMissing(f"(no {role!r} entry)", role, f"add a {role!r} entry to the model config")
+            raise ModelMissing(role, f"(no {role!r} entry)", f"add a {role!r} entry to the model config")
         return str(registry[role]), True
     if role == "matte":  # rembg names ("u2net_human_seg") are not paths; rembg finds their files itself
         ref = registry.spec(role).ref if registry.has(role) else DEFAULT_MATTE_MODEL

@@ -54,7 +54,10 @@ class RemoteJob:
     def step(self, budget_s: float = 0.01) -> str:
         deadline = time.monotonic() + budget_s
         while self.active:
-            for msg in self.client.poll(0):
+            # wait on the socket for what is left of the budget rather than spin: on a small machine a
+            # spinning client takes the core the backend needs
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            for msg in self.client.poll(left_ms):
                 self._on_message(msg)
             self._pump()
             if self.active and time.monotonic() - self._last_word > STALL_S:

@@ -23,7 +23,7 @@ import numpy as np
 import zmq
 
 from backend.ipc import wire
-from backend.ipc.auth import AuthError, ServerKeys, is_loopback
+from backend.ipc.auth import AuthError, ServerKeys, answer_zap, is_loopback
 
 log = logging.getLogger("dstage.server")
 
@@ -117,7 +117,7 @@ class Server:
             while not stop.is_set():
                 ready = dict(poller.poll(timeout=100))
                 if self.auth is not None and self.auth.zap_socket in ready:
-                    self.auth.handle_zap_message(self.auth.zap_socket.recv_multipart())
+                    answer_zap(self.auth)
                 if self.events in ready:
                     self._drain_events()
                 if self.socket in ready:

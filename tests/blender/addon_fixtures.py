@@ -17,7 +17,7 @@ import bpy  # noqa: E402  (first: it puts Blender's own modules, addon_utils amo
 import addon_utils  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blender_addon.scene.imagefiles import png_bytes  # noqa: E402
+from backend.ipc.imagefiles import png_bytes  # noqa: E402
 
 ADDON = "blender_addon"
 BACKEND_PYTHON = os.environ.get("DSTAGE_BACKEND_PYTHON", "/work/main/.venv-backend/bin/python")

@@ -21,3 +21,4 @@ TakeInfo = take.TakeInfo
 TakeError = take.TakeError
 Layer = take.Layer
 digest_arrays = digest.digest_arrays
+digest_json = digest.digest_json

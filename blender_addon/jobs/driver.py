@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..ipc import Client, RemoteJob, Take, TakeInfo, digest_arrays
+from ..ipc import Client, RemoteJob, Take, TakeInfo, digest_arrays, digest_json
 from .plan import Plan
 
 CANCEL_WAIT_S = 3.0   # how long to wait for the backend to confirm a cancel before letting go
@@ -140,9 +140,13 @@ class JobDriver:
 
     def _start_job(self) -> None:
         spec = self.plan.jobs[self.job_index]
+        digests = {f: self.digests[f] for f in spec.frames}
+        # One folder per distinct job, so a re-run with other settings starts its own (and a re-run with
+        # the same settings resumes: frames already here are not fetched again).
+        key = digest_json([spec.stage, spec.params, sorted(digests.items())])[:12]
         self.job = RemoteJob(self.client, stage=spec.stage, params=spec.params,
-                             digests={f: self.digests[f] for f in spec.frames}, read_input=self.source.read,
-                             size=self.source.size, out_dir=self.take_dir / "jobs" / spec.name,
+                             digests=digests, read_input=self.source.read,
+                             size=self.source.size, out_dir=self.take_dir / "jobs" / f"{spec.name}-{key}",
                              fps=self.source.fps, source=self.source.description, window=UPLOAD_WINDOW)
 
     def _run(self, deadline: float) -> None:

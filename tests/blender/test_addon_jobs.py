@@ -60,6 +60,23 @@ def test_import_footage_makes_a_card_whose_take_has_every_frame_and_the_figures_
         assert alpha[inside].mean() > 0.9 and alpha[~inside].mean() < 0.1  # the figure, not the green
 
 
+def test_importing_again_with_other_matte_settings_replaces_the_takes_matte(addon, tmp_path):
+    scene, _ = addon
+    write_clip(tmp_path / "clip", 4, 64, 48, seed=5)
+    from blender_addon.scene.frames import read_frame
+
+    coverage = []
+    for grow in (0, 6):
+        scene.stage.matte_grow = grow
+        assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
+        take = Take.open(tmp_path / "takes" / "clip")
+        assert take.missing_frames() == [] and take.info.params["matte"]["refine"]["grow"] == grow
+        alpha = read_frame(take, "alpha", 2).astype(np.float64)
+        coverage.append((alpha / alpha.max()).mean())
+    assert coverage[1] > coverage[0] + 0.02  # the grown matte covers more of the frame
+    assert len(list((tmp_path / "takes" / "clip" / "jobs").glob("matte-*"))) == 2
+
+
 def test_timer_ticks_return_within_20_ms_while_the_backend_job_runs(addon, tmp_path):
     write_clip(tmp_path / "clip", 48, 256, 256, seed=2)
     runner = start_runner(tmp_path / "clip")
@@ -104,7 +121,8 @@ def test_escape_cancels_the_job_on_the_backend_and_leaves_the_take_incomplete(ad
     assert status["running"] != job.job_id and job.job_id not in status["queued"]
     time.sleep(0.5)
     assert backend.status()["running"] is None  # nothing picked the job up again
-    local = Take.open(tmp_path / "takes" / "clip" / "jobs" / "matte")
+    (job_dir,) = (tmp_path / "takes" / "clip" / "jobs").glob("matte-*")
+    local = Take.open(job_dir)
     assert local.missing_frames(), "the job finished before the cancel: make it longer"
     assert not (tmp_path / "takes" / "clip" / "take.json").exists()  # no final take, no card
     assert not [obj for obj in scene.objects if obj.get("stage_card")]

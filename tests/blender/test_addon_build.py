@@ -8,6 +8,7 @@ import sys
 import textwrap
 import tomllib
 import zipfile
+from pathlib import Path
 
 from addon_fixtures import REPO
 
@@ -77,3 +78,21 @@ def test_the_zip_alone_registers_and_uses_its_vendored_ipc(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "standalone ok" in done.stdout
+
+
+def test_blenders_own_extension_validator_accepts_the_zip(tmp_path):
+    import bpy
+
+    tool = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    assert tool.is_file(), tool
+    zip_path = built_zip(tmp_path)
+    done = subprocess.run([sys.executable, str(tool), "validate", str(zip_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    installed = tmp_path / "repo"
+    installed.mkdir()
+    done = subprocess.run([sys.executable, str(tool), "install-files", "--local-dir", str(installed),
+                           "--blender-version", "4.2.0", "--python-version", "3.11.7", str(zip_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (installed / "diffusion_stage" / "vendor" / "dstage_ipc" / "remote_job.py").is_file()

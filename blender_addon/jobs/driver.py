@@ -48,6 +48,7 @@ class JobDriver:
         self.job_index = 0
         self.job: RemoteJob | None = None
         self.finished: dict[str, Take] = {}
+        self.sent_params: dict[str, dict] = {}
         self.take: Take | None = None
         self._to_read = list(source.frames)
         self._to_copy: list[int] = []
@@ -140,11 +141,15 @@ class JobDriver:
 
     def _start_job(self) -> None:
         spec = self.plan.jobs[self.job_index]
+        params = dict(spec.params)
+        for name, job in spec.folder_params.items():
+            params[name] = str(self.finished[job].root.resolve())
         digests = {f: self.digests[f] for f in spec.frames}
         # One folder per distinct job, so a re-run with other settings starts its own (and a re-run with
         # the same settings resumes: frames already here are not fetched again).
-        key = digest_json([spec.stage, spec.params, sorted(digests.items())])[:12]
-        self.job = RemoteJob(self.client, stage=spec.stage, params=spec.params,
+        self.sent_params[spec.name] = params
+        key = digest_json([spec.stage, params, sorted(digests.items())])[:12]
+        self.job = RemoteJob(self.client, stage=spec.stage, params=params,
                              digests=digests, read_input=self.source.read,
                              size=self.source.size, out_dir=self.take_dir / "jobs" / f"{spec.name}-{key}",
                              fps=self.source.fps, source=self.source.description, window=UPLOAD_WINDOW)
@@ -201,7 +206,7 @@ class JobDriver:
         info = TakeInfo(frame_start=frames[0], frame_end=frames[-1], width=self.source.size[0],
                         height=self.source.size[1], fps=self.source.fps, layers=layers, stage="+".join(
                             j.stage for j in self.plan.jobs), source=self.source.description,
-                        params={j.name: j.params for j in self.plan.jobs},
+                        params=dict(self.sent_params),
                         versions={j.name: self.finished[j.name].info.job_id for j in self.plan.jobs})
         self.take = Take.create(self.take_dir, info)
         self._layer_sources = sources

@@ -43,10 +43,28 @@ def test_footage_plan_names_the_missing_stage_and_the_setting_to_change():
 
 
 def test_diffusion_supplies_the_colour_over_the_matte():
-    settings = {"use_matte": True, "use_diffusion": True, "prompt": "a knight in armour", "seed": 7}
+    settings = {"use_matte": True, "use_diffusion": True, "prompt": "a knight in armour", "seed": 7,
+                "keyframe_mode": "ALL"}
     plan = footage_plan(settings, [1, 2], None)
     assert plan.layer_sources() == {"color": "diffuse", "alpha": "matte"}
     assert plan.jobs[1].params["seed"] == 7
+
+
+def test_keyframes_are_diffused_then_propagated_when_the_backend_can_read_them():
+    settings = {"use_matte": False, "use_diffusion": True, "prompt": "ink", "keyframe_mode": "INTERVAL",
+                "keyframe_interval": 4, "stability": 0.75}
+    frames = list(range(1, 11))
+    plan = footage_plan(settings, frames, ["diffuse", "propagate"], shared_files=True)
+    keys, propagate = plan.jobs
+    assert (keys.stage, keys.frames, keys.provides) == ("diffuse", [1, 5, 9, 10], ())
+    assert propagate.stage == "propagate" and propagate.frames == frames
+    assert propagate.params["keyframes"] == [1, 5, 9, 10] and propagate.params["stability"] == 0.25
+    assert propagate.folder_params == {"keyframes_folder": "keyframes"}
+    assert plan.layer_sources() == {"color": "propagate"}
+    # a backend on another machine cannot read the keyframes folder: every frame is diffused
+    remote = footage_plan(settings, frames, ["diffuse", "propagate"], shared_files=False)
+    assert [(j.stage, j.frames) for j in remote.jobs] == [("diffuse", frames)]
+    assert "another machine" in remote.notes[0]
 
 
 def test_diffuse_params_carry_the_units_and_loras_that_are_enabled():

@@ -93,3 +93,36 @@ def test_stylize_diffuses_the_passes_and_composites_the_object(diffusion_backend
         assert mixes
     finally:
         disable_addon()
+
+
+def test_footage_keyframes_are_diffused_and_propagated_over_the_matte(diffusion_backend, tmp_path):
+    from addon_fixtures import write_clip
+
+    scene = fresh_scene()
+    enable_addon(address=diffusion_backend.url)
+    try:
+        settings = scene.stage
+        settings.takes_dir = str(tmp_path / "takes")
+        settings.use_diffusion, settings.prompt = True, "a bronze dancer"
+        settings.steps, settings.cfg, settings.denoise, settings.seed = 2, 1.0, 0.9, 3
+        settings.keyframe_mode, settings.keyframe_interval, settings.stability = "INTERVAL", 3, 1.0
+        masks = write_clip(tmp_path / "clip", 5, 64, 48, seed=9)
+        assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
+
+        take = Take.open(tmp_path / "takes" / "clip")
+        assert take.missing_frames() == [] and set(take.info.layers) == {"color", "alpha"}
+        assert take.info.params["propagate"]["keyframes"] == [1, 4, 5]
+        (keys_dir,) = (tmp_path / "takes" / "clip" / "jobs").glob("keyframes-*")
+        assert sorted(int(p.stem) for p in (keys_dir / "color").glob("*.png")) == [1, 4, 5]  # only keyframes diffused
+        from blender_addon.scene.frames import read_frame
+        from blender_addon.footage import read_image
+
+        source = read_image(tmp_path / "clip" / "clip_0002.png")["color"].astype(np.float32)
+        between = read_frame(take, "color", 2).astype(np.float32)  # not a keyframe: propagated
+        assert np.abs(between - source).mean() > 5.0
+        alpha = read_frame(take, "alpha", 2).astype(np.float64)
+        alpha /= alpha.max()
+        assert alpha[masks[2]].mean() > 0.9 and alpha[~masks[2]].mean() < 0.1
+        assert [obj for obj in scene.objects if obj.get("stage_card")]
+    finally:
+        disable_addon()

@@ -174,6 +174,11 @@ def test_start_backend_runs_one_from_the_preferences_and_unregister_stops_it(tmp
         assert process.poll() is None
         status = bpy.context.window_manager.stage_status
         assert status.connected and "matte" in status.stages
+        assert bpy.ops.stage.backend_stop() == {"FINISHED"}
+        assert process.poll() is not None and not bpy.context.window_manager.stage_status.connected
+        assert bpy.ops.stage.backend_start() == {"FINISHED"}  # and again, on the same address
+        process = runtime.session.backend.process
+        assert process.poll() is None
     finally:
         disable_addon()
     assert process.poll() is not None  # unregister stopped the backend it had started

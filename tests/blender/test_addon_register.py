@@ -10,7 +10,7 @@ import pytest
 from addon_fixtures import disable_addon, enable_addon, fresh_scene
 from scene_fixtures import make_take, solid
 
-OPERATORS = ("backend_start", "backend_connect", "render_passes", "stylize_scene", "import_footage", "add_card",
+OPERATORS = ("backend_start", "backend_stop", "backend_connect", "render_passes", "stylize_scene", "import_footage", "add_card",
              "setup_shot")
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from backend.imageio import numbered_images, read_image
 from backend.ipc.take import Layer
 from backend.params import ParamError, param
+from backend.pipelines.flow import DIS_PRESETS
 from backend.pipelines.footage import fit_frame
 from backend.pipelines.grid import GridParams, GridReport, stylize_keyframes
 from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyframes
@@ -57,7 +58,7 @@ class PropagateStageParams:
     colour_match: str = param("mkl", choices=["mkl", "meanstd", "none"], help="colour transfer between grids")
     blend: str = param("confidence", choices=["confidence", "warp_crossfade", "crossfade"],
                        help="confidence: occlusion-aware (default); the others are baselines")
-    flow_preset: str = param("fast", choices=["ultrafast", "fast", "medium"], help="DIS optical flow preset")
+    flow_preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS optical flow preset")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
     stability: float = param(0.0, min=0.0, max=1.0,
                              help="0 = fully propagated (steady), 1 = every frame stylized on its own")
@@ -125,7 +126,8 @@ class PropagateStage:
         folder = KeyframeFolder(params.keyframes_folder) if params.keyframes_from == "folder" else None
         plan = self._plan(params, ctx, folder)
         self._stylize_keys(params, ctx, plan, folder)
-        propagator = Propagator(PropagateParams(params.blend, "dis", params.flow_preset, params.flow_scale))
+        propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
+                                                flow_scale=params.flow_scale))
         keys: dict[int, Keyframe] = {}
         todo = sorted(ctx.todo)
         for index, t in enumerate(todo):

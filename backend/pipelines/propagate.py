@@ -39,6 +39,7 @@ from backend.pipelines.flow import (
 )
 
 BLENDS = ("confidence", "warp_crossfade", "crossfade")
+ANALYSIS_WIDTH = 480  # occlusion and appearance checks run at most this wide
 
 
 @dataclass
@@ -201,11 +202,18 @@ class Propagator:
         for name, layer in key.layers.items():
             # Cubic keeps the colour's detail through the warp; linear keeps alpha and depth within range.
             method = cv2.INTER_CUBIC if name == "color" else cv2.INTER_LINEAR
-            layers[name] = warp(layer, coords, method).astype(np.float32)
+            layers[name] = warp(layer, coords, method)
         if self.params.blend == "warp_crossfade":
             flows[key.frame]["from_key"] = -flow_tk  # unused by the baseline itself; starts the other side
             return _Side(layers, np.ones(size[::-1], np.float32), closeness)
         flow_kt = self._estimate(t, key.frame, "from_key", key_grey, grey, flows)
+        # Visibility is smooth: judge it at analysis size (at most ANALYSIS_WIDTH wide), then upsample.
+        width = min(grey.shape[1], ANALYSIS_WIDTH)
+        small = (width, max(8, round(grey.shape[0] * width / grey.shape[1])))
+        if small != grey.shape[1::-1]:
+            flow_tk, flow_kt = upscale_flow(flow_tk, small), upscale_flow(flow_kt, small)
+            grey = cv2.resize(grey, small, interpolation=cv2.INTER_AREA)
+            key_grey = cv2.resize(key_grey, small, interpolation=cv2.INTER_AREA)
         small_coords = sample_map(flow_tk)
         visible = fb_confidence(flow_tk, flow_kt, small_coords)
         mismatch = cv2.absdiff(warp(key_grey, small_coords), grey).astype(np.float32)
@@ -217,17 +225,14 @@ class Propagator:
         return _Side(layers, confidence, closeness)
 
     def _blend(self, sides: list[_Side]) -> dict[str, np.ndarray]:
+        if len(sides) == 1:
+            return _finish(sides[0].layers)
         # A small floor lets time decide where neither side is trusted (content seen by neither keyframe).
-        weights = [(side.confidence + 1e-3) * side.closeness + 1e-6 for side in sides]
-        total = sum(weights)
+        first, second = ((side.confidence + 1e-3) * side.closeness + 1e-6 for side in sides)
         out = {}
         for name in sides[0].layers:
-            acc = None
-            for side, weight in zip(sides, weights):
-                layer = side.layers[name]
-                term = layer * (weight[..., None] if layer.ndim == 3 else weight)
-                acc = term if acc is None else acc + term
-            out[name] = acc / (total[..., None] if acc.ndim == 3 else total)
+            a, b = sides[0].layers[name], sides[1].layers[name]
+            out[name] = cv2.blendLinear(a, b, first, second)  # (w1 a + w2 b) / (w1 + w2), per pixel
         return _finish(out)
 
     def _crossfade(self, t: int, prev: Keyframe | None, next: Keyframe | None) -> dict[str, np.ndarray]:
@@ -241,7 +246,7 @@ def _finish(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, layer in layers.items():
         if name == "color":
-            out[name] = np.clip(np.rint(layer), 0, 255).astype(np.uint8)
+            out[name] = layer if layer.dtype == np.uint8 else np.clip(np.rint(layer), 0, 255).astype(np.uint8)
         elif name == "alpha":
             out[name] = np.clip(layer, 0.0, 1.0).astype(np.float32)
         else:

@@ -129,6 +129,7 @@ class PropagateStage:
         propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
                                                 flow_scale=params.flow_scale))
         keys: dict[int, Keyframe] = {}
+        gap = None
         todo = sorted(ctx.todo)
         for index, t in enumerate(todo):
             ctx.check_cancelled()
@@ -137,6 +138,9 @@ class PropagateStage:
             keys = {k: v for k, v in keys.items() if k in wanted}  # at most the two bracketing keyframes
             for k in wanted - set(keys):
                 keys[k] = self._keyframe(params, ctx, k)
+            if prev is not None and nxt is not None and prev != nxt and (prev, nxt) != gap:
+                gap = (prev, nxt)
+                self._prepare_gap(ctx, propagator, keys[prev], keys[nxt])
             source = self._source(ctx, t)
             layers = propagator.frame(t, source["color"], keys.get(prev), keys.get(nxt))
             per_frame = self._per_frame(params, ctx, folder, t, source) if params.stability > 0 else None
@@ -196,6 +200,18 @@ class PropagateStage:
         if report.frames:
             ctx.progress(plan.keys[-1], len(plan.keys), len(plan.keys),
                          f"grid colour difference (delta E) before {report.delta_e_before}, after {report.delta_e_after}")
+
+    def _prepare_gap(self, ctx: StageContext, propagator: Propagator, prev: Keyframe, nxt: Keyframe) -> None:
+        """The gap's key-to-key flows: from scratch after a restart, else one streamed pass over the gap."""
+        name = f"gap_{prev.frame:06d}_{nxt.frame:06d}"
+        saved = ctx.load_scratch(name)
+        if saved is not None:
+            propagator.use_gap(prev.frame, nxt.frame, saved)
+            return
+        between = (self._source(ctx, f)["color"] for f in ctx.frames if prev.frame < f < nxt.frame)
+        flows = propagator.prepare_gap(prev, nxt, between)
+        if flows:
+            ctx.save_scratch(name, flows)
 
     def _keyframe(self, params, ctx: StageContext, frame: int) -> Keyframe:
         source = self._source(ctx, frame)

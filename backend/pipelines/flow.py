@@ -139,7 +139,8 @@ class RaftFlow:
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         torch = self._torch
         height, width = a.shape[:2]
-        pad_h, pad_w = -height % 8, -width % 8
+        # RAFT wants sides that are multiples of 8 and at least 128 (its correlation pyramid).
+        pad_h, pad_w = max(128, height + (-height % 8)) - height, max(128, width + (-width % 8)) - width
 
         def tensor(image):
             rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)

@@ -23,7 +23,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from backend.params import param
+from backend.params import ParamError, param
 from backend.pipelines.flow import (
     DIS_PRESETS,
     DisFlow,
@@ -54,6 +54,10 @@ class PropagateParams:
     appearance_sigma: float = param(
         10.0, min=1.0, max=255.0, help="grey levels of source mismatch at which a warped keyframe loses trust"
     )
+
+    def validate(self) -> None:
+        if self.flow_method == "raft" and not self.raft_weights:
+            raise ParamError("raft_weights", "flow_method=raft needs a local RAFT weights file; or use dis")
 
     def flow_params(self) -> FlowParams:
         return FlowParams(self.flow_method, self.flow_preset, self.flow_scale, self.raft_weights)

@@ -40,6 +40,7 @@ from backend.pipelines.flow import (
 
 BLENDS = ("confidence", "warp_crossfade", "crossfade")
 ANALYSIS_WIDTH = 480  # occlusion and appearance checks run at most this wide
+MISMATCH_BLUR = 5  # pixels (at analysis size) over which appearance mismatch is averaged
 
 
 @dataclass
@@ -221,7 +222,7 @@ class Propagator:
         small_coords = sample_map(flow_tk)
         visible = fb_confidence(flow_tk, flow_kt, small_coords)
         mismatch = cv2.absdiff(warp(key_grey, small_coords), grey).astype(np.float32)
-        mismatch = cv2.blur(mismatch, (5, 5))  # one noisy pixel is not an occlusion
+        mismatch = cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))  # one noisy pixel is not an occlusion
         appearance = np.exp(-((mismatch / self.params.appearance_sigma) ** 2))
         confidence = visible * appearance
         if confidence.shape != size[::-1]:

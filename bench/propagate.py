@@ -68,6 +68,7 @@ def main() -> None:
     if keys[-1] != args.frames - 1:
         keys.append(args.frames - 1)
     sources = [shot.frame(i) for i in range(shot.count)]
+    print(f"load average before: {os.getloadavg()[0]:.2f} (the machine is shared; fps falls as it rises)")
     print(f"footage: {shot.count} frames 960x540, keyframes {keys}, {os.cpu_count()} cores; "
           f"DIS {args.preset} (check {args.check_preset}) at {args.scale:g} x size")
     results = {}
@@ -84,6 +85,7 @@ def main() -> None:
         print(f"{blend:16s}{fps:8.1f}{r['psnr']:9.2f}{r['psnr_worst']:9.2f}{r['warp_ratio']:11.3f}"
               f"{r['warp_vs_ideal']:9.3f}{r['sharpness_kept']:7.3f}{r['sharpness_kept_worst']:7.3f}"
               f"{r['worst_step_over_median']:9.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     fps, r = results["confidence"]
     print(f"propagate: {fps:.1f} fps, {r['psnr']:.1f} dB, warp {r['warp_ratio']:.2f} x source, "
           f"sharpness {r['sharpness_kept']:.2f}, worst step {r['worst_step_over_median']:.2f} x median")

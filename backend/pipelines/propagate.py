@@ -75,17 +75,22 @@ class Keyframe:
     def __post_init__(self):
         if "color" not in self.layers:
             raise ValueError(f"keyframe {self.frame} has no color layer")
+        if self.layers["color"].dtype != np.uint8:
+            raise ValueError(f"keyframe {self.frame}: color must be uint8 RGB, got {self.layers['color'].dtype}")
         if self.layers["color"].shape != self.source.shape:
             raise ValueError(
                 f"keyframe {self.frame}: stylized color is {self.layers['color'].shape}, the source frame is "
                 f"{self.source.shape}; resize the stylized keyframe to the footage size"
             )
+        for name, layer in self.layers.items():  # colour stays uint8; every other layer is float32
+            if name != "color" and layer.dtype != np.float32:
+                self.layers[name] = layer.astype(np.float32)
         self.grey = to_grey(self.source)
 
 
 @dataclass
 class _Side:
-    layers: dict[str, np.ndarray]  # warped to t, float32
+    layers: dict[str, np.ndarray]  # warped to t, in the keyframe's dtypes
     confidence: np.ndarray         # HxW in [0, 1]
     closeness: float               # 1 at the keyframe, 0 at the other keyframe
 

@@ -249,7 +249,8 @@ class Propagator:
         if prev is None or next is None:
             return {name: layer.copy() for name, layer in (prev or next).layers.items()}
         w = (t - prev.frame) / (next.frame - prev.frame)
-        return _finish({name: (1 - w) * prev.layers[name].astype(np.float32) + w * next.layers[name] for name in prev.layers})
+        mixed = {name: (1 - w) * prev.layers[name].astype(np.float32) + w * next.layers[name] for name in prev.layers}
+        return _finish(mixed)
 
 
 def _finish(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -198,8 +198,10 @@ class PropagateStage:
             ctx.save_scratch(f"key_{frame:06d}", {"color": image})
             ctx.progress(frame, count + 1, len(plan.keys), f"keyframe stylized ({stylizer.label})")
         if report.frames:
+            before = ", ".join(f"{d:.1f}" for d in report.delta_e_before)
+            after = ", ".join(f"{d:.1f}" for d in report.delta_e_after)
             ctx.progress(plan.keys[-1], len(plan.keys), len(plan.keys),
-                         f"grid colour difference (delta E) before {report.delta_e_before}, after {report.delta_e_after}")
+                         f"colour difference between grids (mean delta E): before {before}; after {after}")
 
     def _prepare_gap(self, ctx: StageContext, propagator: Propagator, prev: Keyframe, nxt: Keyframe) -> None:
         """The gap's key-to-key flows: from scratch after a restart, else one streamed pass over the gap."""

@@ -24,6 +24,7 @@ import numpy as np
 from backend.imageio import numbered_images, read_image
 from backend.ipc.take import Layer
 from backend.params import ParamError, param
+from backend.pipelines.flow import DIS_PRESETS
 from backend.pipelines.footage import fit_frame
 from backend.pipelines.grid import GridParams, GridReport, stylize_keyframes
 from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyframes
@@ -57,7 +58,7 @@ class PropagateStageParams:
     colour_match: str = param("mkl", choices=["mkl", "meanstd", "none"], help="colour transfer between grids")
     blend: str = param("confidence", choices=["confidence", "warp_crossfade", "crossfade"],
                        help="confidence: occlusion-aware (default); the others are baselines")
-    flow_preset: str = param("fast", choices=["ultrafast", "fast", "medium"], help="DIS optical flow preset")
+    flow_preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS optical flow preset")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
     stability: float = param(0.0, min=0.0, max=1.0,
                              help="0 = fully propagated (steady), 1 = every frame stylized on its own")
@@ -125,8 +126,10 @@ class PropagateStage:
         folder = KeyframeFolder(params.keyframes_folder) if params.keyframes_from == "folder" else None
         plan = self._plan(params, ctx, folder)
         self._stylize_keys(params, ctx, plan, folder)
-        propagator = Propagator(PropagateParams(params.blend, "dis", params.flow_preset, params.flow_scale))
+        propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
+                                                flow_scale=params.flow_scale))
         keys: dict[int, Keyframe] = {}
+        gap = None
         todo = sorted(ctx.todo)
         for index, t in enumerate(todo):
             ctx.check_cancelled()
@@ -135,6 +138,9 @@ class PropagateStage:
             keys = {k: v for k, v in keys.items() if k in wanted}  # at most the two bracketing keyframes
             for k in wanted - set(keys):
                 keys[k] = self._keyframe(params, ctx, k)
+            if prev is not None and nxt is not None and prev != nxt and (prev, nxt) != gap:
+                gap = (prev, nxt)
+                self._prepare_gap(ctx, propagator, keys[prev], keys[nxt])
             source = self._source(ctx, t)
             layers = propagator.frame(t, source["color"], keys.get(prev), keys.get(nxt))
             per_frame = self._per_frame(params, ctx, folder, t, source) if params.stability > 0 else None
@@ -192,8 +198,22 @@ class PropagateStage:
             ctx.save_scratch(f"key_{frame:06d}", {"color": image})
             ctx.progress(frame, count + 1, len(plan.keys), f"keyframe stylized ({stylizer.label})")
         if report.frames:
+            before = ", ".join(f"{d:.1f}" for d in report.delta_e_before)
+            after = ", ".join(f"{d:.1f}" for d in report.delta_e_after)
             ctx.progress(plan.keys[-1], len(plan.keys), len(plan.keys),
-                         f"grid colour difference (delta E) before {report.delta_e_before}, after {report.delta_e_after}")
+                         f"colour difference between grids (mean delta E): before {before}; after {after}")
+
+    def _prepare_gap(self, ctx: StageContext, propagator: Propagator, prev: Keyframe, nxt: Keyframe) -> None:
+        """The gap's key-to-key flows: from scratch after a restart, else one streamed pass over the gap."""
+        name = f"gap_{prev.frame:06d}_{nxt.frame:06d}"
+        saved = ctx.load_scratch(name)
+        if saved is not None:
+            propagator.use_gap(prev.frame, nxt.frame, saved)
+            return
+        between = (self._source(ctx, f)["color"] for f in ctx.frames if prev.frame < f < nxt.frame)
+        flows = propagator.prepare_gap(prev, nxt, between)
+        if flows:
+            ctx.save_scratch(name, flows)
 
     def _keyframe(self, params, ctx: StageContext, frame: int) -> Keyframe:
         source = self._source(ctx, frame)

@@ -118,3 +118,11 @@ def write_clip(folder: Path, frames: int, width: int, height: int, seed: int = 0
         (folder / f"clip_{frame:04d}.png").write_bytes(png_bytes(rgb))
         masks[frame] = inside
     return masks
+
+
+def read_alpha(take, frame: int) -> np.ndarray:
+    """A take's matte as float 0..1 (png8 or png16)."""
+    from blender_addon.scene.frames import read_frame
+
+    alpha = read_frame(take, "alpha", frame)
+    return alpha.astype(np.float64) / {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(alpha.dtype, 1.0)

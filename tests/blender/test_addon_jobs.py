@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 import pytest
 from addon_fixtures import (BACKEND_PYTHON, REPO, BackendProcess, disable_addon, enable_addon, free_port,
-                            fresh_scene, write_clip)
+                            fresh_scene, read_alpha, write_clip)
 
 from blender_addon.ipc import Take
 
@@ -52,27 +52,21 @@ def test_import_footage_makes_a_card_whose_take_has_every_frame_and_the_figures_
     assert take.root == (tmp_path / "takes" / "clip").resolve()
     assert list(take.info.frames) == list(range(1, 9)) and take.missing_frames() == []
     assert set(take.info.layers) == {"color", "alpha"}
-    from blender_addon.scene.frames import read_frame
-
     for frame, inside in masks.items():
-        alpha = read_frame(take, "alpha", frame).astype(np.float32)
-        alpha = alpha / alpha.max() if alpha.dtype != np.float32 or alpha.max() > 1 else alpha
+        alpha = read_alpha(take, frame)
         assert alpha[inside].mean() > 0.9 and alpha[~inside].mean() < 0.1  # the figure, not the green
 
 
 def test_importing_again_with_other_matte_settings_replaces_the_takes_matte(addon, tmp_path):
     scene, _ = addon
     write_clip(tmp_path / "clip", 4, 64, 48, seed=5)
-    from blender_addon.scene.frames import read_frame
-
     coverage = []
     for grow in (0, 6):
         scene.stage.matte_grow = grow
         assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
         take = Take.open(tmp_path / "takes" / "clip")
         assert take.missing_frames() == [] and take.info.params["matte"]["refine"]["grow"] == grow
-        alpha = read_frame(take, "alpha", 2).astype(np.float64)
-        coverage.append((alpha / alpha.max()).mean())
+        coverage.append(read_alpha(take, 2).mean())
     assert coverage[1] > coverage[0] + 0.02  # the grown matte covers more of the frame
     assert len(list((tmp_path / "takes" / "clip" / "jobs").glob("matte-*"))) == 2
 

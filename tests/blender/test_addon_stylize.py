@@ -96,7 +96,7 @@ def test_stylize_diffuses_the_passes_and_composites_the_object(diffusion_backend
 
 
 def test_footage_keyframes_are_diffused_and_propagated_over_the_matte(diffusion_backend, tmp_path):
-    from addon_fixtures import write_clip
+    from addon_fixtures import read_alpha, write_clip
 
     scene = fresh_scene()
     enable_addon(address=diffusion_backend.url)
@@ -120,8 +120,7 @@ def test_footage_keyframes_are_diffused_and_propagated_over_the_matte(diffusion_
         source = read_image(tmp_path / "clip" / "clip_0002.png")["color"].astype(np.float32)
         between = read_frame(take, "color", 2).astype(np.float32)  # not a keyframe: propagated
         assert np.abs(between - source).mean() > 5.0
-        alpha = read_frame(take, "alpha", 2).astype(np.float64)
-        alpha /= alpha.max()
+        alpha = read_alpha(take, 2)
         assert alpha[masks[2]].mean() > 0.9 and alpha[~masks[2]].mean() < 0.1
         assert [obj for obj in scene.objects if obj.get("stage_card")]
     finally:

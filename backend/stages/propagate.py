@@ -130,6 +130,7 @@ class PropagateStage:
                                                 flow_scale=params.flow_scale))
         keys: dict[int, Keyframe] = {}
         gap = None
+        last = None  # the last frame the propagator saw: its flows warm-start the next frame's
         todo = sorted(ctx.todo)
         for index, t in enumerate(todo):
             ctx.check_cancelled()
@@ -141,6 +142,12 @@ class PropagateStage:
             if prev is not None and nxt is not None and prev != nxt and (prev, nxt) != gap:
                 gap = (prev, nxt)
                 self._prepare_gap(ctx, propagator, keys[prev], keys[nxt])
+            # Resuming mid-gap: replay the gap's earlier frames (output discarded) so every flow starts
+            # from the same warm guess as in an uninterrupted run, and the take comes out identical.
+            since = last if last is not None and prev is not None and last >= prev else prev
+            for f in ([] if since is None else [f for f in ctx.frames if since < f < t]):
+                propagator.frame(f, self._source(ctx, f)["color"], keys.get(prev), keys.get(nxt))
+            last = t
             source = self._source(ctx, t)
             layers = propagator.frame(t, source["color"], keys.get(prev), keys.get(nxt))
             per_frame = self._per_frame(params, ctx, folder, t, source) if params.stability > 0 else None

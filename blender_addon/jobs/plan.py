@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .frames import keyframes
+
 
 class PlanError(ValueError):
     """Settings that cannot become a job; the message names the setting and the fix."""
@@ -21,6 +23,7 @@ class JobSpec:
     params: dict
     frames: list[int]
     provides: tuple[str, ...]      # layers of the final take this job supplies
+    folder_params: dict = field(default_factory=dict)  # {param: earlier job}: set to that job's take folder
 
 
 @dataclass
@@ -67,6 +70,26 @@ def diffuse_params(s: dict) -> dict:
     return params
 
 
+# The rendered pass that feeds each ControlNet type; the others are always estimated from the colour.
+PASS_OF_CONTROL = {"depth": "depth", "normal": "normal", "lineart": "lineart", "openpose": "pose",
+                   "segmentation": "segmentation"}
+
+
+def pass_layers(s: dict) -> tuple[str, ...]:
+    """The passes to render and send for the enabled ControlNet units: colour always, then each unit's
+    pass unless the unit asks for the backend's annotator."""
+    layers = ["color"]
+    for unit in s.get("controls", []):
+        layer = PASS_OF_CONTROL.get(unit["type"])
+        if unit.get("enabled", True) and unit.get("source", "auto") != "annotator":
+            if layer is None and unit.get("source") == "map":
+                raise PlanError(f"ControlNet unit {unit['type']}: Stage renders no {unit['type']} pass; "
+                                "set its source to Annotator or Auto")
+            if layer is not None and layer not in layers:
+                layers.append(layer)
+    return tuple(layers)
+
+
 def matte_params(s: dict) -> dict:
     return {
         "method": "chroma",
@@ -76,11 +99,12 @@ def matte_params(s: dict) -> dict:
     }
 
 
-def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Plan:
+def footage_plan(s: dict, frames: list[int], available: list[str] | None, shared_files: bool = True) -> Plan:
     """Jobs that turn footage frames into a card's take, given the stages the backend offers.
 
     `available` is the backend's stage list (None when unknown: every wanted stage is assumed present).
-    A wanted stage the backend lacks is an error that says which setting to change.
+    A wanted stage the backend lacks is an error that says which setting to change. `shared_files`:
+    the backend sees this machine's files (a local backend), so keyframes can be handed over as a folder.
     """
     have = set(available) if available is not None else None
 
@@ -98,9 +122,22 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Pla
         plan.jobs.append(JobSpec("depth", "depth", {}, frames, ("depth",)))
     if s.get("use_diffusion", False):
         need("diffuse", "clear Diffuse in Stage > Cards")
-        # Every frame is diffused with one seed; keyframe propagation joins once the backend has a
-        # `propagate` stage whose inputs are settled (see the report of issue 5).
-        plan.jobs.append(JobSpec("diffuse", "diffuse", diffuse_params(s), frames, ("color",)))
+        params = diffuse_params(s)
+        keys = keyframes(frames, s.get("keyframe_mode", "INTERVAL"), int(s.get("keyframe_interval", 8)))
+        can_propagate = have is None or "propagate" in have
+        if len(keys) < len(frames) and can_propagate and shared_files:
+            # Diffuse the keyframes, then rebuild every frame from them by optical flow. The backend
+            # reads the keyframes from the first job's take folder, so it must see this machine's files.
+            plan.jobs.append(JobSpec("keyframes", "diffuse", params, keys, ()))
+            plan.jobs.append(JobSpec("propagate", "propagate", {
+                "keyframes_from": "folder", "keyframes": keys,
+                "stability": round(1.0 - float(s.get("stability", 0.5)), 6),  # the backend's 0 is steadiest
+            }, frames, ("color",), folder_params={"keyframes_folder": "keyframes"}))
+        else:
+            if len(keys) < len(frames):
+                why = "has no propagate stage" if not can_propagate else "runs on another machine"
+                plan.notes.append(f"the backend {why}: every frame is diffused instead of keyframes")
+            plan.jobs.append(JobSpec("diffuse", "diffuse", params, frames, ("color",)))
     if not plan.jobs:
         raise PlanError("nothing to do: tick at least one of Matte, Depth or Diffuse in Stage > Cards")
     return plan

@@ -124,6 +124,7 @@ def cmd_run(args) -> int:
     if not args.server:
         from backend.store import Store
 
+        check_stage(args.stage, params, source.size)  # a typo fails now, not after reading every frame
         store = Store(args.store)
     digests = {}
     bar = ProgressBar(len(source.frames), "reading")
@@ -137,6 +138,20 @@ def cmd_run(args) -> int:
     if args.server:
         return run_remote(args, source, params, digests)
     return run_embedded(args, store, source, params, digests)
+
+
+def check_stage(stage: str, params: dict, size: tuple[int, int]) -> None:
+    from backend.jobs import prepare
+    from backend.params import ParamError
+    from backend.stages.base import StageError
+    from backend.store import JobSpec
+
+    try:
+        prepare(JobSpec(stage, params, [], size))
+    except ParamError as e:
+        raise CommandError(f"stage {stage}: {e}", 2) from None
+    except StageError as e:
+        raise CommandError(str(e), 2) from None
 
 
 def run_embedded(args, store, source, params, digests) -> int:

@@ -113,7 +113,7 @@ def decode(
     if not isinstance(header, dict):
         raise WireError("bad_header", f"header must be a JSON object, got {type(header).__name__}")
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # JSON true == 1 in Python; refuse it
         raise WireError(
             "bad_version",
             f"protocol version {version!r} is not supported (this side speaks {PROTOCOL_VERSION}); "

@@ -1,12 +1,15 @@
 """The `propagate` stage: source footage + stylized keyframes -> a steady take (color, alpha, depth).
 
 Keyframes come from one of
+    diffuse  ControlNet diffusion of the keyframe grids (the `diffuse` parameters: prompt, checkpoint,
+             ControlNet units ...), one pass per grid so keyframes share a style; the stability dial
+             diffuses the in-between frames one by one;
     folder   the artist's own stylized keyframes: numbered images (0012.png ...) in `keyframes_folder`,
              or in its `color/` subfolder, with optional `alpha/` and `depth/` subfolders beside it;
     preview  PREVIEW ONLY: a pixel-wise colour grade (backend/pipelines/preview.py) applied through the
              keyframe grids, so the whole chain runs without model weights. It is not diffusion.
-A diffusion stylizer plugs into the same grid path: `stylize_keyframes(keys, read_key, stylizer, ...)`
-with `stylizer(grid_image, control_maps) -> stylized_grid`.
+All three go through the same grid path: `stylize_keyframes(keys, read_key, stylizer, ...)` with
+`stylizer(grid_image, control_maps) -> stylized_grid`.
 
 Streaming: the keyframe plan and every stylized keyframe are kept in the job's scratch folder (a restart
 recomputes neither); frames are then rebuilt in order, holding only the two bracketing keyframes.
@@ -14,7 +17,7 @@ recomputes neither); frames are then rebuilt in order, holding only the two brac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -25,7 +28,9 @@ from backend.imageio import numbered_images, read_image
 from backend.ipc.take import Layer
 from backend.params import ParamError, param
 from backend.pipelines.flow import DIS_PRESETS
+from backend.pipelines.diffuse import DiffuseParams, DiffusePipeline
 from backend.pipelines.footage import fit_frame
+from backend.pipelines.grid_diffusion import control_maps_for, diffusion_stylizer
 from backend.pipelines.grid import GridParams, GridReport, stylize_keyframes
 from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyframes
 from backend.pipelines.preview import preview_grade, preview_stylizer
@@ -38,8 +43,10 @@ LAYERS = ("color", "alpha", "depth")
 
 @dataclass
 class PropagateStageParams:
-    keyframes_from: str = param("preview", choices=["folder", "preview"],
-                                help="folder: the artist's stylized keyframes; preview: a weightless colour grade")
+    keyframes_from: str = param("preview", choices=["diffuse", "folder", "preview"],
+                                help="diffuse: ControlNet diffusion of keyframe grids; folder: the artist's "
+                                     "stylized keyframes; preview: a weightless colour grade")
+    diffuse: DiffuseParams = field(default_factory=DiffuseParams)
     keyframes_folder: str = param("", help="folder of numbered stylized keyframes (for keyframes_from=folder)")
     preview_levels: int = param(0, min=0, max=64, help="preview only: posterize to this many levels (0 = off)")
     layers: list[str] = param(["color"], choices=list(LAYERS), help="layers to write; alpha and depth ride along")
@@ -130,6 +137,7 @@ class PropagateStage:
                                                 flow_scale=params.flow_scale))
         keys: dict[int, Keyframe] = {}
         gap = None
+        last = None  # the last frame the propagator saw: its flows warm-start the next frame's
         todo = sorted(ctx.todo)
         for index, t in enumerate(todo):
             ctx.check_cancelled()
@@ -141,6 +149,12 @@ class PropagateStage:
             if prev is not None and nxt is not None and prev != nxt and (prev, nxt) != gap:
                 gap = (prev, nxt)
                 self._prepare_gap(ctx, propagator, keys[prev], keys[nxt])
+            # Resuming mid-gap: replay the gap's earlier frames (output discarded) so every flow starts
+            # from the same warm guess as in an uninterrupted run, and the take comes out identical.
+            since = last if last is not None and prev is not None and last >= prev else prev
+            for f in ([] if since is None else [f for f in ctx.frames if since < f < t]):
+                propagator.frame(f, self._source(ctx, f)["color"], keys.get(prev), keys.get(nxt))
+            last = t
             source = self._source(ctx, t)
             layers = propagator.frame(t, source["color"], keys.get(prev), keys.get(nxt))
             per_frame = self._per_frame(params, ctx, folder, t, source) if params.stability > 0 else None
@@ -181,7 +195,7 @@ class PropagateStage:
     def _stylize_keys(self, params, ctx: StageContext, plan: KeyframePlan, folder: KeyframeFolder | None) -> None:
         if folder is not None:
             return  # the artist's keyframes are read as they are needed
-        stylizer = preview_stylizer(params.preview_levels)
+        stylizer = self._stylizer(params, ctx)
         grid = GridParams(params.grid_max_side, params.grid_max_tiles, 8, params.colour_match)
         report = GridReport()
 
@@ -202,6 +216,21 @@ class PropagateStage:
             after = ", ".join(f"{d:.1f}" for d in report.delta_e_after)
             ctx.progress(plan.keys[-1], len(plan.keys), len(plan.keys),
                          f"colour difference between grids (mean delta E): before {before}; after {after}")
+
+    def _stylizer(self, params, ctx: StageContext):
+        if params.keyframes_from != "diffuse":
+            return preview_stylizer(params.preview_levels)
+        last = ctx.todo[0] if ctx.todo else 0
+        return diffusion_stylizer(self._diffusion(ctx), params.diffuse, is_cancelled=ctx.is_cancelled,
+                                  on_step=lambda step, total: ctx.progress(last, step, total, "diffusing a grid"))
+
+    def _diffusion(self, ctx: StageContext) -> DiffusePipeline:
+        registry = ctx.models
+        if registry is None:
+            from backend.models import load_registry
+
+            registry = load_registry()
+        return DiffusePipeline(registry, device=ctx.device)
 
     def _prepare_gap(self, ctx: StageContext, propagator: Propagator, prev: Keyframe, nxt: Keyframe) -> None:
         """The gap's key-to-key flows: from scratch after a restart, else one streamed pass over the gap."""
@@ -231,7 +260,13 @@ class PropagateStage:
         return Keyframe(frame, source["color"], layers)
 
     def _per_frame(self, params, ctx, folder: KeyframeFolder | None, t: int, source) -> dict[str, np.ndarray]:
-        if folder is None:
+        if params.keyframes_from == "diffuse":
+            layers = {k: v for k, v in source.items() if k != "color"}
+            image = self._diffusion(ctx)(params.diffuse, image=source["color"],
+                                         maps=control_maps_for(params.diffuse, layers),
+                                         is_cancelled=ctx.is_cancelled).image
+            out = {"color": fit_frame(image, source["color"].shape[1::-1])}
+        elif folder is None:
             out = {"color": preview_grade(source["color"], params.preview_levels)}
         else:
             out = folder.read(t, source["color"].shape[1::-1])

@@ -50,8 +50,8 @@ def test_a_restart_reuses_the_plan_and_keyframes(shot, tmp_path):
     ctx.read_input = lambda f: (reads.append(f), inner(f))[1]
     again = run(stage, {"key_interval": 6}, ctx)
     assert len(reads) < shot.count  # no second pass over the shot to plan, no keyframe re-stylized
-    for frame in (9, 10, 11):
-        assert psnr(again[frame]["color"], first[frame]["color"]) > 35.0
+    for frame in (9, 10, 11):  # the gap's earlier frames are replayed, so the flows start warm as before
+        assert np.array_equal(again[frame]["color"], first[frame]["color"])
 
 
 def test_the_dial_through_the_stage(shot, tmp_path):

@@ -67,8 +67,9 @@ class StageSettings(bpy.types.PropertyGroup):
     # temporal
     keyframe_mode: EnumProperty(name="Keyframes", items=KEYFRAME_MODES, default="INTERVAL")
     keyframe_interval: IntProperty(name="Interval", default=8, min=1, max=240)
-    stability: FloatProperty(name="Stability", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
-                             description="0 lets each frame vary (lively), 1 holds the keyframes steady")
+    stability: FloatProperty(name="Stability", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+                             description="0: every frame propagated from the keyframes (steady); "
+                                         "1: every frame diffused on its own (the flickering 'stroboscope' look)")
     # footage and cards
     takes_dir: StringProperty(name="Takes", subtype="DIR_PATH", default="//takes/",
                               description="where takes are written (relative to the .blend with //)")

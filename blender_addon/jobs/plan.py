@@ -131,7 +131,7 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None, shared
             plan.jobs.append(JobSpec("keyframes", "diffuse", params, keys, ()))
             plan.jobs.append(JobSpec("propagate", "propagate", {
                 "keyframes_from": "folder", "keyframes": keys,
-                "stability": round(1.0 - float(s.get("stability", 0.5)), 6),  # the backend's 0 is steadiest
+                "stability": float(s.get("stability", 0.0)),
             }, frames, ("color",), folder_params={"keyframes_folder": "keyframes"}))
         else:
             if len(keys) < len(frames):

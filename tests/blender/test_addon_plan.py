@@ -58,7 +58,7 @@ def test_keyframes_are_diffused_then_propagated_when_the_backend_can_read_them()
     keys, propagate = plan.jobs
     assert (keys.stage, keys.frames, keys.provides) == ("diffuse", [1, 5, 9, 10], ())
     assert propagate.stage == "propagate" and propagate.frames == frames
-    assert propagate.params["keyframes"] == [1, 5, 9, 10] and propagate.params["stability"] == 0.25
+    assert propagate.params["keyframes"] == [1, 5, 9, 10] and propagate.params["stability"] == 0.75
     assert propagate.folder_params == {"keyframes_folder": "keyframes"}
     assert plan.layer_sources() == {"color": "propagate"}
     # a backend on another machine cannot read the keyframes folder: every frame is diffused

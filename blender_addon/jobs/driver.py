@@ -142,8 +142,6 @@ class JobDriver:
     def _start_job(self) -> None:
         spec = self.plan.jobs[self.job_index]
         params = dict(spec.params)
-        for name, job in spec.folder_params.items():
-            params[name] = str(self.finished[job].root.resolve())
         digests = {f: self.digests[f] for f in spec.frames}
         # One folder per distinct job, so a re-run with other settings starts its own (and a re-run with
         # the same settings resumes: frames already here are not fetched again).

@@ -23,7 +23,6 @@ class JobSpec:
     params: dict
     frames: list[int]
     provides: tuple[str, ...]      # layers of the final take this job supplies
-    folder_params: dict = field(default_factory=dict)  # {param: earlier job}: set to that job's take folder
 
 
 @dataclass
@@ -99,12 +98,11 @@ def matte_params(s: dict) -> dict:
     }
 
 
-def footage_plan(s: dict, frames: list[int], available: list[str] | None, shared_files: bool = True) -> Plan:
+def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Plan:
     """Jobs that turn footage frames into a card's take, given the stages the backend offers.
 
     `available` is the backend's stage list (None when unknown: every wanted stage is assumed present).
-    A wanted stage the backend lacks is an error that says which setting to change. `shared_files`:
-    the backend sees this machine's files (a local backend), so keyframes can be handed over as a folder.
+    A wanted stage the backend lacks is an error that says which setting to change.
     """
     have = set(available) if available is not None else None
 
@@ -125,18 +123,16 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None, shared
         params = diffuse_params(s)
         keys = keyframes(frames, s.get("keyframe_mode", "INTERVAL"), int(s.get("keyframe_interval", 8)))
         can_propagate = have is None or "propagate" in have
-        if len(keys) < len(frames) and can_propagate and shared_files:
-            # Diffuse the keyframes, then rebuild every frame from them by optical flow. The backend
-            # reads the keyframes from the first job's take folder, so it must see this machine's files.
-            plan.jobs.append(JobSpec("keyframes", "diffuse", params, keys, ()))
+        if len(keys) < len(frames) and can_propagate:
+            # One job, local or remote alike: the backend diffuses the keyframes in grids (one pass per
+            # grid, so they share a style) and rebuilds every frame from them by optical flow.
             plan.jobs.append(JobSpec("propagate", "propagate", {
-                "keyframes_from": "folder", "keyframes": keys,
+                "keyframes_from": "diffuse", "diffuse": params, "keyframes": keys,
                 "stability": float(s.get("stability", 0.0)),
-            }, frames, ("color",), folder_params={"keyframes_folder": "keyframes"}))
+            }, frames, ("color",)))
         else:
             if len(keys) < len(frames):
-                why = "has no propagate stage" if not can_propagate else "runs on another machine"
-                plan.notes.append(f"the backend {why}: every frame is diffused instead of keyframes")
+                plan.notes.append("the backend has no propagate stage: every frame is diffused instead of keyframes")
             plan.jobs.append(JobSpec("diffuse", "diffuse", params, frames, ("color",)))
     if not plan.jobs:
         raise PlanError("nothing to do: tick at least one of Matte, Depth or Diffuse in Stage > Cards")

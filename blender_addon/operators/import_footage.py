@@ -8,7 +8,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 
 from ..footage import sequence_source
-from ..ipc import Client, is_loopback
+from ..ipc import Client
 from ..jobs.driver import JobDriver
 from ..jobs.plan import footage_plan
 from ..preferences import client_keys, get_prefs
@@ -53,8 +53,7 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
     if not path:
         raise ValueError("choose the footage: Stage > Cards > Footage (a folder of numbered images)")
     source = sequence_source(path, scene.render.fps / scene.render.fps_base, first, last)
-    plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context),
-                        shared_files=is_loopback(prefs.address))
+    plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context))
     take_dir = takes_root(context) / take_name(name or Path(source.description["path"]).name)
     driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys))
     height, depth_scale = settings.card_height, settings.card_depth_scale

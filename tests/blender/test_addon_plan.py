@@ -50,21 +50,18 @@ def test_diffusion_supplies_the_colour_over_the_matte():
     assert plan.jobs[1].params["seed"] == 7
 
 
-def test_keyframes_are_diffused_then_propagated_when_the_backend_can_read_them():
+def test_keyframes_are_diffused_in_grids_and_propagated_in_one_job():
     settings = {"use_matte": False, "use_diffusion": True, "prompt": "ink", "keyframe_mode": "INTERVAL",
                 "keyframe_interval": 4, "stability": 0.75}
     frames = list(range(1, 11))
-    plan = footage_plan(settings, frames, ["diffuse", "propagate"], shared_files=True)
-    keys, propagate = plan.jobs
-    assert (keys.stage, keys.frames, keys.provides) == ("diffuse", [1, 5, 9, 10], ())
+    (propagate,) = footage_plan(settings, frames, ["diffuse", "propagate"]).jobs
     assert propagate.stage == "propagate" and propagate.frames == frames
+    assert propagate.params["keyframes_from"] == "diffuse" and propagate.params["diffuse"]["prompt"] == "ink"
     assert propagate.params["keyframes"] == [1, 5, 9, 10] and propagate.params["stability"] == 0.75
-    assert propagate.folder_params == {"keyframes_folder": "keyframes"}
-    assert plan.layer_sources() == {"color": "propagate"}
-    # a backend on another machine cannot read the keyframes folder: every frame is diffused
-    remote = footage_plan(settings, frames, ["diffuse", "propagate"], shared_files=False)
-    assert [(j.stage, j.frames) for j in remote.jobs] == [("diffuse", frames)]
-    assert "another machine" in remote.notes[0]
+    # a backend without the propagate stage: every frame is diffused, and the artist is told
+    (alone,) = footage_plan(settings, frames, ["diffuse"]).jobs
+    assert (alone.stage, alone.frames) == ("diffuse", frames)
+    assert "no propagate stage" in footage_plan(settings, frames, ["diffuse"]).notes[0]
 
 
 def test_diffuse_params_carry_the_units_and_loras_that_are_enabled():

@@ -19,3 +19,14 @@ class StageError(RuntimeError):
         super().__init__(message)
         self.code = code
         self.frame = frame
+
+
+class ModelMissing(StageError):
+    """A role's weights are not on this machine; the message says which model, which key and how to get it."""
+
+    def __init__(self, role: str, model: str, how: str, detail: str = ""):
+        message = f"model for {role!r} not found: {model}. {detail}{' ' if detail else ''}To fix: {how}"
+        super().__init__(message, code="model_missing")
+        self.role = role
+        self.model = model
+        self.how = how

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from backend.stages.base import StageError
+from backend.errors import ModelMissing, StageError
 
 DEFAULT_CONFIG_PATH = Path("~/.config/diffusion-stage/models.json")
 SINGLE_FILE_EXTS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".onnx")
@@ -66,17 +66,6 @@ FAMILY_CONFIGS = {
     "sd2": "stabilityai/stable-diffusion-2-1",
     "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
 }
-
-
-class ModelMissing(StageError):
-    """A role's weights are not on this machine; the message says which model, which key and how to get it."""
-
-    def __init__(self, role: str, model: str, how: str, detail: str = ""):
-        message = f"model for {role!r} not found: {model}. {detail}{' ' if detail else ''}To fix: {how}"
-        super().__init__(message, code="model_missing")
-        self.role = role
-        self.model = model
-        self.how = how
 
 
 class ModelConfigError(StageError):

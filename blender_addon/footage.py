@@ -56,47 +56,27 @@ def sequence_source(path: str | Path, fps: float, first: int | None = None, last
     return FrameSource(frames, size, fps, read, {"kind": "images", "path": str(folder)})
 
 
-def read_values(path: str | Path) -> np.ndarray:
-    """An image's stored values as float32 HxWxC (C = the file's channels), top row first, no colour
-    transform: 16-bit PNG depth comes back as v/65535, EXR as written."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        image.colorspace_settings.name = "Non-Color"
-        width, height = image.size
-        pixels = np.empty(width * height * 4, np.float32)
-        image.pixels.foreach_get(pixels)
-        channels = image.channels
-    finally:
-        bpy.data.images.remove(image)
-    return np.ascontiguousarray(pixels.reshape(height, width, 4)[::-1, :, :channels])
 
-
-def take_source(take_dir: str | Path) -> FrameSource:
-    """Every layer of a take as backend inputs: colour as uint8 RGB, depth in its units (float32),
-    alpha as float32 0..1, other passes (normal, lineart, pose, segmentation ...) as uint8 RGB."""
+def take_source(take_dir: str | Path, layers: tuple[str, ...] | None = None) -> FrameSource:
+    """Every layer of a take (rendered passes) as backend inputs, in the values the take means:
+    colour and maps as uint8, depth in metres, alpha 0..1 (scene/frames.py reads them)."""
     from .ipc import Take
+    from .scene.frames import read_frame
 
     take = Take.open(take_dir)
     info = take.info
     if "color" not in info.layers:
         raise ValueError(f"{take.root} has no colour layer (it has {sorted(info.layers)}); render colour too")
 
+    names = [name for name in info.layers if layers is None or name in layers]
+
     def read(frame: int) -> dict[str, np.ndarray]:
         out = {}
-        for name, layer in info.layers.items():
-            values = read_values(take.path(name, frame))
-            if name == "depth":
-                grey = values[:, :, 0]
-                if layer.format == "png16" and layer.near is not None and layer.far is not None:
-                    grey = layer.near + grey * (layer.far - layer.near)
-                out[name] = np.ascontiguousarray(grey, np.float32)
-            elif name == "alpha":
-                out[name] = np.ascontiguousarray(values[:, :, 0])
-            elif name == "color" and layer.format == "exr":
-                out[name] = read_image(take.path(name, frame))["color"]
-            else:
-                rgb = values[:, :, :3] if values.shape[2] >= 3 else np.repeat(values[:, :, :1], 3, axis=2)
-                out[name] = np.ascontiguousarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+        for name in names:
+            values = read_frame(take, name, frame)
+            if name == "alpha" and values.dtype == np.uint8:
+                values = values.astype(np.float32) / 255.0
+            out[name] = np.ascontiguousarray(values)
         return out
 
     return FrameSource(list(info.frames), (info.width, info.height), info.fps, read,

@@ -6,10 +6,10 @@ reaches that code through this module, so only this file knows where it came fro
 """
 
 try:  # packaged: the build's vendored copy
-    from .vendor.dstage_ipc import client, digest, remote_job, take, wire  # noqa: F401
+    from .vendor.dstage_ipc import auth, client, digest, remote_job, take, wire  # noqa: F401
     SOURCE = "vendored"
 except ImportError:  # development checkout
-    from backend.ipc import client, digest, remote_job, take, wire  # noqa: F401
+    from backend.ipc import auth, client, digest, remote_job, take, wire  # noqa: F401
     SOURCE = "repository"
 
 Client = client.Client
@@ -21,3 +21,5 @@ TakeInfo = take.TakeInfo
 TakeError = take.TakeError
 Layer = take.Layer
 digest_arrays = digest.digest_arrays
+digest_json = digest.digest_json
+is_loopback = auth.is_loopback

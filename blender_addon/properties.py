@@ -6,6 +6,8 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from .scene import composite
+
 SAMPLERS = ["Euler a", "Euler", "DPM++ 2M Karras", "DPM++ 2M SDE Karras", "DDIM", "UniPC", "LCM"]
 CONTROL_TYPES = [
     ("depth", "Depth", "depth map (from the Z pass, or estimated)"),
@@ -28,8 +30,7 @@ KEYFRAME_MODES = [
     ("ALL", "Every frame", "diffuse every frame"),
     ("ENDS", "First and last", "diffuse the first and last frames only"),
 ]
-BLEND_MODES = [(m, m.title().replace("_", " "), "") for m in
-               ("MIX", "MULTIPLY", "SCREEN", "OVERLAY", "ADD", "SOFT_LIGHT", "LIGHTEN", "DARKEN", "COLOR")]
+BLEND_MODES = [(m, m.title().replace("_", " "), "") for m in composite.BLEND_MODES]
 
 
 class StageLora(bpy.types.PropertyGroup):
@@ -66,8 +67,9 @@ class StageSettings(bpy.types.PropertyGroup):
     # temporal
     keyframe_mode: EnumProperty(name="Keyframes", items=KEYFRAME_MODES, default="INTERVAL")
     keyframe_interval: IntProperty(name="Interval", default=8, min=1, max=240)
-    stability: FloatProperty(name="Stability", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
-                             description="0 lets each frame vary (lively), 1 holds the keyframes steady")
+    stability: FloatProperty(name="Stability", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+                             description="0: every frame propagated from the keyframes (steady); "
+                                         "1: every frame diffused on its own (the flickering 'stroboscope' look)")
     # footage and cards
     takes_dir: StringProperty(name="Takes", subtype="DIR_PATH", default="//takes/",
                               description="where takes are written (relative to the .blend with //)")
@@ -83,7 +85,7 @@ class StageSettings(bpy.types.PropertyGroup):
     card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
     # stylize / compositing
     mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64)
-    mask_feather: IntProperty(name="Mask feather", default=0, min=0, max=64)
+    mask_feather: FloatProperty(name="Mask feather", default=0.0, min=0.0, max=64.0)
     blend_mode: EnumProperty(name="Blend", items=BLEND_MODES, default="MIX")
     blend_factor: FloatProperty(name="Factor", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
     stylize_object: PointerProperty(name="Object", type=bpy.types.Object,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 from backend.loaders.hf import from_pretrained, torch_dtype_for
 from backend.pipelines.depth import DepthModel, model_kind
@@ -10,7 +9,6 @@ from backend.pipelines.depth import DepthModel, model_kind
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 
 
-@lru_cache(maxsize=2)  # models load once and stay warm between jobs
 def load_depth_model(source: str, *, local_files_only: bool = True, device: str = "cpu", role: str = "depth") -> DepthModel:
     """The depth model at `source` (a folder saved with save_pretrained, or a hub id in the local cache)."""
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation

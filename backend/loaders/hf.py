@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from backend.errors import StageError
 from backend.loaders.missing import ModelMissing, hub_hint, looks_like_path, require_local
+
+
+def resolve_source(source: str, *, role: str, local_files_only: bool) -> str:
+    """A local folder for `source` (a path, or a hub id found in the cache), or the hub id when downloads are allowed."""
+    if looks_like_path(source):
+        return str(require_local(source, role, "put a model there (a folder saved with save_pretrained)"))
+    if local_files_only:
+        return cached_snapshot(source, role)
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(source)
 
 
 def from_pretrained(load: Callable[..., Any], source: str, *, role: str, local_files_only: bool, **kwargs) -> Any:
     """`load(source, local_files_only=..., **kwargs)` with a ModelMissing that names the model on failure."""
     is_path = looks_like_path(source)
-    if is_path:
-        source = str(require_local(source, role, "give the folder a model saved with save_pretrained"))
-    elif local_files_only:
-        source = cached_snapshot(source, role)
+    if is_path or local_files_only:
+        source = resolve_source(source, role=role, local_files_only=local_files_only)
     try:
         return load(source, local_files_only=local_files_only, **kwargs)
     except OSError as e:  # transformers' way of saying "no such files here or in the cache"
@@ -21,7 +31,9 @@ def from_pretrained(load: Callable[..., Any], source: str, *, role: str, local_f
             hint = f"check the folder: it needs config.json and the weights ({e})"
         else:
             hint = hub_hint(source)
-        raise ModelMissing(source, role, hint) from e
+        raise ModelMissing(role, source, hint) from e
+    except ValueError as e:  # a folder holding some other kind of model
+        raise StageError(f"{source} cannot serve as the {role!r} model: {e}", code="bad_model") from e
 
 
 def cached_snapshot(repo_id: str, role: str) -> str:
@@ -35,7 +47,7 @@ def cached_snapshot(repo_id: str, role: str) -> str:
     try:
         return snapshot_download(repo_id, local_files_only=True)
     except Exception as e:  # LocalEntryNotFoundError, or a malformed id (HFValidationError)
-        raise ModelMissing(repo_id, role, hub_hint(repo_id)) from e
+        raise ModelMissing(role, repo_id, hub_hint(repo_id)) from e
 
 
 def torch_dtype_for(device: str):

@@ -9,7 +9,6 @@ from the wire loading an arbitrary file.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 from backend.loaders.missing import ModelMissing, looks_like_path, require_local
 from backend.errors import StageError
@@ -20,10 +19,10 @@ REMBG_MODELS = (
     "birefnet-dis", "birefnet-hrsod", "birefnet-cod", "birefnet-massive", "u2net", "u2netp", "silueta",
     "isnet-anime", "bria-rmbg",
 )
+DEFAULT_MATTE_MODEL = "u2net_human_seg"
 CUSTOM_KINDS = ("u2net_custom", "dis_custom")   # how rembg feeds a custom net: 320² ImageNet-normalised, or 1024²
 
 
-@lru_cache(maxsize=4)  # sessions load once and stay warm between jobs
 def load_matte_session(source: str, *, local_files_only: bool = True, custom_kind: str = "u2net_custom",
                        role: str = "matte"):
     """A rembg session for a model name (see REMBG_MODELS) or the path of a custom .onnx file."""
@@ -39,7 +38,7 @@ def load_matte_session(source: str, *, local_files_only: bool = True, custom_kin
     fname = f"{source}.onnx"
     if local_files_only and session_class.resolve_existing(fname) is None:
         expected = os.path.join(session_class.model_dir(), fname)
-        raise ModelMissing(expected, role, f"run `rembg d {source}` on a machine with network and copy {expected} here")
+        raise ModelMissing(role, expected, f"run `rembg d {source}` on a machine with network and copy {expected} here")
     return new_session(source)
 
 

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from backend.errors import StageError
-
-
-class ModelMissing(StageError):
-    """A model the job needs is not here. The message names it, its config key and how to get it."""
-
-    def __init__(self, model: str, role: str, how_to_get: str):
-        super().__init__(
-            f"model for {role!r} not found: {model}. Set the {role!r} entry of the model config to a local "
-            f"folder or file, or {how_to_get}",
-            code="model_missing",
-        )
-        self.model = model
-        self.role = role
+from backend.errors import ModelMissing  # noqa: F401  (re-exported for the loaders)
 
 
 MODEL_FILE_SUFFIXES = (".onnx", ".safetensors", ".ckpt", ".pth", ".bin")
@@ -41,5 +27,5 @@ def require_local(source: str, role: str, how_to_get: str) -> Path:
     """The source as an existing path, or ModelMissing naming it."""
     path = Path(source).expanduser()
     if not path.exists():
-        raise ModelMissing(str(path), role, how_to_get)
+        raise ModelMissing(role, str(path), how_to_get)
     return path

@@ -22,7 +22,8 @@ class ChromaKeyParams:
     sample_screen: bool = param(True, help="green/blue: key the screen's real colour, sampled from the frame")
     edges: str = param("unmix", choices=("unmix", "ramp"),
                        help="unmix: solve fringe alpha against the nearby subject colour; ramp: distance ramp only")
-    edge_radius: int = param(2, min=1, max=32, help="unmix: pixels from the background where the fringe may lie")
+    edge_radius: int = param(2, min=1, max=32,
+                             help="unmix: how wide the fringe may be, in pixels; raise it for motion blur or soft focus")
 
     def validate(self) -> None:
         if len(self.key_rgb) != 3:

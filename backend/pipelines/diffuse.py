@@ -209,8 +209,6 @@ class DiffusePipeline:
             return tensors
 
         kwargs = self._call_kwargs(params, image, control_maps, width, height)
-        from PIL import Image  # noqa: F401  (diffusers image processors take PIL images)
-
         generator = torch.Generator("cpu").manual_seed(int(seed))  # CPU noise: the same image on any device
         with torch.inference_mode():
             result = pipe(

@@ -142,7 +142,7 @@ class Annotators:
             try:
                 det = cls.from_pretrained(str(folder.path))
             except FileNotFoundError as e:
-                from backend.models import ModelMissing
+                from backend.errors import ModelMissing
 
                 raise ModelMissing(
                     "annotators", f"{folder.path} ({Path(e.filename or '').name or class_name} weights)",

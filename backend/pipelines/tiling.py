@@ -47,9 +47,16 @@ def _overlaps(spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
     return max(before, 0), max(after, 0)
 
 
-def tiled(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], scale: int, tile: int, overlap: int,
+TileFn = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
+
+
+def tiled(image: np.ndarray, fn: TileFn, scale: int, tile: int, overlap: int,
           align: int = 1, on_tile: Callable[[int, int], None] = lambda done, total: None) -> np.ndarray:
-    """fn(tile HxWxC) -> (H*scale)x(W*scale)xC float in [0, 1], applied over `image` in blended tiles."""
+    """fn(tile HxWxC, (top, left)) -> (H*scale)x(W*scale)xC float, applied over `image` in blended tiles.
+
+    The tile's origin lets a function keep per-image state consistent across tiles (a diffusion
+    upscaler crops one whole-frame noise, so overlapping tiles start from the same noise).
+    """
     height, width = image.shape[:2]
     rows, cols = tile_spans(height, tile, overlap, align), tile_spans(width, tile, overlap, align)
     channels = image.shape[2] if image.ndim == 3 else 1
@@ -60,7 +67,7 @@ def tiled(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], scale: int,
         wy = _ramp((y1 - y0) * scale, *(o * scale for o in _overlaps(rows, r)))
         for c, (x0, x1) in enumerate(cols):
             wx = _ramp((x1 - x0) * scale, *(o * scale for o in _overlaps(cols, c)))
-            result = fn(image[y0:y1, x0:x1]).reshape((y1 - y0) * scale, (x1 - x0) * scale, channels)
+            result = fn(image[y0:y1, x0:x1], (y0, x0)).reshape((y1 - y0) * scale, (x1 - x0) * scale, channels)
             weight = (wy[:, None] * wx[None, :])[..., None]
             out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] += weight * result
             total[y0 * scale:y1 * scale, x0 * scale:x1 * scale] += weight

@@ -14,16 +14,24 @@ import cv2
 import numpy as np
 
 from backend.params import ParamError, param
-from backend.pipelines.tiling import tiled
+from backend.pipelines.tiling import TileFn, tiled
 
 
 @dataclass
 class UpscaleParams:
     method: str = param("model", choices=("model", "resample"),
                         help="model: the configured super-resolution model; resample: plain Lanczos")
-    scale: int = param(4, choices=(2, 4), help="output size over input size")
+    scale: int | None = param(None, choices=(2, 4),
+                              help="output size over input size (default: the model's own factor; 4 for resample)")
     tile: int = param(256, min=16, max=4096, help="input pixels per tile side")
     overlap: int = param(32, min=0, max=1024, help="input pixels shared by neighbouring tiles")
+    # diffusion upscalers only (StableDiffusionUpscalePipeline); Swin2SR ignores them
+    prompt: str = param("", help="diffusion upscaler: what the image shows (guides invented detail)")
+    negative_prompt: str = param("", help="diffusion upscaler: what to avoid")
+    steps: int = param(20, min=1, max=200, help="diffusion upscaler: denoising steps")
+    guidance: float = param(7.5, min=0.0, max=30.0, help="diffusion upscaler: classifier-free guidance scale")
+    noise_level: int = param(20, min=0, max=350, help="diffusion upscaler: noise added to the input (more: more invention)")
+    seed: int = param(0, min=0, help="diffusion upscaler: seed of the whole-frame noise")
 
     def validate(self) -> None:
         if self.overlap * 2 > self.tile:
@@ -32,21 +40,25 @@ class UpscaleParams:
 
 @dataclass
 class Upscaler:
-    """A loaded super-resolution model: `run(tile uint8 HxWx3) -> float32 (H*scale)x(W*scale)x3 in [0, 1]`."""
+    """A loaded super-resolution model.
 
-    run: Callable[[np.ndarray], np.ndarray]
+    `for_frame(params, height, width)` gives the tile function for one frame: (tile uint8 HxWx3, origin)
+    -> float32 (H*scale)x(W*scale)x3 in [0, 1].
+    """
+
+    for_frame: Callable[[UpscaleParams, int, int], TileFn]
     scale: int
     align: int      # tile origins on this grid keep the model's windows where the whole image puts them
     name: str
 
 
-def swin2sr_runner(model: Any, processor: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """A tile function for transformers' Swin2SRForImageSuperResolution and its image processor."""
+def swin2sr_runner(model: Any, processor: Any) -> Callable[[UpscaleParams, int, int], TileFn]:
+    """Tile functions for transformers' Swin2SRForImageSuperResolution and its image processor."""
     import torch
 
     scale = int(model.config.upscale)
 
-    def run(tile: np.ndarray) -> np.ndarray:
+    def run(tile: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
         height, width = tile.shape[:2]
         inputs = processor(images=np.ascontiguousarray(tile[..., :3]), return_tensors="pt")
         param = next(model.parameters())
@@ -55,7 +67,7 @@ def swin2sr_runner(model: Any, processor: Any) -> Callable[[np.ndarray], np.ndar
         picture = out.reconstruction[0, :, : height * scale, : width * scale]  # drop the processor's padding
         return picture.float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
-    return run
+    return lambda params, height, width: run
 
 
 def resample(rgb: np.ndarray, scale: int) -> np.ndarray:
@@ -67,11 +79,12 @@ def upscale_frame(rgb: np.ndarray, params: UpscaleParams, upscaler: Upscaler | N
                   on_tile: Callable[[int, int], None] = lambda done, total: None) -> np.ndarray:
     """One HxWx3 uint8 frame -> (H*scale)x(W*scale)x3 uint8."""
     if params.method == "resample":
-        return resample(rgb, params.scale)
+        return resample(rgb, params.scale or 4)
     if upscaler is None:
         raise ValueError("method=model needs a loaded upscaler")
-    if upscaler.scale != params.scale:
+    if params.scale not in (None, upscaler.scale):
         raise ValueError(f"the upscaler {upscaler.name} is {upscaler.scale}x, but scale={params.scale} was asked; "
                          f"configure a {params.scale}x model or set scale={upscaler.scale}")
-    out = tiled(rgb[..., :3], upscaler.run, params.scale, params.tile, params.overlap, upscaler.align, on_tile)
+    height, width = rgb.shape[:2]
+    out = tiled(rgb[..., :3], upscaler.for_frame(params, height, width), upscaler.scale, params.tile, params.overlap, upscaler.align, on_tile)
     return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -11,7 +11,7 @@ from backend.loaders.depth import load_depth_model
 from backend.pipelines.depth import DepthModel, predict_depth
 from backend.pipelines.depth_fit import DepthFit, DepthParams, FitAccumulator, next_running_fit
 from backend.stages.base import StageContext, StageError, register
-from backend.stages.model_source import model_source
+from backend.stages.model_source import model_source, warm
 
 SHOT_FIT = "depth_fit"
 
@@ -37,7 +37,8 @@ class DepthStage:
 
     def run(self, params: DepthParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         source, local_only = model_source(ctx, "depth")
-        model = load_depth_model(source, local_files_only=local_only, device=ctx.device)
+        model = warm(ctx, "depth", (source, ctx.device),
+                     lambda: load_depth_model(source, local_files_only=local_only, device=ctx.device))
         shot_fit = self._shot_fit(params, ctx, model)
         for frame in ctx.todo:
             ctx.check_cancelled()

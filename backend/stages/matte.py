@@ -20,7 +20,7 @@ from backend.pipelines.matte_temporal import smooth_alpha
 from backend.pipelines.rembg_matte import RembgParams, rembg_alpha
 from backend.stages.base import StageContext, StageError, register
 from backend.stages.frame_window import FrameWindow
-from backend.stages.model_source import model_source
+from backend.stages.model_source import model_source, warm
 
 
 @dataclass
@@ -70,5 +70,7 @@ class MatteStage:
             if "/" in source or "\\" in source or source.endswith(".onnx"):
                 raise StageError("rembg.model takes a rembg model name; custom .onnx files go in the model config's "
                                  "'matte' entry (set rembg.model=config)", code="bad_params")
-        session = load_matte_session(source, local_files_only=local_only, custom_kind=params.rembg.custom_kind)
+        kind = params.rembg.custom_kind
+        session = warm(ctx, "matte", (source, kind),
+                       lambda: load_matte_session(source, local_files_only=local_only, custom_kind=kind))
         return lambda color: (np.ascontiguousarray(color[..., :3]), rembg_alpha(session, color, params.rembg.post_process))

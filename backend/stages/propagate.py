@@ -1,12 +1,15 @@
 """The `propagate` stage: source footage + stylized keyframes -> a steady take (color, alpha, depth).
 
 Keyframes come from one of
+    diffuse  ControlNet diffusion of the keyframe grids (the `diffuse` parameters: prompt, checkpoint,
+             ControlNet units ...), one pass per grid so keyframes share a style; the stability dial
+             diffuses the in-between frames one by one;
     folder   the artist's own stylized keyframes: numbered images (0012.png ...) in `keyframes_folder`,
              or in its `color/` subfolder, with optional `alpha/` and `depth/` subfolders beside it;
     preview  PREVIEW ONLY: a pixel-wise colour grade (backend/pipelines/preview.py) applied through the
              keyframe grids, so the whole chain runs without model weights. It is not diffusion.
-A diffusion stylizer plugs into the same grid path: `stylize_keyframes(keys, read_key, stylizer, ...)`
-with `stylizer(grid_image, control_maps) -> stylized_grid`.
+All three go through the same grid path: `stylize_keyframes(keys, read_key, stylizer, ...)` with
+`stylizer(grid_image, control_maps) -> stylized_grid`.
 
 Streaming: the keyframe plan and every stylized keyframe are kept in the job's scratch folder (a restart
 recomputes neither); frames are then rebuilt in order, holding only the two bracketing keyframes.
@@ -14,7 +17,7 @@ recomputes neither); frames are then rebuilt in order, holding only the two brac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +27,10 @@ import numpy as np
 from backend.imageio import numbered_images, read_image
 from backend.ipc.take import Layer
 from backend.params import ParamError, param
+from backend.pipelines.flow import DIS_PRESETS
+from backend.pipelines.diffuse import DiffuseParams, DiffusePipeline
 from backend.pipelines.footage import fit_frame
+from backend.pipelines.grid_diffusion import control_maps_for, diffusion_stylizer
 from backend.pipelines.grid import GridParams, GridReport, stylize_keyframes
 from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyframes
 from backend.pipelines.preview import preview_grade, preview_stylizer
@@ -37,8 +43,10 @@ LAYERS = ("color", "alpha", "depth")
 
 @dataclass
 class PropagateStageParams:
-    keyframes_from: str = param("preview", choices=["folder", "preview"],
-                                help="folder: the artist's stylized keyframes; preview: a weightless colour grade")
+    keyframes_from: str = param("preview", choices=["diffuse", "folder", "preview"],
+                                help="diffuse: ControlNet diffusion of keyframe grids; folder: the artist's "
+                                     "stylized keyframes; preview: a weightless colour grade")
+    diffuse: DiffuseParams = field(default_factory=DiffuseParams)
     keyframes_folder: str = param("", help="folder of numbered stylized keyframes (for keyframes_from=folder)")
     preview_levels: int = param(0, min=0, max=64, help="preview only: posterize to this many levels (0 = off)")
     layers: list[str] = param(["color"], choices=list(LAYERS), help="layers to write; alpha and depth ride along")
@@ -57,7 +65,7 @@ class PropagateStageParams:
     colour_match: str = param("mkl", choices=["mkl", "meanstd", "none"], help="colour transfer between grids")
     blend: str = param("confidence", choices=["confidence", "warp_crossfade", "crossfade"],
                        help="confidence: occlusion-aware (default); the others are baselines")
-    flow_preset: str = param("fast", choices=["ultrafast", "fast", "medium"], help="DIS optical flow preset")
+    flow_preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS optical flow preset")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
     stability: float = param(0.0, min=0.0, max=1.0,
                              help="0 = fully propagated (steady), 1 = every frame stylized on its own")
@@ -125,8 +133,11 @@ class PropagateStage:
         folder = KeyframeFolder(params.keyframes_folder) if params.keyframes_from == "folder" else None
         plan = self._plan(params, ctx, folder)
         self._stylize_keys(params, ctx, plan, folder)
-        propagator = Propagator(PropagateParams(params.blend, "dis", params.flow_preset, params.flow_scale))
+        propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
+                                                flow_scale=params.flow_scale))
         keys: dict[int, Keyframe] = {}
+        gap = None
+        last = None  # the last frame the propagator saw: its flows warm-start the next frame's
         todo = sorted(ctx.todo)
         for index, t in enumerate(todo):
             ctx.check_cancelled()
@@ -135,6 +146,15 @@ class PropagateStage:
             keys = {k: v for k, v in keys.items() if k in wanted}  # at most the two bracketing keyframes
             for k in wanted - set(keys):
                 keys[k] = self._keyframe(params, ctx, k)
+            if prev is not None and nxt is not None and prev != nxt and (prev, nxt) != gap:
+                gap = (prev, nxt)
+                self._prepare_gap(ctx, propagator, keys[prev], keys[nxt])
+            # Resuming mid-gap: replay the gap's earlier frames (output discarded) so every flow starts
+            # from the same warm guess as in an uninterrupted run, and the take comes out identical.
+            since = last if last is not None and prev is not None and last >= prev else prev
+            for f in ([] if since is None else [f for f in ctx.frames if since < f < t]):
+                propagator.frame(f, self._source(ctx, f)["color"], keys.get(prev), keys.get(nxt))
+            last = t
             source = self._source(ctx, t)
             layers = propagator.frame(t, source["color"], keys.get(prev), keys.get(nxt))
             per_frame = self._per_frame(params, ctx, folder, t, source) if params.stability > 0 else None
@@ -175,7 +195,7 @@ class PropagateStage:
     def _stylize_keys(self, params, ctx: StageContext, plan: KeyframePlan, folder: KeyframeFolder | None) -> None:
         if folder is not None:
             return  # the artist's keyframes are read as they are needed
-        stylizer = preview_stylizer(params.preview_levels)
+        stylizer = self._stylizer(params, ctx)
         grid = GridParams(params.grid_max_side, params.grid_max_tiles, 8, params.colour_match)
         report = GridReport()
 
@@ -192,8 +212,37 @@ class PropagateStage:
             ctx.save_scratch(f"key_{frame:06d}", {"color": image})
             ctx.progress(frame, count + 1, len(plan.keys), f"keyframe stylized ({stylizer.label})")
         if report.frames:
+            before = ", ".join(f"{d:.1f}" for d in report.delta_e_before)
+            after = ", ".join(f"{d:.1f}" for d in report.delta_e_after)
             ctx.progress(plan.keys[-1], len(plan.keys), len(plan.keys),
-                         f"grid colour difference (delta E) before {report.delta_e_before}, after {report.delta_e_after}")
+                         f"colour difference between grids (mean delta E): before {before}; after {after}")
+
+    def _stylizer(self, params, ctx: StageContext):
+        if params.keyframes_from != "diffuse":
+            return preview_stylizer(params.preview_levels)
+        last = ctx.todo[0] if ctx.todo else 0
+        return diffusion_stylizer(self._diffusion(ctx), params.diffuse, is_cancelled=ctx.is_cancelled,
+                                  on_step=lambda step, total: ctx.progress(last, step, total, "diffusing a grid"))
+
+    def _diffusion(self, ctx: StageContext) -> DiffusePipeline:
+        registry = ctx.models
+        if registry is None:
+            from backend.models import load_registry
+
+            registry = load_registry()
+        return DiffusePipeline(registry, device=ctx.device)
+
+    def _prepare_gap(self, ctx: StageContext, propagator: Propagator, prev: Keyframe, nxt: Keyframe) -> None:
+        """The gap's key-to-key flows: from scratch after a restart, else one streamed pass over the gap."""
+        name = f"gap_{prev.frame:06d}_{nxt.frame:06d}"
+        saved = ctx.load_scratch(name)
+        if saved is not None:
+            propagator.use_gap(prev.frame, nxt.frame, saved)
+            return
+        between = (self._source(ctx, f)["color"] for f in ctx.frames if prev.frame < f < nxt.frame)
+        flows = propagator.prepare_gap(prev, nxt, between)
+        if flows:
+            ctx.save_scratch(name, flows)
 
     def _keyframe(self, params, ctx: StageContext, frame: int) -> Keyframe:
         source = self._source(ctx, frame)
@@ -211,7 +260,13 @@ class PropagateStage:
         return Keyframe(frame, source["color"], layers)
 
     def _per_frame(self, params, ctx, folder: KeyframeFolder | None, t: int, source) -> dict[str, np.ndarray]:
-        if folder is None:
+        if params.keyframes_from == "diffuse":
+            layers = {k: v for k, v in source.items() if k != "color"}
+            image = self._diffusion(ctx)(params.diffuse, image=source["color"],
+                                         maps=control_maps_for(params.diffuse, layers),
+                                         is_cancelled=ctx.is_cancelled).image
+            out = {"color": fit_frame(image, source["color"].shape[1::-1])}
+        elif folder is None:
             out = {"color": preview_grade(source["color"], params.preview_levels)}
         else:
             out = folder.read(t, source["color"].shape[1::-1])

@@ -9,6 +9,7 @@ memory: frames stream.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..ipc import Client, RemoteJob, Take, TakeInfo, digest_arrays
+from ..ipc import Client, RemoteJob, Take, TakeInfo, digest_arrays, digest_json
 from .plan import Plan
 
 CANCEL_WAIT_S = 3.0   # how long to wait for the backend to confirm a cancel before letting go
-UPLOAD_WINDOW = 2     # frames in flight each way; small, so one RemoteJob.step stays short
+UPLOAD_WINDOW = 1     # frames in flight each way: one frame read or written per step keeps ticks short
+GIVE_UP_S = 60.0      # a backend silent this long (through reconnects) fails the job
 
 
 @dataclass
@@ -33,7 +35,8 @@ class FrameSource:
 
 
 class JobDriver:
-    def __init__(self, plan: Plan, source: FrameSource, take_dir: str | Path, connect: Callable[[], Client]):
+    def __init__(self, plan: Plan, source: FrameSource, take_dir: str | Path, connect: Callable[[], Client],
+                 give_up_s: float = GIVE_UP_S):
         self.plan = plan
         self.source = source
         self.take_dir = Path(take_dir)
@@ -45,10 +48,13 @@ class JobDriver:
         self.job_index = 0
         self.job: RemoteJob | None = None
         self.finished: dict[str, Take] = {}
+        self.sent_params: dict[str, dict] = {}
         self.take: Take | None = None
         self._to_read = list(source.frames)
         self._to_copy: list[int] = []
         self._cancel_deadline = 0.0
+        self.give_up_s = give_up_s
+        self._heard_at = 0.0
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -129,18 +135,40 @@ class JobDriver:
             self.digests[frame] = digest_arrays(self.source.read(frame))
         if not self._to_read:
             self.client = self._connect()
+            self._heard_at = time.monotonic()
             self.state = "running"
             self._start_job()
 
     def _start_job(self) -> None:
         spec = self.plan.jobs[self.job_index]
-        self.job = RemoteJob(self.client, stage=spec.stage, params=spec.params,
-                             digests={f: self.digests[f] for f in spec.frames}, read_input=self.source.read,
-                             size=self.source.size, out_dir=self.take_dir / "jobs" / spec.name,
+        params = dict(spec.params)
+        digests = {f: self.digests[f] for f in spec.frames}
+        # One folder per distinct job, so a re-run with other settings starts its own (and a re-run with
+        # the same settings resumes: frames already here are not fetched again).
+        self.sent_params[spec.name] = params
+        key = digest_json([spec.stage, params, sorted(digests.items())])[:12]
+        self.job = RemoteJob(self.client, stage=spec.stage, params=params,
+                             digests=digests, read_input=self.source.read,
+                             size=self.source.size, out_dir=self.take_dir / "jobs" / f"{spec.name}-{key}",
                              fps=self.source.fps, source=self.source.description, window=UPLOAD_WINDOW)
 
     def _run(self, deadline: float) -> None:
-        state = self.job.step(max(0.0, deadline - time.monotonic()))
+        # One RemoteJob pass (drain what arrived, send what the window allows) at a time, until the
+        # budget is spent or a pass changes nothing: an idle wait costs no CPU.
+        while True:
+            before = self._job_position()
+            state = self.job.step(0.0)
+            if state != "running" and state not in ("submitting", "uploading"):
+                break
+            if time.monotonic() >= deadline or self._job_position() == before:
+                break
+        if self.client.connected:  # heard from since the last (re)connect
+            self._heard_at = max(self._heard_at, self.client.last_heard)
+        elif time.monotonic() - self._heard_at > self.give_up_s:
+            self.cancel()
+            self._fail(f"the backend at {self.client.url} has not answered for {self.give_up_s:.0f} s; "
+                       "start it (Stage > Backend > Start Backend) or check Backend Address in the preferences")
+            return
         if state == "done":
             self.finished[self.plan.jobs[self.job_index].name] = self.job.take
             self.job_index += 1
@@ -154,6 +182,11 @@ class JobDriver:
             self._fail(f"backend stage {self.plan.jobs[self.job_index].stage} failed [{code}]: {message}")
         elif state == "cancelled":  # cancelled on the backend by someone else
             self._finish("cancelled")
+
+    def _job_position(self) -> tuple:
+        job = self.job
+        return (job.state, len(job.local_done), len(job.uploads), len(job.fetches), len(job.in_flight_up),
+                len(job.in_flight_down), job.progress.get("frame"), job.progress.get("step"))
 
     def _await_cancel(self) -> None:
         for msg in self.client.poll(0):
@@ -171,7 +204,7 @@ class JobDriver:
         info = TakeInfo(frame_start=frames[0], frame_end=frames[-1], width=self.source.size[0],
                         height=self.source.size[1], fps=self.source.fps, layers=layers, stage="+".join(
                             j.stage for j in self.plan.jobs), source=self.source.description,
-                        params={j.name: j.params for j in self.plan.jobs},
+                        params=dict(self.sent_params),
                         versions={j.name: self.finished[j.name].info.job_id for j in self.plan.jobs})
         self.take = Take.create(self.take_dir, info)
         self._layer_sources = sources
@@ -182,8 +215,7 @@ class JobDriver:
         while self._to_copy and time.monotonic() < deadline:
             frame = self._to_copy.pop(0)
             for layer, job in self._layer_sources.items():
-                src = self.finished[job].path(layer, frame)
-                self.take.write_file(layer, frame, src.read_bytes())
+                link_or_copy(self.finished[job].path(layer, frame), self.take, layer, frame)
         if not self._to_copy:
             self._finish("done")
 
@@ -194,3 +226,18 @@ class JobDriver:
     def _finish(self, state: str) -> None:
         self.state = state
         self.close()
+
+
+def link_or_copy(src: Path, take: Take, layer: str, frame: int) -> None:
+    """Put a finished job's file into the take: a hard link (instant; the file is already complete and
+    synced), or an atomic copy where links are not possible (another file system)."""
+    dest = take.path(layer, frame)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.link")
+    try:
+        if tmp.exists():
+            tmp.unlink()
+        os.link(src, tmp)
+        os.replace(tmp, dest)
+    except OSError:
+        take.write_file(layer, frame, src.read_bytes())

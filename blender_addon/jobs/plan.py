@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .frames import keyframes
+
 
 class PlanError(ValueError):
     """Settings that cannot become a job; the message names the setting and the fix."""
@@ -67,6 +69,26 @@ def diffuse_params(s: dict) -> dict:
     return params
 
 
+# The rendered pass that feeds each ControlNet type; the others are always estimated from the colour.
+PASS_OF_CONTROL = {"depth": "depth", "normal": "normal", "lineart": "lineart", "openpose": "pose",
+                   "segmentation": "segmentation"}
+
+
+def pass_layers(s: dict) -> tuple[str, ...]:
+    """The passes to render and send for the enabled ControlNet units: colour always, then each unit's
+    pass unless the unit asks for the backend's annotator."""
+    layers = ["color"]
+    for unit in s.get("controls", []):
+        layer = PASS_OF_CONTROL.get(unit["type"])
+        if unit.get("enabled", True) and unit.get("source", "auto") != "annotator":
+            if layer is None and unit.get("source") == "map":
+                raise PlanError(f"ControlNet unit {unit['type']}: Stage renders no {unit['type']} pass; "
+                                "set its source to Annotator or Auto")
+            if layer is not None and layer not in layers:
+                layers.append(layer)
+    return tuple(layers)
+
+
 def matte_params(s: dict) -> dict:
     return {
         "method": "chroma",
@@ -98,9 +120,20 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Pla
         plan.jobs.append(JobSpec("depth", "depth", {}, frames, ("depth",)))
     if s.get("use_diffusion", False):
         need("diffuse", "clear Diffuse in Stage > Cards")
-        # Every frame is diffused with one seed; keyframe propagation joins once the backend has a
-        # `propagate` stage whose inputs are settled (see the report of issue 5).
-        plan.jobs.append(JobSpec("diffuse", "diffuse", diffuse_params(s), frames, ("color",)))
+        params = diffuse_params(s)
+        keys = keyframes(frames, s.get("keyframe_mode", "INTERVAL"), int(s.get("keyframe_interval", 8)))
+        can_propagate = have is None or "propagate" in have
+        if len(keys) < len(frames) and can_propagate:
+            # One job, local or remote alike: the backend diffuses the keyframes in grids (one pass per
+            # grid, so they share a style) and rebuilds every frame from them by optical flow.
+            plan.jobs.append(JobSpec("propagate", "propagate", {
+                "keyframes_from": "diffuse", "diffuse": params, "keyframes": keys,
+                "stability": float(s.get("stability", 0.0)),
+            }, frames, ("color",)))
+        else:
+            if len(keys) < len(frames):
+                plan.notes.append("the backend has no propagate stage: every frame is diffused instead of keyframes")
+            plan.jobs.append(JobSpec("diffuse", "diffuse", params, frames, ("color",)))
     if not plan.jobs:
         raise PlanError("nothing to do: tick at least one of Matte, Depth or Diffuse in Stage > Cards")
     return plan

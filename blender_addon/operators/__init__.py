@@ -5,6 +5,7 @@ from . import (add_card, backend_connect, backend_start, collections, import_foo
 
 classes = (
     backend_start.STAGE_OT_backend_start,
+    backend_start.STAGE_OT_backend_stop,
     backend_connect.STAGE_OT_backend_connect,
     render_passes.STAGE_OT_render_passes,
     stylize_scene.STAGE_OT_stylize_scene,

@@ -37,8 +37,10 @@ class STAGE_OT_backend_connect(bpy.types.Operator):
         return {"CANCELLED"}
 
     def invoke(self, context, event):
-        if context.window is None or not self._begin(context):
-            return self.execute(context) if context.window is None else {"CANCELLED"}
+        if context.window is None:  # background: nothing to keep responsive
+            return self.execute(context)
+        if not self._begin(context):
+            return {"CANCELLED"}
         self.timer = context.window_manager.event_timer_add(0.05, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}

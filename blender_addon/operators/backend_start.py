@@ -82,3 +82,20 @@ class STAGE_OT_backend_start(bpy.types.Operator):
         while not self._poll():
             time.sleep(0.05)
         return self._end(context)
+
+
+class STAGE_OT_backend_stop(bpy.types.Operator):
+    """Stop the backend this Blender started"""
+
+    bl_idname = "stage.backend_stop"
+    bl_label = "Stop Backend"
+
+    @classmethod
+    def poll(cls, context):
+        return runtime.session.backend is not None and runtime.session.backend.alive
+
+    def execute(self, context):
+        runtime.session.backend.stop()
+        runtime.session.backend = None
+        show_status(context, context.window_manager.stage_status.address, None, "backend stopped")
+        return {"FINISHED"}

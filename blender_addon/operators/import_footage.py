@@ -33,26 +33,33 @@ class STAGE_OT_import_footage(JobOperator, bpy.types.Operator):
     frame_last: IntProperty(name="Last Frame", default=-1, description="-1: the footage's last")
 
     def make_runner(self, context) -> JobRunner:
-        scene = context.scene
-        settings = scene.stage
-        prefs = get_prefs(context)
-        keys = client_keys(prefs)
-        path = bpy.path.abspath(self.filepath or settings.footage_path)
-        if not path:
-            raise ValueError("choose the footage: Stage > Cards > Footage (a folder of numbered images)")
-        fps = scene.render.fps / scene.render.fps_base
-        source = sequence_source(path, fps, None if self.frame_first < 0 else self.frame_first,
-                                 None if self.frame_last < 0 else self.frame_last)
-        plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context))
-        for note in plan.notes:
+        runner = footage_runner(context, self.filepath, name=self.name,
+                                first=None if self.frame_first < 0 else self.frame_first,
+                                last=None if self.frame_last < 0 else self.frame_last)
+        for note in runner.driver.plan.notes:
             self.report({"WARNING"}, note)
-        folder = Path(source.description["path"])
-        take_dir = takes_root(context) / take_name(self.name or folder.name)
-        driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys))
-        height, depth_scale = settings.card_height, settings.card_depth_scale
+        return runner
 
-        def make(context):
-            card = make_card(take_dir, height=height, depth_scale=depth_scale, scene=context.scene)
-            self.report({"INFO"}, f"card {card.name} from {take_dir}")
 
-        return JobRunner(driver, "Import footage", on_done=make)
+def footage_runner(context, filepath: str = "", *, name: str = "", first: int | None = None,
+                   last: int | None = None) -> JobRunner:
+    """The import's whole job (footage -> backend jobs -> take -> card) as a JobRunner: the operator's
+    modal timer and EXEC both drive it, and so can scripts."""
+    scene = context.scene
+    settings = scene.stage
+    prefs = get_prefs(context)
+    keys = client_keys(prefs)
+    path = bpy.path.abspath(filepath or settings.footage_path)
+    if not path:
+        raise ValueError("choose the footage: Stage > Cards > Footage (a folder of numbered images)")
+    source = sequence_source(path, scene.render.fps / scene.render.fps_base, first, last)
+    plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context))
+    take_dir = takes_root(context) / take_name(name or Path(source.description["path"]).name)
+    driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys))
+    height, depth_scale = settings.card_height, settings.card_depth_scale
+
+    def make(context) -> str:
+        card = make_card(take_dir, height=height, depth_scale=depth_scale, scene=context.scene)
+        return f"card {card.name} from {take_dir}"
+
+    return JobRunner(driver, "Import footage", on_done=make)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty, StringProperty
 
+from ..scene.passes import PassError, render_passes
 from .paths import take_name, takes_root
 
 
@@ -27,18 +28,15 @@ class STAGE_OT_render_passes(bpy.types.Operator):
         last = scene.frame_end if self.frame_last < 0 else self.frame_last
         try:
             take_dir = takes_root(context) / take_name(self.name)
-            take = render_pass_take(scene, take_dir, first, last)
-        except (ValueError, RuntimeError, OSError) as e:
+            render_pass_take(scene, take_dir, first, last)
+        except (PassError, ValueError, RuntimeError, OSError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         self.report({"INFO"}, f"passes of frames {first}-{last} in {take_dir}")
-        return {"FINISHED"} if take is not None else {"CANCELLED"}
+        return {"FINISHED"}
 
 
-def render_pass_take(scene, take_dir, first: int, last: int):
-    """scene/passes.py renders the passes; imported here so the add-on registers without it."""
-    try:
-        from ..scene import passes
-    except ImportError as e:
-        raise RuntimeError(f"this build of the add-on has no pass renderer (scene/passes.py): {e}") from None
-    return passes.render_passes(scene, take_dir, frame_start=first, frame_end=last)
+def render_pass_take(scene, take_dir, first: int, last: int, layers: tuple[str, ...] | None = None):
+    if layers is None:
+        return render_passes(take_dir, scene=scene, frame_start=first, frame_end=last)
+    return render_passes(take_dir, scene=scene, frame_start=first, frame_end=last, layers=layers)

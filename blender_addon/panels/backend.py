@@ -12,6 +12,7 @@ class STAGE_PT_backend(StagePanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("stage.backend_start", icon="PLAY")
         row.operator("stage.backend_connect", icon="LINKED")
+        row.operator("stage.backend_stop", icon="CANCEL", text="")
         col = layout.column(align=True)
         if status.connected:
             col.label(text=f"Connected: {status.address}", icon="CHECKMARK")

@@ -1,5 +1,6 @@
 import bpy
 
+from ..scene.cards import LIT_NODE, scene_cards
 from .base import StagePanel
 
 
@@ -28,11 +29,14 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
         op = row.operator("stage.add_card", icon="IMAGE_PLANE")
         op.height, op.depth_scale = settings.card_height, settings.card_depth_scale
 
-        cards = [obj for obj in context.scene.objects if obj.get("stage_card")]
+        cards = scene_cards(context.scene)
         if cards:
             box = layout.box()
             for card in cards:
                 row = box.row(align=True)
                 row.operator("stage.select_card", text=card.name, icon="IMAGE_PLANE", emboss=False).name = card.name
-                row.prop(card, '["stage_depth_scale"]', text="Depth")
+                material = card.active_material
+                lit = material.node_tree.nodes.get(LIT_NODE) if material and material.node_tree else None
+                if lit is not None:  # live: 1 lit by the scene's lights, 0 emission of the footage
+                    row.prop(lit.outputs[0], "default_value", text="Lit", slider=True)
                 row.prop(card, "hide_render", text="", icon_only=True)

@@ -1,6 +1,7 @@
 """Exact control maps of a camera's view, rendered with Cycles and written as a take.
 
-One Cycles render per frame gives every map: its view layer passes (Z, normal, object index) go to
+One Cycles render per frame gives every map: its view layer passes (Z, normal, object and material
+index, Freestyle when asked) go to
 an uncompressed multilayer EXR that `imagefiles.read_exr` reads back, and the colour is saved from
 the same Render Result through the scene's view transform. Layers of the take:
 
@@ -11,7 +12,9 @@ the same Render Result through the scene's view transform. Layers of the take:
     segmentation  8-bit RGB, each object's colour by its tag (custom property `stage_tag` on the
                   object, or on a material for that material's faces); untagged is black; the
                   palette is saved in take.json under params["segmentation_palette"]
-    lineart       8-bit grey, white lines where depth jumps, the surface bends or the object changes
+    lineart       8-bit grey, white lines on black: EDGES (where depth jumps, the surface bends or
+                  the object changes) or FREESTYLE (Blender's line renderer, the view layer's own
+                  line sets when it has some)
     pose          8-bit RGB, the OpenPose skeletons of the scene's armatures (see pose.py)
 
 The scene is left as it was found: every setting changed for the render is restored.
@@ -30,13 +33,15 @@ import numpy as np
 
 from backend.ipc.take import Layer, Take, TakeInfo
 from . import pose
-from .imagefiles import exr_bytes, png_bytes, read_exr
+from backend.ipc.imagefiles import exr_bytes, png_bytes, read_exr
 
 LAYERS = ("color", "depth", "normal", "segmentation", "lineart", "pose")
 DEPTH_FORMATS = ("exr", "png16")
+LINEART_METHODS = ("EDGES", "FREESTYLE")
 BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 where a ray hits nothing
 
-# ADE20K colours (what ControlNet's segmentation model was trained on) for common tags
+# ADE20K colours (what ControlNet's segmentation model was trained on; the first 24 classes of the
+# palette controlnet_aux uses) for common tags
 ADE20K = {
     "wall": (120, 120, 120), "building": (180, 120, 120), "sky": (6, 230, 230), "floor": (80, 50, 50),
     "tree": (4, 200, 3), "ceiling": (120, 120, 80), "road": (140, 140, 140), "bed": (204, 5, 255),
@@ -60,6 +65,7 @@ def render_passes(
     frame_end: int | None = None,
     layers: tuple[str, ...] = LAYERS,
     depth_format: str = "exr",
+    lineart: str = "EDGES",
     size: tuple[int, int] | None = None,
     near: float | None = None,
     far: float | None = None,
@@ -82,8 +88,10 @@ def render_passes(
     camera = camera or scene.camera
     take = prepare_take(take_dir, scene=scene, camera=camera, frame_start=frame_start, frame_end=frame_end,
                         layers=layers, depth_format=depth_format, near=near, far=far, size=size,
-                        tag_property=tag_property, palette=palette, job_id=job_id)
+                        lineart=lineart, tag_property=tag_property, palette=palette, job_id=job_id)
+    freestyle = "lineart" in layers and lineart == "FREESTYLE"
     with pass_render_settings(scene, camera, samples=samples, size=(take.info.width, take.info.height),
+                              freestyle=freestyle,
                               tag_property=tag_property, tags=take.info.params["segmentation_palette"]):
         for frame in take.info.frames:
             render_frame(take, scene, frame)
@@ -93,14 +101,16 @@ def render_passes(
 
 
 def prepare_take(take_dir, *, scene, camera, frame_start=None, frame_end=None, layers=LAYERS,
-                 depth_format="exr", near=None, far=None, size=None, tag_property="stage_tag", palette=None,
-                 job_id="") -> Take:
+                 depth_format="exr", near=None, far=None, size=None, lineart="EDGES", tag_property="stage_tag",
+                 palette=None, job_id="") -> Take:
     """Check the request and create the take folder with its take.json (no frames yet)."""
     if camera is None or camera.type != "CAMERA":
         raise PassError("no camera to render from: set the scene's camera or pass a camera object")
     unknown = [name for name in layers if name not in LAYERS]
     if unknown or not layers:
         raise PassError(f"unknown layers {unknown or '(none given)'}; accepted: {', '.join(LAYERS)}")
+    if lineart not in LINEART_METHODS:
+        raise PassError(f"lineart is {lineart!r}; accepted: {', '.join(LINEART_METHODS)}")
     if depth_format not in DEPTH_FORMATS:
         raise PassError(f"depth_format is {depth_format!r}; accepted: {', '.join(DEPTH_FORMATS)}")
     frame_start = scene.frame_start if frame_start is None else frame_start
@@ -127,7 +137,8 @@ def prepare_take(take_dir, *, scene, camera, frame_start=None, frame_end=None, l
         frame_start=frame_start, frame_end=frame_end, width=width, height=height, fps=scene.render.fps,
         layers={name: spec[name] for name in layers}, stage="render_passes", job_id=job_id,
         source={"blend": bpy.data.filepath, "scene": scene.name, "camera": camera.name},
-        params={"segmentation_palette": tag_palette(scene, tag_property, palette), "tag_property": tag_property},
+        params={"segmentation_palette": tag_palette(scene, tag_property, palette), "tag_property": tag_property,
+                "lineart": lineart},
         versions={"blender": bpy.app.version_string},
     )
     return Take.create(take_dir, info)
@@ -160,10 +171,12 @@ def _derived_colour(tag: str) -> tuple[int, int, int]:
 
 
 @contextmanager
-def pass_render_settings(scene, camera, *, samples=None, size=None, tag_property="stage_tag", tags=None):
+def pass_render_settings(scene, camera, *, samples=None, size=None, freestyle=False, tag_property="stage_tag",
+                         tags=None):
     """Switch the scene to a Cycles pass render (Z, normal, object index; one view layer; tagged
-    objects numbered by tag) and put every touched setting back afterwards."""
-    saved = []
+    objects numbered by tag; Freestyle lines as a pass if asked) and put every touched setting
+    back afterwards."""
+    saved, made = [], []
 
     def set_(owner, attr, value):
         saved.append((owner, attr, getattr(owner, attr)))
@@ -175,7 +188,11 @@ def pass_render_settings(scene, camera, *, samples=None, size=None, tag_property
     try:
         set_(scene, "camera", camera)
         set_(scene.render, "engine", "CYCLES")
-        set_(scene.render, "use_freestyle", False)
+        set_(scene.render, "use_freestyle", freestyle)
+        if freestyle:
+            set_(view_layer, "use_freestyle", True)
+            set_(view_layer.freestyle_settings, "as_render_pass", True)
+            made = _ensure_line_set(view_layer)
         set_(scene.render, "use_compositing", False)  # the raw passes, not a composite of them
         set_(scene.render, "use_sequencer", False)
         set_(scene.render, "use_motion_blur", False)  # data passes of one instant
@@ -205,7 +222,30 @@ def pass_render_settings(scene, camera, *, samples=None, size=None, tag_property
                 setattr(owner, attr, value)
             except (TypeError, AttributeError, ReferenceError):
                 pass  # an object deleted meanwhile
+        for remove in made:
+            remove()
         scene.frame_set(frame)  # re-evaluate the scene where the artist left it
+
+
+def _ensure_line_set(view_layer) -> list:
+    """Give the view layer's line sets a plain white style unless one is styled already (then the
+    artist's lines are used); return the steps that undo it."""
+    settings = view_layer.freestyle_settings
+    if any(line_set.show_render and line_set.linestyle for line_set in settings.linesets):
+        return []
+    bare = [line_set for line_set in settings.linesets if line_set.linestyle is None]
+    if bare:
+        style = bpy.data.linestyles.new("Stage lines")
+        for line_set in bare:
+            line_set.linestyle = style
+        undo = []
+    else:  # a new line set comes with a new style of its own
+        line_set = settings.linesets.new("Stage lines")
+        style = line_set.linestyle or bpy.data.linestyles.new("Stage lines")
+        line_set.linestyle = style
+        undo = [lambda: settings.linesets.remove(line_set)]
+    style.color, style.thickness = (1.0, 1.0, 1.0), 1.0
+    return undo + [lambda: bpy.data.linestyles.remove(style)]  # which also empties the sets' style
 
 
 def render_frame(take: Take, scene, frame: int) -> dict[str, np.ndarray]:
@@ -217,7 +257,6 @@ def render_frame(take: Take, scene, frame: int) -> dict[str, np.ndarray]:
         scene.render.filepath = str(exr_path)
         bpy.ops.render.render(write_still=True, scene=scene.name, layer=view_layer.name)
         channels = _channels(read_exr(exr_path), view_layer.name)
-        colour_png = None
         if "color" in take.info.layers:
             colour_png = Path(tmp) / "color.png"
             _save_colour(scene, colour_png)
@@ -240,8 +279,11 @@ def _channels(planes: dict[str, np.ndarray], view_layer: str) -> dict[str, np.nd
     missing = [k for k in ("Depth.Z", "Normal.X") if k not in planes]
     if missing or objects is None or materials is None:
         raise PassError(f"the render lacks passes {missing or ['object/material index']}; found {sorted(planes)}")
-    return {"depth": planes["Depth.Z"], "index": np.where(materials > 0.5, materials, objects),
-            "normal": np.stack([planes["Normal.X"], planes["Normal.Y"], planes["Normal.Z"]], axis=-1)}
+    channels = {"depth": planes["Depth.Z"], "index": np.where(materials > 0.5, materials, objects),
+                "normal": np.stack([planes["Normal.X"], planes["Normal.Y"], planes["Normal.Z"]], axis=-1)}
+    if "Freestyle.A" in planes:
+        channels["freestyle"] = planes["Freestyle.A"]
+    return channels
 
 
 def _save_colour(scene, path: Path) -> None:
@@ -275,7 +317,10 @@ def compute_maps(channels: dict[str, np.ndarray], camera, palette: dict, layers)
     for i, tag in enumerate(sorted(palette)):
         colours[i + 1] = palette[tag]
     maps["segmentation"] = colours[np.clip(index, 0, len(palette))]
-    maps["lineart"] = line_art(depth, normal, index, background)
+    if "freestyle" in channels:
+        maps["lineart"] = np.round(np.clip(channels["freestyle"], 0, 1) * 255).astype(np.uint8)
+    else:
+        maps["lineart"] = line_art(depth, normal, index, background)
     return maps
 
 

@@ -98,21 +98,32 @@ def _controlnet(unet):
     return cn.eval()
 
 
-def _lora(unet, folder: Path) -> Path:
-    """A random LoRA on the UNet's attention, saved by diffusers in its own format."""
+def _lora(unet, folder: Path) -> tuple[Path, Path]:
+    """A random LoRA on the UNet's attention, saved twice: by diffusers in its format, and in kohya's."""
     import copy
 
     from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
 
+    rank = 4
     target = copy.deepcopy(unet)
-    target.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+    target.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
                                   target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(target))
+    peft_state = get_peft_model_state_dict(target)
+    layers = convert_state_dict_to_diffusers(peft_state)
     StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers, weight_name="ink.safetensors")
-    return folder / "ink.safetensors"
+    # kohya (sd-scripts) names: lora_unet_<module path with underscores>.lora_down/.lora_up/.alpha
+    kohya = {}
+    for key, value in peft_state.items():
+        module, which = key.rsplit(".lora_", 1)
+        name = "lora_unet_" + module.replace(".", "_")
+        kohya[f"{name}.{'lora_down' if which.startswith('A') else 'lora_up'}.weight"] = value.contiguous()
+        kohya[f"{name}.alpha"] = torch.tensor(float(rank))
+    save_file(kohya, str(folder / "ink_kohya.safetensors"))
+    return folder / "ink.safetensors", folder / "ink_kohya.safetensors"
 
 
 # ---- diffusers layout -> original (LDM) single-file layout -------------------------------------------------
@@ -237,7 +248,7 @@ def build_models(root: Path) -> dict:
     for t in CN_TYPES:
         _controlnet(unet).save_pretrained(root / f"cn_{t}")
         controlnets[f"controlnet.{t}"] = {"path": str(root / f"cn_{t}")}
-    lora = _lora(unet, root / "loras")
+    lora, lora_kohya = _lora(unet, root / "loras")
     write_single_file(sd, root / "single.safetensors")
     config_only_copy(root / "sd", root / "sd_config")
 
@@ -259,7 +270,7 @@ def build_models(root: Path) -> dict:
             "checkpoint.xl": {"path": str(root / "sdxl")},
             **controlnets,
             "controlnet_xl.depth": {"path": str(root / "cn_xl_depth")},
-            "lora": {"ink": {"file": str(lora)}},
+            "lora": {"ink": {"file": str(lora)}, "ink_kohya": {"file": str(lora_kohya)}},
             "vae.alt": {"path": str(root / "vae_override")},
             "annotators": {"path": str(annotators)},
         },

@@ -18,14 +18,14 @@ class Shot:
     """Frame i: the background under affine motion (pan dx, dy and roll per frame), plus optionally a disc of
     another photograph crossing at `disc_speed` px per frame. Also yields the disc's true alpha."""
 
-    def __init__(self, size=(128, 96), count=13, pan=(1.5, 0.5), roll=0.0, disc_speed=0.0, disc_radius=18,
+    def __init__(self, size=(128, 96), count=13, pan=(1.5, 0.5), roll=0.0, disc_speed=0.0, disc_radius=18, disc_start=10.0,
                  background=None, cut_at=None):
         self.size, self.count = size, count
         self.pan, self.roll, self.disc_speed, self.disc_radius = pan, roll, disc_speed, disc_radius
         self.background = photo() if background is None else background
         self.other = cv2.resize(data.chelsea(), (2 * disc_radius + 8, 2 * disc_radius + 8),
                                 interpolation=cv2.INTER_AREA)
-        self.cut_at = cut_at
+        self.cut_at, self.disc_start = cut_at, disc_start
         self.second = cv2.resize(data.coffee(), (384, 384), interpolation=cv2.INTER_AREA)
 
     def camera(self, i: int) -> np.ndarray:
@@ -38,7 +38,7 @@ class Shot:
     def disc(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         w, h = self.size
         r = self.disc_radius
-        cx, cy = 10 + self.disc_speed * i, h / 2
+        cx, cy = self.disc_start + self.disc_speed * i, h / 2
         m = np.float32([[1, 0, cx - (r + 4)], [0, 1, cy - (r + 4)]])
         patch = cv2.warpAffine(self.other, m, (w, h), flags=cv2.INTER_LINEAR)
         mask = np.zeros((h * 8, w * 8), np.uint8)  # supersampled for a soft, exact-coverage edge

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from depth_fixtures import one_thread, scene, tiny_depth_anything, tiny_dpt, tiny_zoedepth  # noqa: F401
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 
 from backend.loaders.depth import load_depth_model
 from backend.loaders.missing import ModelMissing
@@ -76,3 +76,36 @@ def test_stage_without_a_reference_layer_says_what_is_missing(tiny_depth_anythin
     ctx = make_context({1: {"color": scene()}}, tmp_path, models={"depth": tiny_depth_anything})
     with pytest.raises(StageError, match="depth layer"):
         run_stage("depth", {"output": "metres", "align": "reference"}, ctx)
+
+
+def test_a_folder_holding_another_kind_of_model_is_named_as_such(tmp_path):
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution
+
+    from backend.stages.base import StageError
+
+    Swin2SRForImageSuperResolution(Swin2SRConfig(embed_dim=8, depths=[1], num_heads=[1], window_size=4)).save_pretrained(tmp_path)
+    with pytest.raises(StageError, match="cannot serve as the 'depth' model") as err:
+        load_depth_model(str(tmp_path))
+    assert err.value.code == "bad_model"
+
+
+def test_stage_loads_through_the_model_registry_and_keeps_the_model_warm(tiny_depth_anything, tmp_path):
+    from backend.models import ModelRegistry
+
+    registry = ModelRegistry.from_dict({"models": {"depth": tiny_depth_anything}})
+    frames = {1: {"color": scene()}}
+    first = run_stage("depth", {}, make_context(frames, tmp_path / "a", models=registry))
+    held = registry.warm_slots()["depth"]
+    again = run_stage("depth", {}, make_context(frames, tmp_path / "b", models=registry))
+    assert registry.warm_slots()["depth"] == held        # same key in the slot: the warm model is reused
+    np.testing.assert_array_equal(first[1]["depth"], again[1]["depth"])
+
+
+def test_registry_role_pointing_nowhere_fails_with_the_registrys_message(tmp_path):
+    from backend.models import ModelRegistry
+    from backend.stages.base import StageError
+
+    registry = ModelRegistry.from_dict({"models": {"depth": str(tmp_path / "nothing-here")}})
+    with pytest.raises(StageError, match="nothing-here") as err:
+        run_stage("depth", {}, make_context({1: {"color": scene()}}, tmp_path, models=registry))
+    assert err.value.code == "model_missing" and "'depth'" in str(err.value)

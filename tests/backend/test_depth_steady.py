@@ -2,7 +2,7 @@
 
 import numpy as np
 from depth_fixtures import one_thread, scene, tiny_depth_anything  # noqa: F401
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 
 from backend.loaders.depth import load_depth_model
 from backend.params import parse_params

@@ -103,6 +103,14 @@ def test_lora_strength_zero_equals_no_lora(diffuse, frame):
     assert np.array_equal(plain, after)
 
 
+def test_a_kohya_lora_loads_like_the_same_lora_in_diffusers_format(diffuse, frame):
+    diffusers_format = diffuse(params(loras=[{"name": "ink", "strength": 0.7}]), image=frame).image
+    kohya_format = diffuse(params(loras=[{"name": "ink_kohya", "strength": 0.7}]), image=frame).image
+    plain = diffuse(params(), image=frame).image
+    assert diff(plain, kohya_format) > 0.5
+    assert np.abs(diffusers_format.astype(int) - kohya_format.astype(int)).max() <= 1
+
+
 def test_single_file_checkpoint_with_local_config_equals_the_folder(diffuse, frame):
     folder = diffuse(params(seed=5), image=frame).image
     single = diffuse(params(seed=5, checkpoint="checkpoint.single"), image=frame).image
@@ -198,3 +206,45 @@ def test_pipelines_stay_warm_between_calls(diffuse, registry, frame):
     base = load_base(registry, "checkpoint", None, "cpu", torch.float32, "none")
     diffuse(params(sampler="DDIM", seed=4, controls=[{"type": "depth"}]), image=frame, maps={"depth": frame})
     assert load_base(registry, "checkpoint", None, "cpu", torch.float32, "none") is base
+
+
+def test_checkpoint_and_controlnet_from_other_sources_match_the_folders(tiny_models, diffuse, frame, depth_pass,
+                                                                         tmp_path):
+    """A hub id found in the local Hugging Face cache, and a ControlNet as one .safetensors file."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from diffusers import ControlNetModel
+
+    from test_diffuse_models import fake_hf_cache
+
+    models = tiny_models["models"]
+    snapshot = fake_hf_cache(tmp_path / "hub", "someone/tiny-sd", {})
+    shutil.copytree(models["checkpoint"]["path"], snapshot, dirs_exist_ok=True)
+    cn_folder = models["controlnet.depth"]["path"]
+    cn = ControlNetModel.from_pretrained(cn_folder)
+    save_file({k: v.contiguous() for k, v in cn.state_dict().items()}, str(tmp_path / "cn_depth.safetensors"))
+    config = {"cache_dir": str(tmp_path / "hub"), "models": {
+        "checkpoint": "someone/tiny-sd",
+        "controlnet.depth": {"file": str(tmp_path / "cn_depth.safetensors"), "config": cn_folder},
+    }}
+    other = DiffusePipeline(ModelRegistry.from_dict(config))
+    p = params(seed=8, controls=[{"type": "depth"}])
+    expected = diffuse(p, image=frame, maps={"depth": depth_pass}).image
+    assert np.array_equal(other(p, image=frame, maps={"depth": depth_pass}).image, expected)
+
+
+def test_vae_tiling_decodes_in_tiles(diffuse, registry, frame):
+    vae = load_base(registry, "checkpoint", None, "cpu", torch.float32, "none").pipe.vae
+    whole = diffuse(params(seed=2), image=frame).image
+    vae.tile_sample_min_size, vae.tile_latent_min_size = 32, 4  # tiles smaller than the frame
+    try:
+        tiled = diffuse(params(seed=2, vae_tiling=True), image=frame).image
+        assert vae.use_tiling
+        untiled = diffuse(params(seed=2), image=frame).image
+    finally:
+        vae.tile_sample_min_size, vae.tile_latent_min_size = 512, 64
+    assert not vae.use_tiling and np.array_equal(untiled, whole)
+    # the tiled path ran (a random VAE's tiles do not agree the way a trained one's do, so no closeness bound)
+    assert not np.array_equal(tiled, whole) and tiled.shape == whole.shape

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 from matte_fixtures import export_subject_net, green_screen_frame, soft_iou
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 
 from backend.loaders.matte import load_matte_session
 from backend.loaders.missing import ModelMissing
@@ -48,6 +48,34 @@ def test_matte_stage_with_rembg_uses_the_configured_model(subject_net, tmp_path)
         np.testing.assert_array_equal(arrays["color"], frames[f]["color"])   # straight colour, untouched
         truth = green_screen_frame(64, 64, shift=f)[1]
         assert soft_iou(arrays["alpha"], truth) > 0.8
+
+
+def test_named_model_found_in_rembgs_folder_runs_offline_through_the_stage(rembg_home, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        export_subject_net(rembg_home / "models" / "u2net_human_seg" / "u2net_human_seg.onnx")
+    frame, truth = green_screen_frame(64, 80)
+    ctx = make_context({1: {"color": frame}}, tmp_path / "scratch", models=None)   # no config needed for a name
+    out = run_stage("matte", {"method": "rembg", "rembg": {"model": "u2net_human_seg"}}, ctx)
+    assert out[1]["alpha"].shape == (64, 80) and soft_iou(out[1]["alpha"], truth) > 0.8
+
+
+def test_registry_matte_role_takes_a_rembg_name_or_an_onnx_file(subject_net, rembg_home, tmp_path):
+    from backend.models import ModelRegistry
+
+    frame, truth = green_screen_frame(48, 48)
+    by_file = ModelRegistry.from_dict({"models": {"matte": str(subject_net)}})
+    out = run_stage("matte", {"method": "rembg"}, make_context({1: {"color": frame}}, tmp_path / "a", models=by_file))
+    assert soft_iou(out[1]["alpha"], truth) > 0.8
+    by_name = ModelRegistry.from_dict({"models": {"matte": "isnet-general-use"}})   # not downloaded here
+    with pytest.raises(ModelMissing, match="rembg d isnet-general-use"):
+        run_stage("matte", {"method": "rembg"}, make_context({1: {"color": frame}}, tmp_path / "b", models=by_name))
+
+
+def test_a_path_in_job_parameters_is_refused(tmp_path):
+    ctx = make_context({1: {"color": green_screen_frame(32, 32)[0]}}, tmp_path, models=None)
+    with pytest.raises(StageError, match="model config"):
+        run_stage("matte", {"method": "rembg", "rembg": {"model": "/tmp/anything.onnx"}}, ctx)
 
 
 def test_missing_custom_model_names_the_file(rembg_home):

@@ -2,7 +2,7 @@
 
 import numpy as np
 from matte_fixtures import green_screen_frame, soft_iou
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 
 from backend.stages.frame_window import FrameWindow
 

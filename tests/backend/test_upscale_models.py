@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from stage_fixtures import make_context, run_stage
+from run_stage_fixtures import make_context, run_stage
 from upscale_fixtures import one_thread, textured, tiny_swin2sr_x2, tiny_swin2sr_x4  # noqa: F401
 
 from backend.loaders.missing import ModelMissing
@@ -39,8 +39,9 @@ def test_resample_only_when_asked_needs_no_model(tmp_path):
     ctx = make_context({1: {"color": textured(30, 40)}}, tmp_path, models=None)
     out = run_stage("upscale", {"method": "resample", "scale": 4}, ctx)[1]
     assert out["color"].shape == (120, 160, 3)
-    with pytest.raises(ModelMissing, match="upscaler"):   # the default method needs the configured model
-        run_stage("upscale", {"scale": 4}, make_context({1: {"color": textured(30, 40)}}, tmp_path, models=None))
+    with pytest.raises(StageError, match="'upscaler' not found") as err:   # the default method needs a model
+        run_stage("upscale", {"scale": 4}, make_context({1: {"color": textured(30, 40)}}, tmp_path, models={}))
+    assert err.value.code == "model_missing"
 
 
 def test_scale_that_the_model_does_not_do_is_refused_clearly(tiny_swin2sr_x2, tmp_path):
@@ -54,3 +55,20 @@ def test_missing_upscaler_names_the_path(tmp_path):
     with pytest.raises(ModelMissing) as err:
         load_upscaler(str(missing))
     assert str(missing) in str(err.value) and "'upscaler'" in str(err.value)
+
+
+def test_cancel_stops_between_tiles(tiny_swin2sr_x2, tmp_path):
+    from backend.stages.base import Cancelled
+
+    ctx = make_context({1: {"color": textured(64, 64)}}, tmp_path, models={"upscaler": tiny_swin2sr_x2})
+    steps = []
+    ctx.on_progress = lambda frame, step, total, message: steps.append(step)
+    ctx.is_cancelled = lambda: len(steps) >= 2
+    with pytest.raises(Cancelled):
+        run_stage("upscale", {"scale": 2, "tile": 16, "overlap": 4}, ctx)
+    assert steps == [1, 2]   # of the 25 tiles, the third never ran
+
+
+def test_scale_defaults_to_the_models_own_factor(tiny_swin2sr_x2, tmp_path):
+    ctx = make_context({1: {"color": textured(20, 24)}}, tmp_path, models={"upscaler": tiny_swin2sr_x2})
+    assert run_stage("upscale", {}, ctx)[1]["color"].shape == (40, 48, 3)

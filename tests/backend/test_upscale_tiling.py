@@ -19,7 +19,7 @@ def test_blending_reassembles_a_pointwise_function_exactly():
     rng = np.random.default_rng(0)
     image = rng.random((70, 90, 3)).astype(np.float32)
 
-    def nearest_x2(tile):
+    def nearest_x2(tile, origin=(0, 0)):
         return np.repeat(np.repeat(tile, 2, 0), 2, 1)
 
     out = tiled(image, nearest_x2, 2, tile=24, overlap=8)
@@ -31,7 +31,7 @@ def test_tiles_that_disagree_meet_without_a_step():
     image = np.zeros((16, 200, 1), np.float32)
     offsets = iter(range(100))
 
-    def offset(tile):
+    def offset(tile, origin):
         return tile + next(offsets) * 0.1
 
     row = tiled(image, offset, 1, tile=64, overlap=32)[8, :, 0]

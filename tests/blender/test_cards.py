@@ -226,7 +226,7 @@ def test_eevee_shows_the_matte_and_the_displacement(tmp_path):
 @pytest.mark.parametrize("declared", [None, (1.0, 9.0)])
 def test_metric_exr_depth_spans_depth_scale_over_its_range(tmp_path, declared):
     from backend.ipc.take import Layer, Take, TakeInfo
-    from blender_addon.scene.imagefiles import exr_bytes, png_bytes
+    from backend.ipc.imagefiles import exr_bytes, png_bytes
 
     empty_scene()
     near, far = declared or (None, None)
@@ -243,3 +243,21 @@ def test_metric_exr_depth_spans_depth_scale_over_its_range(tmp_path, declared):
     # the first frame's own range (2..6 m) spans 0.4 m; a declared 1..9 m range puts 2..6 m on half of it
     span = 0.4 if declared is None else 0.4 * 4.0 / 8.0
     assert offsets[-1] - offsets[0] == pytest.approx(span, rel=0.05)
+
+
+@pytest.mark.slow
+def test_eevee_shadow_follows_the_matte(tmp_path):
+    scene = empty_scene((SIZE, SIZE), samples=4)
+    front_camera(scene)
+    add_wall(scene, y=1.0)
+    add_sun(scene, (1.0, 1.0, 0.0), energy=3.0)
+    make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (200, 200, 200)),
+              alpha=lambda f: disc(32, 32))
+    make_card(tmp_path / "take", height=2.0, location=(0, 0, 0))
+    scene.render.engine = "BLENDER_EEVEE"
+    scene.eevee.taa_render_samples = 4
+    image = rgb(render_passes(scene, tmp_path / "r.exr")).mean(axis=-1)
+
+    lit_wall = image[pixel(-1.8, 1.0)]
+    assert image[pixel(1.6, 1.0)] < 0.2 * lit_wall  # inside the disc's shadow
+    assert image[pixel(1.9, 1.9)] == pytest.approx(lit_wall, rel=0.05)  # the plane's corner casts none

@@ -9,7 +9,7 @@ from scene_fixtures import add_wall, box, empty_scene, front_camera
 import bpy
 from backend.ipc.take import Take
 from blender_addon.scene.frames import read_frame
-from blender_addon.scene.imagefiles import read_exr
+from backend.ipc.imagefiles import read_exr
 from blender_addon.scene.passes import ADE20K, PassError, render_passes
 
 W, H = 96, 64
@@ -129,7 +129,7 @@ def test_a_cards_matte_cuts_its_passes(tmp_path):
 
 def test_frames_read_back_what_was_written(tmp_path):
     from backend.ipc.take import Layer, TakeInfo
-    from blender_addon.scene.imagefiles import exr_bytes, png_bytes
+    from backend.ipc.imagefiles import exr_bytes, png_bytes
 
     layers = {"color": Layer("png8"), "alpha": Layer("png8"), "depth": Layer("png16", near=2.0, far=4.0),
               "metric": Layer("exr")}
@@ -166,3 +166,24 @@ def test_a_tagged_material_colours_its_faces(tmp_path):
     assert list(seg[pixel_of(scene, camera, (1.2, 0.0, 0.8))]) == list(ADE20K["car"])  # its side face
     assert list(seg[pixel_of(scene, camera, (-1.2, -0.5, 1.0))]) == list(ADE20K["person"])
     assert glass.pass_index == 0 and scene.frame_current == 1  # settings and frame put back
+
+
+def test_freestyle_line_art(tmp_path):
+    scene = empty_scene((W, H), samples=1)
+    camera, *_ = stage(scene)
+    take = render_passes(tmp_path / "take", frame_start=1, frame_end=1, layers=("lineart",), lineart="FREESTYLE")
+
+    lines = read_frame(take, "lineart", 1)
+    row, column = pixel_of(scene, camera, (-1.2, -0.5, 1.0))
+    edge_column = pixel_of(scene, camera, (-1.7, -0.5, 1.0))[1]  # the person box's left edge
+    assert lines[row, column] == 0 and lines[row, edge_column - 1: edge_column + 2].max() > 200
+    assert 0.01 < (lines > 128).mean() < 0.2  # lines, not fills
+    assert Take.open(tmp_path / "take").info.params["lineart"] == "FREESTYLE"
+    line_sets = scene.view_layers[0].freestyle_settings.linesets
+    assert not scene.render.use_freestyle and [ls.linestyle for ls in line_sets] == [None]  # as it was
+    assert not bpy.data.linestyles  # the temporary line style is gone
+
+    line_sets.remove(line_sets[0])  # a view layer without line sets gets a temporary one
+    again = render_passes(tmp_path / "again", frame_start=1, frame_end=1, layers=("lineart",), lineart="FREESTYLE")
+    np.testing.assert_array_equal(read_frame(again, "lineart", 1), lines)
+    assert len(line_sets) == 0 and not bpy.data.linestyles

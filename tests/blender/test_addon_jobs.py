@@ -1,0 +1,179 @@
+"""The add-on against a real backend subprocess (the weight-free matte stage): footage in, card out;
+timer ticks stay short while a job runs; Esc cancels the job on the backend; connect and start."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import addon_fixtures  # noqa: F401
+import bpy
+import numpy as np
+import pytest
+from addon_fixtures import (BACKEND_PYTHON, REPO, BackendProcess, disable_addon, enable_addon, free_port,
+                            fresh_scene, read_alpha, write_clip)
+
+from blender_addon.ipc import Take
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    process = BackendProcess(tmp_path_factory.mktemp("backend") / "store")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def addon(backend, tmp_path):
+    scene = fresh_scene()
+    prefs = enable_addon(address=backend.url)
+    scene.stage.takes_dir = str(tmp_path / "takes")
+    yield scene, prefs
+    disable_addon()
+
+
+def start_runner(clip: Path):
+    from blender_addon.operators.import_footage import footage_runner
+
+    runner = footage_runner(bpy.context, str(clip))
+    runner.start(bpy.context, with_timer=False)  # no window in the bpy module: the test is the timer
+    return runner
+
+
+def test_import_footage_makes_a_card_whose_take_has_every_frame_and_the_figures_matte(addon, tmp_path):
+    scene, _ = addon
+    masks = write_clip(tmp_path / "clip", 8, 64, 48, seed=1)
+    assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
+
+    cards = [obj for obj in scene.objects if obj.get("stage_card")]
+    assert len(cards) == 1
+    take = Take.open(cards[0]["stage_take"])
+    assert take.root == (tmp_path / "takes" / "clip").resolve()
+    assert list(take.info.frames) == list(range(1, 9)) and take.missing_frames() == []
+    assert set(take.info.layers) == {"color", "alpha"}
+    for frame, inside in masks.items():
+        alpha = read_alpha(take, frame)
+        assert alpha[inside].mean() > 0.9 and alpha[~inside].mean() < 0.1  # the figure, not the green
+
+
+def test_importing_again_with_other_matte_settings_replaces_the_takes_matte(addon, tmp_path):
+    scene, _ = addon
+    write_clip(tmp_path / "clip", 4, 64, 48, seed=5)
+    coverage = []
+    for grow in (0, 6):
+        scene.stage.matte_grow = grow
+        assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
+        take = Take.open(tmp_path / "takes" / "clip")
+        assert take.missing_frames() == [] and take.info.params["matte"]["refine"]["grow"] == grow
+        coverage.append(read_alpha(take, 2).mean())
+    assert coverage[1] > coverage[0] + 0.02  # the grown matte covers more of the frame
+    assert len(list((tmp_path / "takes" / "clip" / "jobs").glob("matte-*"))) == 2
+
+
+def test_timer_ticks_return_within_20_ms_while_the_backend_job_runs(addon, tmp_path):
+    write_clip(tmp_path / "clip", 48, 256, 256, seed=2)
+    runner = start_runner(tmp_path / "clip")
+    wall, cpu = [], []
+    while runner.driver.active:
+        in_flight = runner.driver.state == "running"
+        start_wall, start_cpu = time.perf_counter(), time.thread_time()
+        result = runner.on_event(bpy.context, "TIMER")
+        if in_flight and runner.driver.active:  # the last tick builds the card: not a job tick
+            wall.append(time.perf_counter() - start_wall)
+            cpu.append(time.thread_time() - start_cpu)
+        time.sleep(0.005)
+    assert result == {"FINISHED"}, runner.messages
+    assert len(wall) > 40
+    wall_ms = sorted(w * 1000 for w in wall)
+    p95 = wall_ms[int(0.95 * (len(wall_ms) - 1))]
+    print(f"{len(wall)} ticks with a job in flight: median {statistics.median(wall_ms):.1f} ms, "
+          f"p95 {p95:.1f} ms, max {wall_ms[-1]:.1f} ms wall; max {max(cpu) * 1000:.1f} ms CPU")
+    # Other processes share this machine's cores, so wall time carries their scheduling noise: the
+    # add-on's own work per tick (CPU time) must stay under 20 ms always, wall time nearly always.
+    assert max(cpu) < 0.020
+    assert p95 < 20.0 and statistics.median(wall_ms) < 12.0
+
+
+def test_escape_cancels_the_job_on_the_backend_and_leaves_the_take_incomplete(addon, backend, tmp_path):
+    scene, _ = addon
+    write_clip(tmp_path / "clip", 96, 256, 256, seed=3)
+    runner = start_runner(tmp_path / "clip")
+    while runner.driver.active and not (runner.driver.job is not None and runner.driver.job.state == "running"):
+        runner.on_event(bpy.context, "TIMER")  # digest, submit, upload: the backend starts once it has all
+    job = runner.driver.job
+    assert job is not None and job.state == "running" and job.job_id
+    assert runner.on_event(bpy.context, "ESC") == {"RUNNING_MODAL"}  # waits for the backend to confirm
+    deadline = time.monotonic() + 10
+    while runner.driver.active and time.monotonic() < deadline:
+        runner.on_event(bpy.context, "TIMER")
+        time.sleep(0.005)
+    assert runner.driver.state == "cancelled" and runner.result == {"CANCELLED"}
+    assert runner.messages and runner.messages[0][0] == "WARNING" and "cancelled" in runner.messages[0][1]
+
+    status = backend.status()
+    assert status["running"] != job.job_id and job.job_id not in status["queued"]
+    time.sleep(0.5)
+    assert backend.status()["running"] is None  # nothing picked the job up again
+    (job_dir,) = (tmp_path / "takes" / "clip" / "jobs").glob("matte-*")
+    local = Take.open(job_dir)
+    assert local.missing_frames(), "the job finished before the cancel: make it longer"
+    assert not (tmp_path / "takes" / "clip" / "take.json").exists()  # no final take, no card
+    assert not [obj for obj in scene.objects if obj.get("stage_card")]
+    assert bpy.context.window_manager.stage_status.job_running is False
+
+
+def test_disabling_the_addon_mid_job_cancels_it_and_lets_go_of_the_socket(addon, backend, tmp_path):
+    write_clip(tmp_path / "clip", 96, 256, 256, seed=4)
+    runner = start_runner(tmp_path / "clip")
+    while runner.driver.active and not (runner.driver.job is not None and runner.driver.job.state == "running"):
+        runner.on_event(bpy.context, "TIMER")
+    job_id = runner.driver.job.job_id
+    disable_addon()
+    try:
+        assert runner.driver.client is None  # socket closed
+        deadline = time.monotonic() + 10
+        while backend.status()["running"] == job_id and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert backend.status()["running"] != job_id
+    finally:
+        enable_addon()  # the fixture disables it again
+
+
+def test_connect_shows_the_backends_device_and_stages(addon, backend):
+    assert bpy.ops.stage.backend_connect() == {"FINISHED"}
+    status = bpy.context.window_manager.stage_status
+    assert status.connected and status.address == backend.url
+    assert status.device == "cpu" and "matte" in status.stages.split(", ")
+
+
+def test_connect_to_nothing_says_so(addon):
+    addon[1].address = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(RuntimeError, match="no answer from tcp://127.0.0.1"):
+        bpy.ops.stage.backend_connect()
+    assert not bpy.context.window_manager.stage_status.connected
+
+
+def test_start_backend_runs_one_from_the_preferences_and_unregister_stops_it(tmp_path):
+    fresh_scene()
+    models = tmp_path / "models.json"
+    models.write_text("{}")
+    enable_addon(address=f"tcp://127.0.0.1:{free_port()}", backend_python=BACKEND_PYTHON, backend_cwd=str(REPO),
+                 store_dir=str(tmp_path / "store"), device="cpu", models_config=str(models))
+    from blender_addon import runtime
+
+    try:
+        assert bpy.ops.stage.backend_start() == {"FINISHED"}
+        process = runtime.session.backend.process
+        assert process.poll() is None
+        status = bpy.context.window_manager.stage_status
+        assert status.connected and "matte" in status.stages
+        assert bpy.ops.stage.backend_stop() == {"FINISHED"}
+        assert process.poll() is not None and not bpy.context.window_manager.stage_status.connected
+        assert bpy.ops.stage.backend_start() == {"FINISHED"}  # and again, on the same address
+        process = runtime.session.backend.process
+        assert process.poll() is None
+    finally:
+        disable_addon()
+    assert process.poll() is not None  # unregister stopped the backend it had started
+    assert runtime.session.backend is None

@@ -1,0 +1,106 @@
+"""The add-on's bpy-free logic: frames, keyframes, job plans, the local backend's command line."""
+
+from __future__ import annotations
+
+import addon_fixtures  # noqa: F401  (puts the repository on the path)
+import pytest
+
+from blender_addon.jobs.frames import FramesError, keyframes, numbered_images, sequence_folder
+from blender_addon.jobs.local_backend import LaunchError, backend_argv
+from blender_addon.jobs.plan import PlanError, diffuse_params, footage_plan
+
+
+def test_keyframes_every_interval_always_include_the_last_frame():
+    assert keyframes(list(range(1, 21)), "INTERVAL", 8) == [1, 9, 17, 20]
+    assert keyframes(list(range(1, 18)), "INTERVAL", 8) == [1, 9, 17]
+    assert keyframes([5, 6, 7], "ENDS") == [5, 7]
+    assert keyframes([3, 1, 2], "ALL") == [1, 2, 3]
+    with pytest.raises(FramesError, match="interval must be 1 or more"):
+        keyframes([1, 2], "INTERVAL", 0)
+
+
+def test_numbered_images_take_the_trailing_digits_and_refuse_two_files_for_one_frame(tmp_path):
+    for name in ("shot_0002.png", "shot_0010.png", "notes.txt", "cover.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert {f: p.name for f, p in numbered_images(tmp_path).items()} == {2: "shot_0002.png", 10: "shot_0010.png"}
+    (tmp_path / "other_10.jpg").write_bytes(b"")
+    with pytest.raises(FramesError, match="both frame 10"):
+        numbered_images(tmp_path)
+
+
+def test_a_video_file_gets_a_message_that_says_what_to_do(tmp_path):
+    with pytest.raises(FramesError, match="export it as an image sequence"):
+        sequence_folder(tmp_path / "take.mp4")
+
+
+def test_footage_plan_names_the_missing_stage_and_the_setting_to_change():
+    settings = {"use_matte": True, "use_depth": True}
+    with pytest.raises(PlanError, match=r"no 'depth' stage .*untick Depth"):
+        footage_plan(settings, [1, 2, 3], ["matte"])
+    plan = footage_plan(settings, [1, 2, 3], ["matte", "depth"])
+    assert [j.stage for j in plan.jobs] == ["matte", "depth"]
+    assert plan.layer_sources() == {"color": "matte", "alpha": "matte", "depth": "depth"}
+
+
+def test_diffusion_supplies_the_colour_over_the_matte():
+    settings = {"use_matte": True, "use_diffusion": True, "prompt": "a knight in armour", "seed": 7,
+                "keyframe_mode": "ALL"}
+    plan = footage_plan(settings, [1, 2], None)
+    assert plan.layer_sources() == {"color": "diffuse", "alpha": "matte"}
+    assert plan.jobs[1].params["seed"] == 7
+
+
+def test_keyframes_are_diffused_in_grids_and_propagated_in_one_job():
+    settings = {"use_matte": False, "use_diffusion": True, "prompt": "ink", "keyframe_mode": "INTERVAL",
+                "keyframe_interval": 4, "stability": 0.75}
+    frames = list(range(1, 11))
+    (propagate,) = footage_plan(settings, frames, ["diffuse", "propagate"]).jobs
+    assert propagate.stage == "propagate" and propagate.frames == frames
+    assert propagate.params["keyframes_from"] == "diffuse" and propagate.params["diffuse"]["prompt"] == "ink"
+    assert propagate.params["keyframes"] == [1, 5, 9, 10] and propagate.params["stability"] == 0.75
+    # a backend without the propagate stage: every frame is diffused, and the artist is told
+    (alone,) = footage_plan(settings, frames, ["diffuse"]).jobs
+    assert (alone.stage, alone.frames) == ("diffuse", frames)
+    assert "no propagate stage" in footage_plan(settings, frames, ["diffuse"]).notes[0]
+
+
+def test_diffuse_params_carry_the_units_and_loras_that_are_enabled():
+    params = diffuse_params({
+        "prompt": "oil painting", "denoise": 0.4, "steps": 3, "cfg": 5.0, "seed": 1, "sampler": "DDIM",
+        "controls": [{"enabled": True, "type": "depth", "weight": 0.8, "start": 0.0, "end": 0.5, "source": "map"},
+                     {"enabled": False, "type": "canny", "weight": 1.0, "start": 0.0, "end": 1.0, "source": "auto"}],
+        "loras": [{"enabled": True, "name": "ink", "strength": 0.6}, {"enabled": True, "name": "", "strength": 1}],
+    })
+    assert params["strength"] == 0.4 and params["sampler"] == "DDIM" and params["mode"] == "img2img"
+    assert params["controls"] == [{"type": "depth", "weight": 0.8, "start": 0.0, "end": 0.5, "source": "map"}]
+    assert params["loras"] == [{"name": "ink", "strength": 0.6}]
+    with pytest.raises(PlanError, match="prompt is empty"):
+        diffuse_params({"prompt": "  "})
+    with pytest.raises(PlanError, match="start 0.9 is after end 0.2"):
+        diffuse_params({"prompt": "x", "controls": [{"type": "depth", "weight": 1, "start": 0.9, "end": 0.2}]})
+
+
+def test_backend_command_fills_the_template_and_drops_an_unset_device(tmp_path):
+    python = tmp_path / "python"
+    python.write_text("")
+    argv = backend_argv(str(python), "-m backend.cli serve --bind {bind} --store {store} --device {device}",
+                        bind="tcp://127.0.0.1:6000", store="/data/store", device="", models="/m.json")
+    assert argv == [str(python), "-m", "backend.cli", "serve", "--bind", "tcp://127.0.0.1:6000", "--store",
+                    "/data/store", "--models", "/m.json"]
+    with pytest.raises(LaunchError, match="Backend Python .* does not exist"):
+        backend_argv(str(tmp_path / "nope"), "-m x", bind="b", store="s")
+    with pytest.raises(LaunchError, match="use {bind}"):
+        backend_argv(str(python), "--bind {port}", bind="b", store="s")
+
+
+def test_only_the_passes_the_enabled_units_use_are_rendered_and_sent():
+    from blender_addon.jobs.plan import pass_layers
+
+    units = [{"enabled": True, "type": "openpose", "source": "auto"},
+             {"enabled": True, "type": "depth", "source": "map"},
+             {"enabled": False, "type": "normal", "source": "map"},
+             {"enabled": True, "type": "segmentation", "source": "annotator"},
+             {"enabled": True, "type": "canny", "source": "auto"}]
+    assert pass_layers({"controls": units}) == ("color", "pose", "depth")
+    with pytest.raises(PlanError, match="renders no canny pass"):
+        pass_layers({"controls": [{"enabled": True, "type": "canny", "source": "map"}]})

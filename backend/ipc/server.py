@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,7 +94,8 @@ class Server:
         self._events_url = f"inproc://dstage-events-{id(self)}"
         self.events.bind(self._events_url)
         self.clients: dict[bytes, ClientState] = {}
-        self.queues: OrderedDict[bytes, deque[str]] = OrderedDict()
+        self.queues: dict[bytes, deque[str]] = {}
+        self.last_served: dict[bytes, float] = {}
         self.subscribers: dict[str, set[bytes]] = {}
         self.running: str | None = None
         self.progress: dict[str, Any] = {}
@@ -241,18 +242,18 @@ class Server:
     def _dispatch(self) -> None:
         if self.running is not None:
             return
-        for identity in list(self.queues):
-            q = self.queues.pop(identity)
-            if not q:
-                continue
-            job_id = q.popleft()
-            if q:
-                self.queues[identity] = q  # back of the line: round robin across clients
-            self.running = job_id
-            self.cancel_flags[job_id] = threading.Event()
-            self._publish(job_id, "started", {"job_id": job_id})
-            self._work.put(job_id)
+        waiting = [identity for identity, q in self.queues.items() if q]
+        if not waiting:
             return
+        # The client served longest ago goes first (never served: first of all), so one client's long
+        # list never holds back another's job, whenever each was queued.
+        identity = min(waiting, key=lambda i: self.last_served.get(i, float("-inf")))
+        job_id = self.queues[identity].popleft()
+        self.last_served[identity] = time.monotonic()
+        self.running = job_id
+        self.cancel_flags[job_id] = threading.Event()
+        self._publish(job_id, "started", {"job_id": job_id})
+        self._work.put(job_id)
 
     def _worker_loop(self) -> None:
         out = self.ctx.socket(zmq.PUSH)
@@ -327,6 +328,9 @@ class Server:
 
     def _forget(self, identity: bytes) -> None:
         self.clients.pop(identity, None)
+        if not self.queues.get(identity):  # its queued jobs (if any) still run; otherwise drop its slot
+            self.queues.pop(identity, None)
+            self.last_served.pop(identity, None)
         for subs in self.subscribers.values():
             subs.discard(identity)
 

@@ -187,6 +187,8 @@ def test_each_client_gets_its_turn(backend):
         assert started[jobs_a[0]][0] < started[job_b][0] < started[jobs_a[2]][0], (
             "B's single job must start before A's third, though A queued it first"
         )
+        if b.events("queued", job_b)[0] < a.events("done", jobs_a[0])[0]:  # B was waiting when A1 ended
+            assert started[job_b][0] < started[jobs_a[1]][0], "the client served longest ago goes next"
     finally:
         a.close()
         b.close()

@@ -164,15 +164,22 @@ def params_to_json(params) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(params), sort_keys=True))
 
 
-def describe(cls: type) -> list[dict]:
-    """One entry per field (name, type, default, choices, bounds, help) for `dstage stages` and the add-on."""
+def describe(cls: type, prefix: str = "") -> list[dict]:
+    """One entry per field (name, type, default, choices, bounds, help) for `dstage stages` and the add-on.
+
+    Nested parameter groups are listed field by field under dotted names (`key.screen`), which is also
+    how `dstage run --set key.screen=blue` names them.
+    """
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += describe(hints[f.name], prefix=f"{prefix}{f.name}.")
+            continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None
         )
-        entry = {"name": f.name, "type": str(hints[f.name]).replace("typing.", ""), "default": default}
+        entry = {"name": prefix + f.name, "type": str(hints[f.name]).replace("typing.", ""), "default": default}
         entry.update({k: v for k, v in f.metadata.items() if v not in (None, "")})
         out.append(entry)
     return out

@@ -58,6 +58,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "controlnet_xl.canny": "diffusers/controlnet-canny-sdxl-1.0",
     "depth": "depth-anything/Depth-Anything-V2-Base-hf",
     "upscaler": "caidas/swin2SR-classical-sr-x2-64",
+    "matte": "u2net_human_seg",  # a rembg model name: rembg keeps its file in REMBG_HOME
 }
 
 # Diffusers configs (json + tokenizer files only) that let a single-file checkpoint load offline.
@@ -376,6 +377,9 @@ def check_models(config: "ModelRegistry | dict | str | os.PathLike | None" = Non
     for role in registry.roles():
         spec = offline.spec(role)
         entry = {"role": role, "kind": spec.kind, "model": spec.ref, "configured": spec.configured}
+        if role == "matte" and _check_rembg(entry):
+            report.append(entry)
+            continue
         try:
             resolved = offline.resolve(role)
         except ModelMissing as e:
@@ -386,6 +390,23 @@ def check_models(config: "ModelRegistry | dict | str | os.PathLike | None" = Non
                 entry["config"] = str(resolved.config)
         report.append(entry)
     return report
+
+
+def _check_rembg(entry: dict) -> bool:
+    """A rembg model name is not a path nor a hub id: rembg keeps it in its own folder. True if handled."""
+    from backend.loaders.matte import REMBG_MODELS, rembg_model_file
+
+    if entry["model"] not in REMBG_MODELS:
+        return False
+    path, found = rembg_model_file(entry["model"])
+    entry["kind"] = "rembg"
+    if found:
+        entry.update(status="found", path=path)
+    else:
+        entry.update(status="missing", how=f"run `rembg d {entry['model']}` on a machine with network and copy "
+                                            f"the file to {path} (or set REMBG_HOME)",
+                     message=f"rembg model {entry['model']} is not at {path}")
+    return True
 
 
 def format_check(report: list[dict]) -> str:

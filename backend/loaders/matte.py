@@ -42,6 +42,15 @@ def load_matte_session(source: str, *, local_files_only: bool = True, custom_kin
     return new_session(source)
 
 
+def rembg_model_file(name: str) -> tuple[str, bool]:
+    """Where rembg keeps a named model's file, and whether it is there (never downloads)."""
+    from rembg.sessions import sessions
+
+    session_class = sessions[name]
+    found = session_class.resolve_existing(f"{name}.onnx")
+    return (str(found) if found else os.path.join(session_class.model_dir(), f"{name}.onnx")), found is not None
+
+
 def _custom_session(source: str, custom_kind: str, role: str):
     from rembg import new_session
 

@@ -145,3 +145,16 @@ def test_warm_cache_reuses_a_key_and_rebuilds_when_the_model_changes(tmp_path):
     assert list(reg.warm_slots()) == ["upscale"]  # the old model was dropped, not kept beside the new one
     other = reg.get_or_load(("depth", 1), load)
     assert reg.get_or_load(key2, load) is second and other is not second and len(builds) == 3
+
+
+def test_check_reports_the_rembg_matte_model_where_rembg_keeps_it(tmp_path, monkeypatch):
+    from backend.models import check_models
+
+    monkeypatch.setenv("REMBG_HOME", str(tmp_path / "rembg"))
+    (matte,) = [e for e in check_models({"models": {"matte": "isnet-general-use"}}) if e["role"] == "matte"]
+    assert matte["status"] == "missing" and "rembg d isnet-general-use" in matte["how"]
+    model = tmp_path / "rembg" / "models" / "isnet-general-use" / "isnet-general-use.onnx"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"onnx")
+    (matte,) = [e for e in check_models({"models": {"matte": "isnet-general-use"}}) if e["role"] == "matte"]
+    assert matte["status"] == "found" and matte["path"] == str(model)

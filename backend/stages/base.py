@@ -80,6 +80,16 @@ class Stage(Protocol):
         """Yield (frame, arrays by layer) for every frame in ctx.todo, in any order, each exactly once."""
 
 
+def flow_layers(names, depth_near: float, depth_far: float) -> dict[str, Layer]:
+    """The take layers of a flow stage (propagate, retime): colour, plus alpha and depth when asked for."""
+    out = {"color": Layer("png8")}
+    if "alpha" in names:
+        out["alpha"] = Layer("png8")
+    if "depth" in names:
+        out["depth"] = Layer("png16", near=depth_near, far=depth_far)
+    return out
+
+
 _REGISTRY: dict[str, Stage] = {}
 
 

@@ -36,7 +36,7 @@ from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyfr
 from backend.pipelines.preview import preview_grade, preview_stylizer
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from backend.pipelines.stability import mix_stability
-from backend.stages.base import StageContext, StageError, register
+from backend.stages.base import StageContext, StageError, flow_layers, register
 
 LAYERS = ("color", "alpha", "depth")
 
@@ -122,12 +122,7 @@ class PropagateStage:
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
 
     def layers(self, params: PropagateStageParams, size: tuple[int, int]) -> dict[str, Layer]:
-        out = {"color": Layer("png8")}
-        if "alpha" in params.layers:
-            out["alpha"] = Layer("png8")
-        if "depth" in params.layers:
-            out["depth"] = Layer("png16", near=params.depth_near, far=params.depth_far)
-        return out
+        return flow_layers(params.layers, params.depth_near, params.depth_far)
 
     def run(self, params: PropagateStageParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         folder = KeyframeFolder(params.keyframes_folder) if params.keyframes_from == "folder" else None

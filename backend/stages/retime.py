@@ -15,7 +15,7 @@ import numpy as np
 from backend.ipc.take import Layer
 from backend.params import ParamError, param
 from backend.pipelines.retime import Interpolator, RetimeParams, dropped
-from backend.stages.base import StageContext, StageError, register
+from backend.stages.base import StageContext, StageError, flow_layers, register
 
 
 @dataclass
@@ -38,12 +38,7 @@ class RetimeStage:
     summary = "drop every k-th frame and rebuild it by occlusion-aware flow interpolation (smooths flicker)"
 
     def layers(self, params: RetimeStageParams, size: tuple[int, int]) -> dict[str, Layer]:
-        out = {"color": Layer("png8")}
-        if "alpha" in params.layers:
-            out["alpha"] = Layer("png8")
-        if "depth" in params.layers:
-            out["depth"] = Layer("png16", near=params.depth_near, far=params.depth_far)
-        return out
+        return flow_layers(params.layers, params.depth_near, params.depth_far)
 
     def run(self, params: RetimeStageParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         frames = list(ctx.frames)

@@ -17,7 +17,7 @@ layers the source has (a take rendered by the add-on brings depth, normal, segme
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Protocol
 

@@ -41,7 +41,7 @@ from backend.pipelines.flow import (
 
 BLENDS = ("confidence", "warp_crossfade", "crossfade")
 ANALYSIS_WIDTH = 480  # occlusion and appearance checks run at most this wide
-CHAIN_WIDTH = 240  # the gap's consecutive-frame flow chain runs at most this wide
+CHAIN_WIDTH = 120  # the gap's consecutive-frame flow chain (a starting guess) runs at most this wide
 MISMATCH_BLUR = 5  # pixels (at analysis size) over which appearance mismatch is averaged
 
 
@@ -147,8 +147,8 @@ class Propagator:
         if not self.dis:
             return {}
         start, end = self._key_grey(prev)[0], self._key_grey(next)[0]
-        # The chain is only a starting guess for large motion: it runs at CHAIN_WIDTH, where the coarse
-        # presets estimate anyway, so its flows and their composition cost a sixteenth of full size.
+        # The chain is only a starting guess for large motion that the key-to-key flows refine, so it runs
+        # small (CHAIN_WIDTH): its flows and their composition cost little beside theirs.
         chain_size = _fit_width(start.shape, CHAIN_WIDTH)
         ahead = back = None  # chains prev -> current and current -> prev, one consecutive step at a time
         last = _resize(start, chain_size)

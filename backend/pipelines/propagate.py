@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -134,7 +134,12 @@ class Propagator:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="propagate-side")
         later = self._pool.submit(second)
-        return first(), later.result()
+        try:
+            result = first()
+        except BaseException:
+            wait([later])  # the side thread's DIS objects must be free before anything else uses them
+            raise
+        return result, later.result()
 
     # -- the gap between two keyframes -----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Keyframes every 12 frames are stylized by a pixel-wise f (the preview grade), so the ideal output at every
 frame is f(source). Propagation is timed alone (footage synthesis and metrics are not), single process, on
-whatever cores this machine has. The two baselines run on the same footage in the same run:
+whatever cores this machine has (the propagator runs its two keyframe sides in two threads). The two baselines run on the same footage in the same run:
 warp_crossfade (both keyframes warped by the same flow, blended by time only, as EbSynth + crossfades) and
 crossfade (a plain dissolve between keyframes).
 

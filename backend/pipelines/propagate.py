@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -40,6 +41,7 @@ from backend.pipelines.flow import (
 
 BLENDS = ("confidence", "warp_crossfade", "crossfade")
 ANALYSIS_WIDTH = 480  # occlusion and appearance checks run at most this wide
+CHAIN_WIDTH = 120  # the gap's consecutive-frame flow chain (a starting guess) runs at most this wide
 MISMATCH_BLUR = 5  # pixels (at analysis size) over which appearance mismatch is averaged
 
 
@@ -102,41 +104,66 @@ class Propagator:
     large motion, so each estimate is started from the best guess at hand:
       - the same keyframe's flow for the previous frame (a warm start, when frames come in order), else
       - for the farther keyframe, the nearer keyframe's flow composed with the key-to-key flow of the gap.
-    `prepare_gap` estimates that key-to-key flow once per gap, itself started from the chain of
-    consecutive-frame flows through the gap. Flows are kept only for the two live keyframes.
+    `prepare_gap` estimates that key-to-key flow once per gap, as the chain of consecutive-frame flows
+    through the gap (small: it is only a start). Flows are kept only for the two live keyframes.
+
+    Speed: the two keyframes' sides are independent once both are warm, so the farther one runs in a second
+    thread (OpenCV releases the GIL) with its own DIS objects; the result does not depend on the schedule.
+    The reverse flows, only used for the occlusion check, are estimated at the check's analysis size.
     """
 
     def __init__(self, params: PropagateParams | None = None):
         self.params = params or PropagateParams()
         flow = self.params.flow_params()
         self.flow = make_flow(flow)
-        self.check_flow = make_flow(dataclasses.replace(flow, preset=self.params.check_preset))
-        self.scale = flow.scale if isinstance(self.flow, DisFlow) else 1.0
-        self._keys: dict[int, np.ndarray] = {}                          # keyframe -> grey at analysis size
+        self.dis = isinstance(self.flow, DisFlow)
+        check = dataclasses.replace(flow, preset=self.params.check_preset)
+        # One (flow, check) pair per side: a DIS object keeps buffers, so two threads never share one.
+        self._estimators = [(self.flow, make_flow(check) if self.dis else self.flow)]
+        if self.dis:
+            self._estimators.append((make_flow(flow), make_flow(check)))
+            self._chain = DisFlow(self.params.check_preset)  # the gap's consecutive-frame chain
+        self._pool: ThreadPoolExecutor | None = None
+        self.scale = flow.scale if self.dis else 1.0
+        self._keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # keyframe -> grey at flow, analysis size
         self._warm: dict[tuple[int, str], tuple[int, np.ndarray]] = {}  # (keyframe, direction) -> (t, flow)
         self._gaps: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # (prev, next) -> key-to-key flows
+
+    def _in_parallel(self, first, second):
+        """(first(), second()), the second in the side thread."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="propagate-side")
+        later = self._pool.submit(second)
+        try:
+            result = first()
+        except BaseException:
+            wait([later])  # the side thread's DIS objects must be free before anything else uses them
+            raise
+        return result, later.result()
 
     # -- the gap between two keyframes -----------------------------------------------------------------
 
     def prepare_gap(self, prev: Keyframe, next: Keyframe, between: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
         """Key-to-key flows of a gap; `between` are the source frames strictly inside it, in order.
 
-        Returns {"forward": prev->next, "backward": next->prev}; keep them (they are small) and hand them
-        back with `use_gap` after a restart instead of reading the gap again.
+        Returns {"forward": prev->next, "backward": next->prev} at CHAIN_WIDTH; keep them (they are small) and
+        hand them back with `use_gap` after a restart instead of reading the gap again.
         """
-        if not isinstance(self.flow, DisFlow):
+        if not self.dis:
             return {}
-        start, end = self._key_grey(prev), self._key_grey(next)
-        ahead = back = None  # chains prev -> current and current -> prev, one consecutive step at a time
-        last = start
+        start, end = self._key_grey(prev)[0], self._key_grey(next)[0]
+        # The key-to-key flows only start the farther keyframe's estimate on a gap's first frame, where DIS
+        # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
+        # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
+        chain_size = _fit_width(start.shape, CHAIN_WIDTH)
+        forward = backward = None  # chains prev -> current and current -> prev, one consecutive step at a time
+        last = _resize(start, chain_size)
         for image in itertools.chain(between, [None]):  # one frame at a time
-            grey = end if image is None else shrink(to_grey(image), self.scale)
-            step, step_back = self.check_flow.raw(last, grey), self.check_flow.raw(grey, last)
-            ahead = step if ahead is None else compose(ahead, step)
-            back = step_back if back is None else compose(step_back, back)
+            grey = _resize(end if image is None else shrink(to_grey(image), self.scale), chain_size)
+            step, step_back = self._chain.raw(last, grey), self._chain.raw(grey, last)
+            forward = step if forward is None else compose(forward, step)
+            backward = step_back if backward is None else compose(step_back, backward)
             last = grey
-        forward = self.flow.raw(start, end, ahead)
-        backward = self.flow.raw(end, start, back)
         flows = {"forward": forward, "backward": backward}
         self.use_gap(prev.frame, next.frame, flows)
         return flows
@@ -161,22 +188,39 @@ class Propagator:
         self._keys = {k: v for k, v in self._keys.items() if k in live}
         self._warm = {k: v for k, v in self._warm.items() if k[0] in live}
         grey = shrink(to_grey(source), self.scale)
+        greys = (grey, _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH)))
         keys = [key for key in (prev, next) if key is not None]
         keys.sort(key=lambda key: abs(t - key.frame))  # the nearer keyframe first: its flow starts the other's
-        gap = (next.frame - prev.frame) if prev is not None and next is not None else None
-        sides, flows = [], {}
         for key in keys:
+            self._key_grey(key)
+        gap = (next.frame - prev.frame) if prev is not None and next is not None else None
+        flows: dict[int, dict[str, np.ndarray]] = {}
+
+        def side(slot: int, key: Keyframe):
             closeness = 1.0 if gap is None else 1.0 - abs(t - key.frame) / gap
-            sides.append(self._warp_side(t, grey, key, closeness, source.shape[1::-1], flows))
+            return self._warp_side(slot, t, greys, key, closeness, source.shape[1::-1], flows)
+
+        if len(keys) == 2 and self.dis and self._is_warm(t, keys[1].frame):
+            sides = list(self._in_parallel(lambda: side(0, keys[0]), lambda: side(1, keys[1])))
+        else:  # the farther side starts from the nearer one's flows
+            sides = [side(slot, key) for slot, key in enumerate(keys)]
         return self._blend(sides)
 
-    def _key_grey(self, key: Keyframe) -> np.ndarray:
-        grey = self._keys.get(key.frame)
-        if grey is None:
-            grey = self._keys[key.frame] = shrink(key.grey, self.scale)
-        return grey
+    def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray]:
+        greys = self._keys.get(key.frame)
+        if greys is None:
+            grey = shrink(key.grey, self.scale)
+            greys = self._keys[key.frame] = (grey, _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH)))
+        return greys
 
-    def _start(self, t: int, key: int, direction: str, flows: dict) -> np.ndarray | None:
+    def _directions(self) -> tuple[str, ...]:
+        return ("to_key",) if self.params.blend == "warp_crossfade" else ("to_key", "from_key")
+
+    def _is_warm(self, t: int, key: int) -> bool:
+        """Whether every flow of `key`'s side starts from frame t-1's (so it needs nothing from the other side)."""
+        return all(abs(self._warm.get((key, d), (t, None))[0] - t) == 1 for d in self._directions())
+
+    def _start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
         """Where the estimate of flow (t -> key or key -> t) starts; see the class docstring."""
         last = self._warm.get((key, direction))
         if last is not None and abs(last[0] - t) == 1:
@@ -191,22 +235,24 @@ class Propagator:
         key_to_key = gap["forward"] if other < key else gap["backward"]   # other -> key
         key_from_key = gap["backward"] if other < key else gap["forward"]  # key -> other
         if direction == "to_key":
-            return compose(flows[other]["to_key"], key_to_key)
-        return compose(key_from_key, flows[other]["from_key"])
+            return compose(flows[other]["to_key"], upscale_flow(key_to_key, size))
+        return compose(upscale_flow(key_from_key, size), flows[other]["from_key"])
 
-    def _estimate(self, t: int, key: int, direction: str, a: np.ndarray, b: np.ndarray, flows: dict) -> np.ndarray:
-        estimator = self.flow if direction == "to_key" else self.check_flow
+    def _estimate(self, estimator, t: int, key: int, direction: str, a: np.ndarray, b: np.ndarray,
+                  flows: dict) -> np.ndarray:
         if not isinstance(estimator, DisFlow):
             flow = estimator(a, b)
         else:
-            flow = estimator.raw(a, b, self._start(t, key, direction, flows))
+            flow = estimator.raw(a, b, self._start(t, key, direction, flows, a.shape[1::-1]))
             self._warm[(key, direction)] = (t, flow)
         flows.setdefault(key, {})[direction] = flow
         return flow
 
-    def _warp_side(self, t: int, grey: np.ndarray, key: Keyframe, closeness: float, size, flows: dict) -> _Side:
-        key_grey = self._key_grey(key)
-        flow_tk = self._estimate(t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
+    def _warp_side(self, slot: int, t: int, greys, key: Keyframe, closeness: float, size, flows: dict) -> _Side:
+        flow, check = self._estimators[slot]
+        grey, grey_small = greys
+        key_grey, key_small = self._keys[key.frame]
+        flow_tk = self._estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
         coords = sample_map(upscale_flow(flow_tk, size))
         layers = {}
         for name, layer in key.layers.items():
@@ -214,19 +260,14 @@ class Propagator:
             method = cv2.INTER_CUBIC if name == "color" else cv2.INTER_LINEAR
             layers[name] = warp(layer, coords, method)
         if self.params.blend == "warp_crossfade":
-            flows[key.frame]["from_key"] = -flow_tk  # unused by the baseline itself; starts the other side
             return _Side(layers, np.ones(size[::-1], np.float32), closeness)
-        flow_kt = self._estimate(t, key.frame, "from_key", key_grey, grey, flows)
-        # Visibility is smooth: judge it at analysis size (at most ANALYSIS_WIDTH wide), then upsample.
-        width = min(grey.shape[1], ANALYSIS_WIDTH)
-        small = (width, max(8, round(grey.shape[0] * width / grey.shape[1])))
-        if small != grey.shape[1::-1]:
-            flow_tk, flow_kt = upscale_flow(flow_tk, small), upscale_flow(flow_kt, small)
-            grey = cv2.resize(grey, small, interpolation=cv2.INTER_AREA)
-            key_grey = cv2.resize(key_grey, small, interpolation=cv2.INTER_AREA)
+        # Visibility is smooth: judge it at analysis size (at most ANALYSIS_WIDTH wide), then upsample; the
+        # reverse flow, only used here, is estimated at that size directly.
+        flow_kt = self._estimate(check, t, key.frame, "from_key", key_small, grey_small, flows)
+        flow_tk = upscale_flow(flow_tk, grey_small.shape[1::-1])
         small_coords = sample_map(flow_tk)
         visible = fb_confidence(flow_tk, flow_kt, small_coords)
-        mismatch = cv2.absdiff(warp(key_grey, small_coords), grey).astype(np.float32)
+        mismatch = cv2.absdiff(warp(key_small, small_coords), grey_small).astype(np.float32)
         mismatch = cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))  # one noisy pixel is not an occlusion
         appearance = np.exp(-((mismatch / self.params.appearance_sigma) ** 2))
         confidence = visible * appearance
@@ -263,6 +304,17 @@ def _finish(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         else:
             out[name] = layer.astype(np.float32)
     return out
+
+
+def _fit_width(shape, width: int) -> tuple[int, int]:
+    """(w, h) of an image of `shape` brought down to at most `width` wide, aspect kept."""
+    height, full = shape[:2]
+    width = min(full, width)
+    return width, max(8, round(height * width / full))
+
+
+def _resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return grey if grey.shape[1::-1] == tuple(size) else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
 
 def bracket(t: int, keys: list[int]) -> tuple[int | None, int | None]:

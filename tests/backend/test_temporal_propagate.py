@@ -99,6 +99,14 @@ def test_alpha_and_depth_ride_along_with_colour():
         assert abs(float(ours["depth"][truth["alpha"] < 0.01].mean()) - 0.8) < 0.05
 
 
+def test_same_input_same_output_though_the_sides_run_in_two_threads(panning):
+    # The two keyframes' flows run concurrently, each side on its own DIS objects: a race between them (a
+    # shared estimator, a warm start read while written) would make two runs differ.
+    first, second = propagate(panning, "confidence"), propagate(panning, "confidence")
+    for a, b in zip(first, second):
+        assert np.array_equal(a["color"], b["color"])
+
+
 def test_the_stability_dial_ends_are_exact(panning):
     propagated = propagate(panning, "confidence")
     for t in (3, 7):

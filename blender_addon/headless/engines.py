@@ -1,0 +1,76 @@
+"""Which engine does each step of a shot: the real model stage when the backend has its weights, else a
+clearly labelled preview engine that needs none.
+
+A step's candidates are tried in order. A stage the backend does not offer is skipped; a stage that needs
+weights is probed on one small frame, and a `model_missing` answer (which names the model, its config key
+and how to get it) moves on to the next candidate and is kept to tell the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from blender_addon.headless.errors import ShotError
+
+
+@dataclass(frozen=True)
+class Engine:
+    stage: str          # the backend stage's name
+    label: str          # what the user reads
+    weights: bool       # needs model weights (so it is probed before use)
+    preview: bool = False
+
+
+# In order of preference. The stylisation step uses the temporal pipeline (diffused keyframes propagated by
+# flow) when it is there, per-frame diffusion next, and the weight-free preview stylisation otherwise.
+STEPS: dict[str, tuple[Engine, ...]] = {
+    "matte": (Engine("matte", "chroma key matte (needs no weights)", weights=False),),
+    "depth": (Engine("depth", "depth model (Depth Anything V2 / ZoeDepth / DPT)", weights=True),
+              Engine("preview_depth", "PREVIEW: depth estimated from the silhouette (no weights)", False, True)),
+    "stylize": (Engine("temporal", "diffused keyframes propagated by optical flow", weights=True),
+                Engine("diffuse", "ControlNet diffusion per frame", weights=True),
+                Engine("preview", "PREVIEW: non-diffusion stylisation (no weights)", False, True),
+                Engine("preview_stylize", "PREVIEW: non-diffusion stylisation (no weights)", False, True)),
+}
+
+
+@dataclass
+class Choice:
+    step: str
+    engine: Engine | None
+    notes: list[str] = field(default_factory=list)   # why better engines were passed over
+
+    def describe(self) -> str:
+        if self.engine is None:
+            return f"{self.step:8s} skipped: the backend offers none of {', '.join(e.stage for e in STEPS[self.step])}"
+        return f"{self.step:8s} {self.engine.label}  [stage {self.engine.stage}]"
+
+
+def choose_engines(offered: set[str], probe: Callable[[str], ShotError | None],
+                   steps: tuple[str, ...] = ("matte", "depth", "stylize"),
+                   forced: dict[str, str] | None = None) -> dict[str, Choice]:
+    """One Choice per step. `probe(stage)` runs the stage on one frame and returns its error, if any;
+    `forced` maps a step to a stage name the user asked for (no fallback then: its failure is an error)."""
+    choices = {}
+    for step in steps:
+        choice = Choice(step, None)
+        wanted = (forced or {}).get(step)
+        for engine in STEPS[step]:
+            if wanted and engine.stage != wanted:
+                continue
+            if engine.stage not in offered:
+                if wanted:
+                    raise ShotError(step, f"the backend offers no stage {wanted!r}; it offers {', '.join(sorted(offered))}")
+                continue
+            if engine.weights:
+                error = probe(engine.stage)
+                if error is not None:
+                    if wanted or error.code not in ("model_missing", "unknown_stage"):
+                        raise error
+                    choice.notes.append(f"{engine.stage}: {error.detail}")
+                    continue
+            choice.engine = engine
+            break
+        choices[step] = choice
+    return choices

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from backend.stages.base import StageError
+from backend.errors import StageError
 
 
 class ModelMissing(StageError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.params import ParamError, param
+from backend.pipelines.chroma_edges import sample_screen, unmix_alpha, unmix_colour
 
 KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 
@@ -18,6 +19,10 @@ class ChromaKeyParams:
     tolerance: float = param(0.18, min=0.0, max=1.0, help="chroma distance below which a pixel is screen")
     softness: float = param(0.12, min=0.0, max=1.0, help="chroma distance over which alpha ramps to opaque")
     despill: float = param(1.0, min=0.0, max=1.0, help="how much screen colour to remove from the subject")
+    sample_screen: bool = param(True, help="green/blue: key the screen's real colour, sampled from the frame")
+    edges: str = param("unmix", choices=("unmix", "ramp"),
+                       help="unmix: solve fringe alpha against the nearby subject colour; ramp: distance ramp only")
+    edge_radius: int = param(2, min=1, max=32, help="unmix: pixels from the background where the fringe may lie")
 
     def validate(self) -> None:
         if len(self.key_rgb) != 3:
@@ -43,12 +48,18 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams) -> tuple[np.ndarray, 
         raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
     rgb = color[..., :3].astype(np.float32) / 255.0
     key = params.key
+    if params.sample_screen and params.screen != "custom":
+        key = sample_screen(rgb, key)
     key_chroma = _chroma(key[None, None, :])[0, 0]
+    chroma = _chroma(rgb)
     # distance from the screen's chroma, normalised by the screen's own chroma strength
     strength = float(np.linalg.norm(key_chroma)) or 1.0
-    dist = np.linalg.norm(_chroma(rgb) - key_chroma, axis=-1) / strength
+    dist = np.linalg.norm(chroma - key_chroma, axis=-1) / strength
     lo, hi = params.tolerance, params.tolerance + max(params.softness, 1e-6)
     alpha = np.clip((dist - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    if params.edges == "unmix":
+        alpha = unmix_alpha(chroma, key_chroma, dist, lo, hi, alpha, params.edge_radius)
+        rgb = unmix_colour(rgb, alpha, key)
     return despill(rgb, key, params.despill), alpha
 
 

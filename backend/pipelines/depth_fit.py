@@ -146,3 +146,16 @@ class FitAccumulator:
         if self.kind == DISPARITY:  # large disparity is near, so it maps to 0
             return DepthFit(-1.0 / span, hi / span)
         return DepthFit(1.0 / span, -lo / span)
+
+
+def frame_fit(kind: str, params: DepthParams, raw: np.ndarray, reference: np.ndarray | None = None) -> DepthFit:
+    """The fit one frame alone gives (what the running fit smooths)."""
+    acc = FitAccumulator(kind, params)
+    acc.add(raw, reference)
+    return acc.result()
+
+
+def next_running_fit(prior: DepthFit, kind: str, params: DepthParams, raw: np.ndarray,
+                     reference: np.ndarray | None = None) -> DepthFit:
+    """Follow a model whose scale drifts over a shot, without the frame-to-frame jitter of per-frame fits."""
+    return prior.blend(frame_fit(kind, params, raw, reference), params.smoothing)

@@ -2,3 +2,6 @@
 
 from backend.stages import matte  # noqa: F401
 from backend.stages import depth  # noqa: F401
+from backend.stages import upscale  # noqa: F401
+from backend.stages import propagate  # noqa: F401
+from backend.stages import retime  # noqa: F401

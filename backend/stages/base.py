@@ -23,20 +23,8 @@ from typing import Any, Callable, ClassVar, Iterator, Protocol
 
 import numpy as np
 
+from backend.errors import Cancelled, StageError  # noqa: F401  (re-exported: stages import them from here)
 from backend.ipc.take import Layer
-
-
-class Cancelled(Exception):
-    """Raised inside a stage when the job was cancelled; the runner stops cleanly."""
-
-
-class StageError(RuntimeError):
-    """A failure with a message for the artist: what went wrong, on which frame, and how to fix it."""
-
-    def __init__(self, message: str, code: str = "stage_failed", frame: int | None = None):
-        super().__init__(message)
-        self.code = code
-        self.frame = frame
 
 
 @dataclass

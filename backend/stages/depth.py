@@ -9,7 +9,7 @@ import numpy as np
 from backend.ipc.take import Layer
 from backend.loaders.depth import load_depth_model
 from backend.pipelines.depth import DepthModel, predict_depth
-from backend.pipelines.depth_fit import DepthFit, DepthParams, FitAccumulator
+from backend.pipelines.depth_fit import DepthFit, DepthParams, FitAccumulator, next_running_fit
 from backend.stages.base import StageContext, StageError, register
 from backend.stages.model_source import model_source
 
@@ -85,6 +85,9 @@ class DepthStage:
         index = ctx.frames.index(frame)
         previous = ctx.load_scratch(f"{SHOT_FIT}_{ctx.frames[index - 1]:04d}") if index > 0 else None
         prior = DepthFit.from_arrays(previous) if previous is not None else shot_fit
-        fit = prior.blend(self._fit(params, model, [(raw, reference)]), params.smoothing)
+        try:
+            fit = next_running_fit(prior, model.kind, params, raw, reference)
+        except ValueError as e:
+            raise StageError(f"depth fit failed on frame {frame} with model {model.name}: {e}", code="bad_input", frame=frame) from e
         ctx.save_scratch(f"{SHOT_FIT}_{frame:04d}", fit.to_arrays())
         return fit

@@ -65,24 +65,24 @@ def make_card(
     info = take.info
     _check_args(take, height, depth_scale, extend, displace, lit, resolution, offset)
 
-    aspect = info.width / info.height
     name = name or f"Card {Path(take_dir).name}"
+    images = {layer: _load_sequence(take, layer) for layer in ("color", "alpha", "depth") if layer in info.layers}
+    near, far = _depth_range(take)
+
+    aspect = info.width / info.height
     columns, rows = _grid_size(take, aspect, resolution)
     mesh = _grid_mesh(name, height * aspect, height, columns, rows)
     card = bpy.data.objects.new(name, mesh)
     scene.collection.objects.link(card)
-
     card.location = Vector(location) if location is not None else scene.cursor.location.copy()
     camera = camera if camera is not None else scene.camera
     if camera is not None:
         face_camera(card, camera)
 
-    images = {layer: _load_sequence(take, layer) for layer in ("color", "alpha", "depth") if layer in info.layers}
-    near, far = _depth_range(take, images.get("depth"))
     material = _card_material(name, images, near, far, depth_scale, lit, displace)
     mesh.materials.append(material)
     if displace == "MODIFIER" and "depth" in images:
-        _add_displace_modifier(card, images["depth"], near, far, depth_scale)
+        _add_displace_modifier(card, images["depth"], (info.width, info.height), near, far, depth_scale)
 
     card["stage_card"] = True
     card["stage_take"] = str(Path(take_dir).resolve())
@@ -134,6 +134,11 @@ def set_card_timing(card: bpy.types.Object, *, frame_start: int = 1, offset: int
     card["stage_frame_start"], card["stage_offset"], card["stage_extend"] = frame_start, offset, extend
 
 
+def scene_cards(scene: bpy.types.Scene) -> list[bpy.types.Object]:
+    """The cards of a scene (objects `make_card` made), by name."""
+    return sorted((obj for obj in scene.objects if obj.get("stage_card")), key=lambda obj: obj.name)
+
+
 def set_card_lit(card: bpy.types.Object, lit: float) -> None:
     """1 = lit by the scene's lights, 0 = emission only; values between mix the two."""
     if not 0.0 <= lit <= 1.0:
@@ -150,9 +155,11 @@ def _check_args(take: Take, height, depth_scale, extend, displace, lit, resoluti
         raise CardError(f"{take.root} has no 'color' layer (it has {sorted(layers)}); a card needs colour frames")
     if take.info.width <= 0 or take.info.height <= 0:
         raise CardError(f"{take.root}/take.json gives a size of {take.info.width}×{take.info.height}; both must be > 0")
-    first = take.path("color", take.info.frame_start)
-    if not first.is_file():
-        raise CardError(f"{take.root} lacks its first colour frame {first.name}; finish or re-run the take")
+    for layer in ("color", "alpha", "depth"):
+        first = take.path(layer, take.info.frame_start) if layer in layers else None
+        if first is not None and not first.is_file():
+            raise CardError(f"{take.root} lacks {layer}/{first.name}, the first frame of its {layer!r} layer; "
+                            "finish or re-run the take")
     if height <= 0:
         raise CardError(f"height is {height} m; give the card's height in metres, > 0")
     if depth_scale < 0:
@@ -208,8 +215,6 @@ def _grid_mesh(name: str, width: float, height: float, columns: int, rows: int) 
 
 def _load_sequence(take: Take, layer: str) -> bpy.types.Image:
     path = take.path(layer, take.info.frame_start)
-    if not path.is_file():
-        raise CardError(f"{take.root} lacks {layer}/{path.name}, the first frame of its {layer!r} layer")
     image = bpy.data.images.load(str(path), check_existing=False)
     image.name = f"{Path(take.root).name} {layer}"
     image.source = "SEQUENCE"
@@ -221,21 +226,19 @@ def _load_sequence(take: Take, layer: str) -> bpy.types.Image:
     return image
 
 
-def _depth_range(take: Take, depth_image) -> tuple[float, float]:
+def _depth_range(take: Take) -> tuple[float, float]:
     """The values at the depth range's ends as the image texture sees them (png16: 0..1)."""
-    if depth_image is None:
-        return 0.0, 1.0
-    layer = take.info.layers["depth"]
-    if layer.format == "png16":
+    layer = take.info.layers.get("depth")
+    if layer is None or layer.format == "png16":
         return 0.0, 1.0  # the texture reads v/65535; near..far map to 0..1 linearly
     if layer.near is not None and layer.far is not None and layer.far > layer.near:
         return float(layer.near), float(layer.far)
-    # metric EXR without a declared range: use the first frame's finite values
+    # metric EXR without a declared range: the first frame's finite values set it
     import numpy as np
 
-    pixels = np.empty(len(depth_image.pixels), np.float32)
-    depth_image.pixels.foreach_get(pixels)
-    values = pixels.reshape(-1, 4)[:, 0]
+    from .frames import read_frame
+
+    values = read_frame(take, "depth", take.info.frame_start)
     values = values[np.isfinite(values) & (values < 1e9)]
     if values.size == 0 or values.max() <= values.min():
         return 0.0, 1.0
@@ -310,7 +313,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace) -> bpy.t
     return material
 
 
-def _add_displace_modifier(card, depth_image, near, far, depth_scale) -> None:
+def _add_displace_modifier(card, depth_image, size, near, far, depth_scale) -> None:
     texture = bpy.data.textures.new(f"{card.name} depth", type="IMAGE")
     texture.image = depth_image
     texture.extension = "EXTEND"
@@ -318,12 +321,28 @@ def _add_displace_modifier(card, depth_image, near, far, depth_scale) -> None:
     modifier = card.modifiers.new("Depth", type="DISPLACE")
     modifier.texture = texture
     modifier.texture_coords = "UV"
-    modifier.uv_layer = "UVMap"
+    modifier.uv_layer = _pixel_centre_uvs(card.data, size).name
     modifier.direction = "NORMAL"
     modifier.space = "LOCAL"
     # offset = (value - mid) * strength: near end +scale/2 toward the camera, far end -scale/2
     modifier.mid_level = (near + far) / 2
     modifier.strength = -depth_scale / (far - near)
+
+
+def _pixel_centre_uvs(mesh, size):
+    """A UV map whose 0..1 ends sit on the first and last pixel centres: the texture system the
+    Displace modifier samples through puts texel edges, not centres, at 0 and 1."""
+    import numpy as np
+
+    width, height = size
+    uvs = np.empty(len(mesh.loops) * 2, np.float32)
+    mesh.uv_layers["UVMap"].data.foreach_get("uv", uvs)
+    uvs = uvs.reshape(-1, 2)
+    uvs = uvs * [(width - 1) / width, (height - 1) / height] + [0.5 / width, 0.5 / height]
+    layer = mesh.uv_layers.new(name="DepthUV", do_init=False)
+    layer.data.foreach_set("uv", uvs.astype(np.float32).ravel())
+    mesh.uv_layers.active = mesh.uv_layers["UVMap"]
+    return layer
 
 
 def _image_users(card: bpy.types.Object):

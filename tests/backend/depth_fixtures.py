@@ -56,3 +56,24 @@ def scene(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
     img[height // 4: height // 2, width // 3: width // 2] = (250, 220, 40)
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_zoedepth(tmp_path_factory) -> str:
+    """A ZoeDepth (metric) model with a tiny BEiT backbone and one bin configuration."""
+    from transformers import BeitConfig, ZoeDepthConfig, ZoeDepthForDepthEstimation, ZoeDepthImageProcessor
+
+    torch.manual_seed(2)
+    backbone = BeitConfig(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
+        out_indices=[1, 2, 3, 4], use_relative_position_bias=True, reshape_hidden_states=False, add_fpn=False,
+    )
+    config = ZoeDepthConfig(
+        backbone_config=backbone, backbone_hidden_size=32, hidden_size=32, neck_hidden_sizes=[16, 16, 32, 32],
+        fusion_hidden_size=16, bottleneck_features=16, num_relative_features=8, bin_embedding_dim=16,
+        num_attractors=[4, 4, 4, 4], bin_configurations=[{"n_bins": 8, "min_depth": 0.5, "max_depth": 10.0, "name": "nyu"}],
+    )
+    folder = tmp_path_factory.mktemp("zoedepth")
+    ZoeDepthForDepthEstimation(config).eval().save_pretrained(folder)
+    ZoeDepthImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=True, ensure_multiple_of=8).save_pretrained(folder)
+    return str(folder)

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from depth_fixtures import one_thread, scene, tiny_depth_anything, tiny_dpt  # noqa: F401
+from depth_fixtures import one_thread, scene, tiny_depth_anything, tiny_dpt, tiny_zoedepth  # noqa: F401
 from stage_fixtures import make_context, run_stage
 
 from backend.loaders.depth import load_depth_model
 from backend.loaders.missing import ModelMissing
-from backend.pipelines.depth import DISPARITY, predict_depth
+from backend.pipelines.depth import DISPARITY, METRIC, predict_depth
 from backend.pipelines.depth_fit import DepthFit
 
 
@@ -33,7 +33,28 @@ def test_stage_aligned_to_the_z_pass_recovers_scale_shift_and_scene_distances(ti
     fit = DepthFit.from_arrays(ctx.load_scratch("depth_fit"))
     assert fit.scale == pytest.approx(scale, rel=1e-3) and fit.shift == pytest.approx(shift, rel=1e-3)
     for f, arrays in out.items():
-        np.testing.assert_allclose(arrays["depth"], np.clip(frames[f]["depth"], 0.5, 20.0), rtol=1e-3)  # layer range
+        z = frames[f]["depth"]
+        expected = np.where(z > 0, np.clip(z, 0.5, 20.0), 20.0)   # the layer's range; negative Z is beyond infinity
+        np.testing.assert_allclose(arrays["depth"], expected, rtol=1e-3)
+
+
+def test_a_metric_model_gives_metres_without_a_reference(tiny_zoedepth, tmp_path):
+    model = load_depth_model(tiny_zoedepth)
+    assert model.kind == METRIC
+    frames = {1: {"color": scene(48, 64)}}
+    raw = predict_depth(model, frames[1]["color"])
+    assert raw.shape == (48, 64) and 0.5 <= raw.min() and raw.max() <= 10.0   # inside its bins' depth range
+    ctx = make_context(frames, tmp_path, models={"depth": tiny_zoedepth})
+    out = run_stage("depth", {"output": "metres", "near": 0.1, "far": 20.0}, ctx)
+    np.testing.assert_allclose(out[1]["depth"], raw, rtol=1e-6)   # metres as the model gives them
+
+
+def test_a_relative_model_asked_for_metres_without_a_reference_says_how_to_fix_it(tiny_depth_anything, tmp_path):
+    from backend.stages.base import StageError
+
+    ctx = make_context({1: {"color": scene()}}, tmp_path, models={"depth": tiny_depth_anything})
+    with pytest.raises(StageError, match="align=reference"):
+        run_stage("depth", {"output": "metres"}, ctx)
 
 
 def test_missing_model_folder_names_it_and_its_role(tmp_path):

@@ -91,6 +91,22 @@ def add_wall(scene, y: float, size: float = 20.0, colour=(0.8, 0.8, 0.8)):
     return wall
 
 
+def box(scene, name, centre, size, tag=None):
+    """An axis-aligned cube mesh of edge `size` centred on `centre`, optionally tagged."""
+    mesh = bpy.data.meshes.new(name)
+    h = size / 2
+    verts = [(x, y, z) for x in (-h, h) for y in (-h, h) for z in (-h, h)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    mesh.from_pydata(verts, [], faces)
+    mesh.update()
+    obj = bpy.data.objects.new(name, mesh)
+    obj.location = centre
+    scene.collection.objects.link(obj)
+    if tag is not None:
+        obj["stage_tag"] = tag
+    return obj
+
+
 def render_passes(scene, path: Path) -> dict[str, np.ndarray]:
     """Render the current frame into an uncompressed multilayer EXR and return its channels
     ('Combined.R', 'Depth.Z', ...) as top-row-first float arrays."""
@@ -142,3 +158,18 @@ def disc(width: int, height: int) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
     cx, cy, r = (width - 1) / 2, (height - 1) / 2, min(width, height) / 2
     return ((x - cx) ** 2 + (y - cy) ** 2 <= r * r).astype(np.float32)
+
+
+def render_image(scene, path: Path) -> np.ndarray:
+    """Render the current frame as the final image (composited if the scene composites) into an
+    uncompressed EXR and return its linear RGB, top row first."""
+    settings = scene.render.image_settings
+    settings.media_type = "IMAGE"
+    settings.file_format = "OPEN_EXR"
+    settings.exr_codec = "NONE"
+    settings.color_depth = "32"
+    settings.color_mode = "RGBA"
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    planes = read_exr(path)
+    return np.stack([planes["R"], planes["G"], planes["B"]], axis=-1)

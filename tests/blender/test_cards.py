@@ -124,12 +124,12 @@ def test_depth_ramp_displaces_the_modifier_geometry_by_depth_scale(tmp_path):
     card = make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), displace="MODIFIER")
 
     evaluated = card.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    co = np.array([v.co[:] for v in evaluated.to_mesh().vertices])
-    left = co[np.isclose(co[:, 0], -1.0), 1]
-    right = co[np.isclose(co[:, 0], 1.0), 1]
-    assert left.mean() < right.mean()  # near end toward the camera (at -Y)
-    assert right.mean() - left.mean() == pytest.approx(0.4, rel=0.05)
-    assert np.ptp(left) < 0.01 and np.ptp(right) < 0.01
+    co = np.array([v.co[:] for v in evaluated.to_mesh().vertices]).reshape(32, 32, 3)  # rows × columns
+    offsets = co[..., 1].mean(axis=0)  # along -Y = toward the camera, per column
+    assert np.ptp(co[..., 1], axis=0).max() < 1e-4  # the ramp is constant down each column
+    assert offsets[0] < offsets[-1]  # near end toward the camera (at -Y)
+    assert offsets[-1] - offsets[0] == pytest.approx(0.4, rel=0.05)
+    np.testing.assert_allclose(offsets, np.linspace(-0.2, 0.2, 32), atol=0.02)  # linear in between
 
 
 def test_depth_ramp_displaces_the_rendered_surface_by_depth_scale(tmp_path):
@@ -192,3 +192,72 @@ def test_bad_inputs_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="no take.json"):
         make_card(tmp_path / "nowhere")
     assert not [o for o in bpy.data.objects if o.name.startswith("Card")]  # nothing half-built
+
+
+def test_a_take_missing_its_first_matte_frame_is_refused(tmp_path):
+    empty_scene()
+    take = make_take(tmp_path / "take", 2, 8, 8, colour=frame_colour, alpha=lambda f: np.ones((8, 8)))
+    take.path("alpha", 1).unlink()
+    with pytest.raises(CardError, match="alpha/0001.png"):
+        make_card(tmp_path / "take")
+    assert not bpy.data.objects and not bpy.data.meshes
+
+
+@pytest.mark.slow  # EEVEE on software OpenGL: its first run compiles shaders (up to a minute)
+def test_eevee_shows_the_matte_and_the_displacement(tmp_path):
+    scene = empty_scene((SIZE, SIZE), samples=1)
+    set_world_colour(scene, (0.0, 0.5, 0.0))
+    front_camera(scene)
+    make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=half_alpha, depth=ramp)
+    make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), lit=0.0)
+    scene.render.engine = "BLENDER_EEVEE"
+    scene.eevee.taa_render_samples = 1
+    scene.view_layers[0].use_pass_z = True
+    channels = render_passes(scene, tmp_path / "r.exr")
+
+    image = rgb(channels)
+    np.testing.assert_allclose(image[pixel(-0.5, 1.0)], [0.0, 0.5, 0.0], atol=0.02)
+    np.testing.assert_allclose(image[pixel(0.5, 1.0)], [1.0, 0.0, 0.0], atol=0.02)
+    row, columns = pixel(0, 1.0)[0], np.arange(pixel(0.1, 0)[1], pixel(0.9, 0)[1])
+    u = ((columns + 0.5) / PX_PER_M - 2.5 + 1.0) / 2.0
+    assert np.polyfit(u, channels["Depth.Z"][row, columns], 1)[0] == pytest.approx(0.4, rel=0.05)
+
+
+@pytest.mark.parametrize("declared", [None, (1.0, 9.0)])
+def test_metric_exr_depth_spans_depth_scale_over_its_range(tmp_path, declared):
+    from backend.ipc.take import Layer, Take, TakeInfo
+    from blender_addon.scene.imagefiles import exr_bytes, png_bytes
+
+    empty_scene()
+    near, far = declared or (None, None)
+    info = TakeInfo(frame_start=1, frame_end=1, width=32, height=32,
+                    layers={"color": Layer("png8"), "depth": Layer("exr", near=near, far=far)})
+    take = Take.create(tmp_path / "take", info)
+    take.write_file("color", 1, png_bytes(solid(32, 32, (99, 99, 99))))
+    metres = np.broadcast_to(np.linspace(2.0, 6.0, 32, dtype=np.float32), (32, 32)).copy()
+    take.write_file("depth", 1, exr_bytes({"Y": metres}))
+    card = make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), displace="MODIFIER")
+
+    evaluated = card.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    offsets = np.array([v.co.y for v in evaluated.to_mesh().vertices]).reshape(32, 32).mean(axis=0)
+    # the first frame's own range (2..6 m) spans 0.4 m; a declared 1..9 m range puts 2..6 m on half of it
+    span = 0.4 if declared is None else 0.4 * 4.0 / 8.0
+    assert offsets[-1] - offsets[0] == pytest.approx(span, rel=0.05)
+
+
+@pytest.mark.slow
+def test_eevee_shadow_follows_the_matte(tmp_path):
+    scene = empty_scene((SIZE, SIZE), samples=4)
+    front_camera(scene)
+    add_wall(scene, y=1.0)
+    add_sun(scene, (1.0, 1.0, 0.0), energy=3.0)
+    make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (200, 200, 200)),
+              alpha=lambda f: disc(32, 32))
+    make_card(tmp_path / "take", height=2.0, location=(0, 0, 0))
+    scene.render.engine = "BLENDER_EEVEE"
+    scene.eevee.taa_render_samples = 4
+    image = rgb(render_passes(scene, tmp_path / "r.exr")).mean(axis=-1)
+
+    lit_wall = image[pixel(-1.8, 1.0)]
+    assert image[pixel(1.6, 1.0)] < 0.2 * lit_wall  # inside the disc's shadow
+    assert image[pixel(1.9, 1.9)] == pytest.approx(lit_wall, rel=0.05)  # the plane's corner casts none

@@ -1,0 +1,220 @@
+"""Optical flow and warping: OpenCV DIS on the CPU by default, RAFT (torchvision) when asked and available.
+
+Convention: `flow = estimate(a, b)` maps each pixel x of `a` to its position x + flow[x] in `b`, so
+`warp(b, flow)` rebuilds `a` from `b` (backward warping; no holes, every output pixel is sampled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from backend.params import ParamError, param
+
+# name -> (finest scale at 960 px wide, patch size, patch stride, gradient descent iterations, variational
+# iterations). OpenCV's own presets, plus "balanced": medium's finer scale (half resolution rather than a
+# quarter, which keeps motion boundaries sharp) with fewer iterations. The finest scale follows the image
+# width (one level finer per halving), so small frames are not estimated from a few patches.
+DIS_PRESETS = {
+    "ultrafast": (2, 8, 4, 12, 0),
+    "fast": (2, 8, 4, 16, 5),
+    "balanced": (1, 8, 4, 12, 5),
+    "medium": (1, 8, 3, 25, 5),
+}
+
+
+@dataclass
+class FlowParams:
+    method: str = param("dis", choices=["dis", "raft"], help="dis: OpenCV on the CPU; raft: torchvision, needs weights")
+    preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS speed/quality preset")
+    scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
+    raft_weights: str = param("", help="a local torchvision RAFT state dict (.pth); required for method=raft")
+    device: str = param("cpu", help="torch device for RAFT (cuda, cpu)")
+
+    def validate(self) -> None:
+        if self.method == "raft" and not self.raft_weights:
+            raise ParamError("raft_weights", "method=raft needs a local RAFT weights file; or use method=dis")
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """The uint8 luma flow is computed on."""
+    if image.ndim == 2:
+        return image if image.dtype == np.uint8 else np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+class DisFlow:
+    """OpenCV's DIS flow. `init` (a previous estimate of the same pair's flow, e.g. the neighbouring frame's)
+    warm-starts it, which holds large, steady motion that a cold start at the coarsest scale may miss."""
+
+    def __init__(self, preset: str = "fast", scale: float = 1.0):
+        if preset not in DIS_PRESETS:
+            raise ValueError(f"DIS preset {preset!r} is unknown; choose one of {', '.join(DIS_PRESETS)}")
+        self.finest, patch, stride, descent, variational = DIS_PRESETS[preset]
+        self._width = None
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._dis.setPatchSize(patch)
+        self._dis.setPatchStride(stride)
+        self._dis.setGradientDescentIterations(descent)
+        self._dis.setVariationalRefinementIterations(variational)
+        self.scale = scale
+
+    def raw(self, a: np.ndarray, b: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+        """Flow between two uint8 grey images of one size, at their own resolution.
+
+        With `init`, `b` is first warped by it and only the residual motion is estimated, then composed
+        with `init`: DIS's own initial-flow input does not hold a small object's large motion (its coarse
+        levels override it), while a residual of a few pixels is what DIS estimates best.
+        """
+        if a.shape[1] != self._width:
+            self._width = a.shape[1]
+            self._dis.setFinestScale(max(0, self.finest + round(np.log2(self._width / 960.0))))
+        if init is not None:
+            residual = self.raw(a, warp(b, sample_map(init)))
+            return compose(residual, init)
+        # Once given an initial flow, OpenCV's DIS keeps using a stored one on later calls even when none
+        # is passed; passing zeros every time keeps each call independent of the ones before.
+        return self._dis.calc(a, b, np.zeros(a.shape + (2,), np.float32))
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = to_grey(a), to_grey(b)
+        if self.scale >= 1.0:
+            return self.raw(a, b)
+        height, width = a.shape
+        return upscale_flow(self.raw(shrink(a, self.scale), shrink(b, self.scale)), (width, height))
+
+
+def shrink(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def upscale_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A flow field resized to `size` (w, h), its vectors scaled with it."""
+    height, width = flow.shape[:2]
+    if (width, height) == tuple(size):
+        return flow
+    out = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= size[0] / width
+    out[..., 1] *= size[1] / height
+    return out
+
+
+class RaftFlow:
+    """torchvision's RAFT from a local state dict; loads once, runs on `device`."""
+
+    def __init__(self, weights: str | Path, device: str = "cuda"):
+        import torch
+        from torchvision.models.optical_flow import raft_large, raft_small
+
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"RAFT weights {path} do not exist; save torchvision's raft_large/raft_small state dict there "
+                "or use flow method 'dis'"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = None
+        for build in (raft_large, raft_small):  # the state dict's keys say which of the two it is
+            candidate = build(weights=None)
+            try:
+                candidate.load_state_dict(state)
+            except RuntimeError:
+                continue
+            model = candidate
+            break
+        if model is None:
+            raise ValueError(f"{path} is not a torchvision raft_large or raft_small state dict")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self._torch = torch
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        height, width = a.shape[:2]
+        pad_h, pad_w = -height % 8, -width % 8
+
+        def tensor(image):
+            rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+            rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+            t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+            return (t / 127.5 - 1.0).to(self.device)
+
+        with torch.inference_mode():
+            flow = self.model(tensor(a), tensor(b), num_flow_updates=12)[-1]
+        return flow[0].permute(1, 2, 0).cpu().numpy()[:height, :width].astype(np.float32)
+
+
+def make_flow(params: FlowParams):
+    if params.method == "raft":
+        return RaftFlow(params.raft_weights, params.device)
+    return DisFlow(params.preset, params.scale)
+
+
+@lru_cache(maxsize=8)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return xs, ys
+
+
+def sample_map(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The remap coordinates x + flow, computed once and reused for every layer warped by one flow."""
+    xs, ys = _pixel_grid(*flow.shape[:2])
+    return xs + flow[..., 0], ys + flow[..., 1]
+
+
+def warp(image: np.ndarray, coords: tuple[np.ndarray, np.ndarray], interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Sample `image` at `coords` (from sample_map); outside the frame takes the nearest edge pixel."""
+    return cv2.remap(image, coords[0], coords[1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def inside(coords: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Where the sampled position falls inside the frame (outside, the content was never seen)."""
+    height, width = coords[0].shape
+    x, y = coords
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+
+
+def compose(flow_ab: np.ndarray, flow_bc: np.ndarray) -> np.ndarray:
+    """flow a->c from a->b then b->c (used only to start an estimate, never as the result)."""
+    return flow_ab + warp(flow_bc, sample_map(flow_ab))
+
+
+def invert(flow_ab: np.ndarray, steps: int = 3) -> np.ndarray:
+    """An approximate flow b->a from a->b by fixed-point steps v(y) = -flow_ab(y + v(y)) (a starting guess)."""
+    guess = -flow_ab
+    for _ in range(steps):
+        guess = -warp(flow_ab, sample_map(guess))
+    return guess
+
+
+def _norm2(vectors: np.ndarray) -> np.ndarray:
+    return np.einsum("ijk,ijk->ij", vectors, vectors)
+
+
+def fb_error(flow_ab: np.ndarray, flow_ba: np.ndarray, coords_ab=None) -> np.ndarray:
+    """|flow_ab(x) + flow_ba(x + flow_ab(x))|: near 0 where x of `a` is seen in `b`, large where occluded."""
+    coords_ab = coords_ab if coords_ab is not None else sample_map(flow_ab)
+    return np.sqrt(_norm2(flow_ab + warp(flow_ba, coords_ab)))
+
+
+def fb_confidence(flow_ab: np.ndarray, flow_ba: np.ndarray, coords_ab=None) -> np.ndarray:
+    """A soft visibility in [0, 1] for each pixel of `a` in `b`, from forward-backward consistency.
+
+    The tolerance grows with the motion (Sundaram et al.: 0.01 * (|w|^2 + |w'|^2) + 0.5), so fast but
+    consistent motion still counts as visible; pixels whose match falls outside `b` get 0.
+    """
+    coords_ab = coords_ab if coords_ab is not None else sample_map(flow_ab)
+    back = warp(flow_ba, coords_ab)
+    err2 = _norm2(flow_ab + back)
+    tol = 0.01 * (_norm2(flow_ab) + _norm2(back)) + 0.5
+    conf = np.exp(-err2 / tol)
+    conf[~inside(coords_ab)] = 0.0
+    return conf.astype(np.float32)

@@ -1,0 +1,140 @@
+"""Which frames become keyframes: uniform spacing, or adaptive from motion; scene cuts split the shot.
+
+Adaptive: a keyframe is inserted where the motion since the last keyframe (mean optical-flow length on a
+small grey thumbnail, as a fraction of the frame width) passes `motion_threshold`, no sooner than
+`min_interval` and no later than `max_interval` frames after it. Fast motion gets keys close together,
+a still shot few. A scene cut (a jump in the colour histogram between neighbouring frames) ends a segment:
+the frame before the cut and the frame after it are both keyframes, so no propagation ever crosses a cut.
+A user list of keyframes overrides the choice (cuts still split the segments).
+
+Frames are read once, in order, one at a time; only two thumbnails are held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from backend.params import ParamError, param
+from backend.pipelines.flow import DisFlow, to_grey
+
+
+@dataclass
+class KeyframeParams:
+    mode: str = param("uniform", choices=["uniform", "adaptive"], help="how keyframes are spaced")
+    interval: int = param(12, min=1, max=1000, help="uniform: frames between keyframes")
+    min_interval: int = param(4, min=1, max=1000, help="adaptive: fewest frames between keyframes")
+    max_interval: int = param(24, min=1, max=1000, help="adaptive: most frames between keyframes")
+    motion_threshold: float = param(
+        0.04, min=0.001, max=1.0, help="adaptive: motion since the last key, as a fraction of the frame width"
+    )
+    detect_cuts: bool = param(True, help="split the shot at scene cuts")
+    cut_threshold: float = param(0.5, min=0.05, max=1.0, help="histogram distance (Bhattacharyya) that is a cut")
+    keyframes: list[int] = param([], help="the artist's own keyframes (frame numbers); overrides mode")
+    analysis_width: int = param(160, min=32, max=1024, help="thumbnail width for motion and cut analysis")
+
+    def validate(self) -> None:
+        if self.min_interval > self.max_interval:
+            raise ParamError("min_interval", f"{self.min_interval} is above max_interval {self.max_interval}")
+
+
+@dataclass
+class KeyframePlan:
+    """Keyframes (frame numbers, sorted) and segments (first, last) split at scene cuts."""
+
+    keys: list[int]
+    segments: list[tuple[int, int]] = field(default_factory=list)
+
+    def segment_of(self, frame: int) -> tuple[int, int]:
+        for first, last in self.segments:
+            if first <= frame <= last:
+                return first, last
+        raise ValueError(f"frame {frame} is outside the planned frames")
+
+    def bracket(self, frame: int) -> tuple[int | None, int | None]:
+        """The keyframes at or before and at or after `frame` within its segment (None where there is none)."""
+        first, last = self.segment_of(frame)
+        before = [k for k in self.keys if first <= k <= frame]
+        after = [k for k in self.keys if frame <= k <= last]
+        return (before[-1] if before else None), (after[0] if after else None)
+
+    def to_json(self) -> dict:
+        return {"keys": self.keys, "segments": [list(s) for s in self.segments]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "KeyframePlan":
+        return cls([int(k) for k in data["keys"]], [(int(a), int(b)) for a, b in data["segments"]])
+
+
+def _histogram(rgb: np.ndarray) -> np.ndarray:
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, [12, 6, 6], [0, 180, 0, 256, 0, 256])
+    return cv2.normalize(hist, None).flatten()
+
+
+def _thumbnail(image: np.ndarray, width: int) -> np.ndarray:
+    height = max(8, round(image.shape[0] * width / image.shape[1]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def plan_keyframes(frames: Iterable[tuple[int, np.ndarray]], params: KeyframeParams) -> KeyframePlan:
+    """Choose keyframes from (frame number, RGB uint8) pairs given in increasing frame order."""
+    flow = DisFlow("medium")
+    keys: list[int] = []
+    segments: list[tuple[int, int]] = []
+    last_key_thumb = prev_hist = None
+    seg_start = last_key = prev = None
+    for number, image in frames:
+        thumb = _thumbnail(image, params.analysis_width)
+        hist = _histogram(thumb) if params.detect_cuts else None
+        if prev is None:
+            seg_start = last_key = number
+            keys.append(number)
+            last_key_thumb, prev_hist, prev = to_grey(thumb), hist, number
+            continue
+        if number <= prev:
+            raise ValueError(f"frames must come in increasing order; {number} came after {prev}")
+        if hist is not None and cv2.compareHist(prev_hist, hist, cv2.HISTCMP_BHATTACHARYYA) > params.cut_threshold:
+            segments.append((seg_start, prev))
+            if keys[-1] != prev:
+                keys.append(prev)
+            seg_start = last_key = number
+            keys.append(number)
+            last_key_thumb, prev_hist, prev = to_grey(thumb), hist, number
+            continue
+        since = number - last_key
+        if params.mode == "uniform":
+            is_key = since >= params.interval
+        else:
+            is_key = since >= params.max_interval
+            if not is_key and since >= params.min_interval:
+                motion = flow(last_key_thumb, to_grey(thumb))
+                is_key = float(np.linalg.norm(motion, axis=2).mean()) / thumb.shape[1] >= params.motion_threshold
+        if is_key:
+            keys.append(number)
+            last_key, last_key_thumb = number, to_grey(thumb)
+        prev_hist, prev = hist, number
+    if prev is None:
+        raise ValueError("no frames to choose keyframes from")
+    segments.append((seg_start, prev))
+    if keys[-1] != prev:
+        keys.append(prev)  # every frame lies between two keyframes of its segment
+    if params.keyframes:
+        keys = _user_keys(params.keyframes, segments)
+    return KeyframePlan(sorted(set(keys)), segments)
+
+
+def _user_keys(user: list[int], segments: list[tuple[int, int]]) -> list[int]:
+    first, last = segments[0][0], segments[-1][1]
+    outside = [k for k in user if not first <= k <= last]
+    if outside:
+        raise ParamError("keyframes", f"{outside} lie outside the shot's frames {first}..{last}")
+    bare = [s for s in segments if not any(s[0] <= k <= s[1] for k in user)]
+    if bare:
+        raise ParamError(
+            "keyframes", f"the segment {bare[0][0]}..{bare[0][1]} (between scene cuts) has no keyframe; add one"
+        )
+    return sorted(set(user))

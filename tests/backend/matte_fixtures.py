@@ -1,0 +1,69 @@
+"""Synthetic green-screen footage with a known true alpha, and a tiny ONNX matting net for rembg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SCREEN = np.array([40, 190, 60], dtype=np.float32)   # a lit green screen is never pure (0, 255, 0)
+SUPERSAMPLE = 8
+
+
+def figure_coverage(height: int, width: int, shift: int = 0) -> np.ndarray:
+    """True alpha of a figure (head, body, arm): polygons drawn 8x larger then averaged, so edges are antialiased."""
+    s = SUPERSAMPLE
+    big = np.zeros((height * s, width * s), np.uint8)
+    cx = (width // 2 + shift) * s
+    cv2.ellipse(big, (cx, int(0.25 * height * s)), (int(0.09 * width * s), int(0.12 * height * s)), 0, 0, 360, 255, -1)
+    body = np.array([[cx - 0.16 * width * s, 0.40 * height * s], [cx + 0.15 * width * s, 0.38 * height * s],
+                     [cx + 0.10 * width * s, 0.95 * height * s], [cx - 0.12 * width * s, 0.95 * height * s]], np.int32)
+    cv2.fillPoly(big, [body], 255)
+    cv2.line(big, (cx + int(0.14 * width * s), int(0.42 * height * s)), (cx + int(0.33 * width * s), int(0.25 * height * s)),
+             255, thickness=int(0.04 * width * s))
+    return cv2.resize(big.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def subject_colours(height: int, width: int) -> np.ndarray:
+    """Skin, red shirt and blue jeans, shaded top to bottom."""
+    y = np.linspace(0, 1, height)[:, None, None]
+    colour = np.where(y < 0.37, [220, 170, 140], np.where(y < 0.65, [190, 40, 50], [50, 70, 150]))
+    shade = 0.8 + 0.2 * np.cos(np.linspace(0, np.pi, width))[None, :, None]
+    return np.broadcast_to(colour * shade, (height, width, 3)).astype(np.float32)
+
+
+def green_screen_frame(height: int = 128, width: int = 128, *, shift: int = 0, spill: float = 0.0,
+                       noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 frame, true alpha): the subject over the screen; `spill` tints the subject's edge green."""
+    alpha = figure_coverage(height, width, shift)
+    fg = subject_colours(height, width)
+    if spill:
+        rim = cv2.GaussianBlur(1.0 - alpha, (0, 0), 2.0)[..., None]  # light bounced off the screen, near the edge
+        fg = fg * (1 - spill * rim) + SCREEN * spill * rim
+    frame = alpha[..., None] * fg + (1 - alpha[..., None]) * SCREEN
+    if noise:
+        frame = frame + np.random.default_rng(seed).normal(0, noise, frame.shape)
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha
+
+
+def soft_iou(alpha: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.minimum(alpha, truth).sum() / np.maximum(alpha, truth).sum())
+
+
+def export_subject_net(path: Path) -> Path:
+    """A one-layer ONNX net (hand-set weights, not trained) scoring how little green a pixel has: high on the subject.
+
+    rembg's u2net_custom session feeds it 320x320 ImageNet-normalised RGB and reads output 0, channel 0.
+    """
+    import torch
+
+    conv = torch.nn.Conv2d(3, 1, kernel_size=1)
+    with torch.no_grad():
+        conv.weight[:] = torch.tensor([0.5, -1.0, 0.5]).view(1, 3, 1, 1) * 4.0   # (r + b)/2 - g
+        conv.bias.zero_()
+    net = torch.nn.Sequential(conv, torch.nn.Sigmoid()).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(net, torch.zeros(1, 3, 320, 320), str(path), input_names=["input"], output_names=["mask"],
+                      dynamo=False)
+    return path

@@ -1,0 +1,59 @@
+"""Chroma key on a synthetic green-screen figure whose true alpha is known, edges antialiased."""
+
+import numpy as np
+import pytest
+from matte_fixtures import SCREEN, green_screen_frame, soft_iou
+
+from backend.params import parse_params
+from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
+
+
+def key(frame, **values):
+    return chroma_key(frame, parse_params(ChromaKeyParams, values))
+
+
+@pytest.mark.parametrize("noise", [0.0, 2.0])
+def test_green_screen_figure_keys_to_its_true_alpha(noise):
+    frame, truth = green_screen_frame(128, 128, spill=0.1, noise=noise)
+    _, alpha = key(frame)
+    assert alpha.dtype == np.float32 and alpha.shape == truth.shape
+    assert soft_iou(alpha, truth) >= 0.98
+
+
+def test_unmixed_edges_beat_a_plain_distance_ramp():
+    frame, truth = green_screen_frame(128, 128)
+    fringe = (truth > 0.05) & (truth < 0.95)
+    errors = {edges: np.abs(key(frame, edges=edges)[1] - truth)[fringe].mean() for edges in ("unmix", "ramp")}
+    assert errors["unmix"] < 0.5 * errors["ramp"]
+
+
+def test_blue_screen_keys_too():
+    frame, truth = green_screen_frame(96, 96)
+    blue = frame[..., [0, 2, 1]]   # the same shot on a blue screen: swap green and blue
+    _, alpha = key(blue, screen="blue")
+    assert soft_iou(alpha, truth) >= 0.98
+
+
+def green_excess(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.float32)
+    return rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])
+
+
+def test_despill_removes_green_from_the_fringe():
+    frame, truth = green_screen_frame(128, 128, spill=0.4)
+    fringe = (truth > 0.3) & (truth < 0.97)   # subject-side edge, where the screen's light spills
+    assert green_excess(frame)[fringe].mean() > 20          # the footage does carry spill
+    kept, _ = key(frame, edges="ramp", despill=0.0)          # ramp edges leave the screen's share in the colour
+    cleaned, _ = key(frame, edges="ramp", despill=1.0)
+    assert green_excess(kept)[fringe].mean() > 20
+    assert green_excess(cleaned)[fringe].max() <= 0.5       # no pixel of the fringe is greener than its red/blue
+    default, _ = key(frame)                                  # unmixed edges, then despill
+    assert green_excess(default)[fringe].max() <= 0.5
+
+
+def test_the_sampled_screen_colour_matters_for_a_real_screen():
+    frame, truth = green_screen_frame(96, 96)
+    _, pure = key(frame, sample_screen=False)         # keying pure (0, 255, 0) misses a real, duller screen
+    _, sampled = key(frame)
+    assert soft_iou(sampled, truth) > soft_iou(pure, truth) + 0.3
+    assert SCREEN[1] < 255

@@ -5,3 +5,4 @@ from backend.stages import depth  # noqa: F401
 from backend.stages import upscale  # noqa: F401
 from backend.stages import propagate  # noqa: F401
 from backend.stages import retime  # noqa: F401
+from backend.stages import preview_depth  # noqa: F401

@@ -20,18 +20,18 @@ class Engine:
     label: str          # what the user reads
     weights: bool       # needs model weights (so it is probed before use)
     preview: bool = False
+    params: tuple = ()  # default parameters, as (key, value) pairs; the user's --set wins
 
 
-# In order of preference. The stylisation step uses the temporal pipeline (diffused keyframes propagated by
-# flow) when it is there, per-frame diffusion next, and the weight-free preview stylisation otherwise.
+# In order of preference. Stylisation: ControlNet diffusion when its weights are there; otherwise the temporal
+# pipeline's weight-free preview (colour-graded keyframes on grids, propagated by optical flow).
 STEPS: dict[str, tuple[Engine, ...]] = {
     "matte": (Engine("matte", "chroma key matte (needs no weights)", weights=False),),
     "depth": (Engine("depth", "depth model (Depth Anything V2 / ZoeDepth / DPT)", weights=True),
               Engine("preview_depth", "PREVIEW: depth estimated from the silhouette (no weights)", False, True)),
-    "stylize": (Engine("temporal", "diffused keyframes propagated by optical flow", weights=True),
-                Engine("diffuse", "ControlNet diffusion per frame", weights=True),
-                Engine("preview", "PREVIEW: non-diffusion stylisation (no weights)", False, True),
-                Engine("preview_stylize", "PREVIEW: non-diffusion stylisation (no weights)", False, True)),
+    "stylize": (Engine("diffuse", "ControlNet diffusion (Stable Diffusion + ControlNets)", weights=True),
+                Engine("propagate", "PREVIEW: non-diffusion stylisation (colour-graded keyframes propagated by "
+                       "optical flow; no weights)", False, True, (("keyframes_from", "preview"),))),
 }
 
 

@@ -189,10 +189,11 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             result.notes.append(f"{step}: no engine; the card goes without it")
             continue
         stage = choice.engine.stage
+        params = {**dict(choice.engine.params), **config.params.get(stage, {})}
         with result.times.step(step) as row:
             bar = Bar(step, len(footage.frames))
             try:
-                take, counts = run_stage(client, stage, config.params.get(stage, {}), sources[step](takes),
+                take, counts = run_stage(client, stage, params, sources[step](takes),
                                          out / "takes" / f"{step}-{stage}", step=step, progress=bar)
             finally:
                 bar.close()

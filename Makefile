@@ -10,6 +10,9 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: help setup test test-backend test-blender demo bench addon clean
 
+.DEFAULT_GOAL := help
+include blender_addon/build.mk
+
 help:
 	@echo "make demo   set everything up and run the sample shot"
 	@echo "make test   set everything up and run the whole test suite"
@@ -46,6 +49,8 @@ demo: setup
 
 bench: $(STAMPS)/backend
 	$(BPY) bench/transport.py
+	$(BPY) bench/propagate.py
+	$(BPY) bench/gpu_stages.py
 
 clean:
 	rm -rf $(STAMPS) $(BACKEND_VENV) $(BLENDER_VENV) dist build

@@ -5,6 +5,8 @@
     dstage run matte --in footage/ --out takes/matte [--server URL] [--set key.screen=blue]
     dstage keys --out KEYS [--name server]          dstage keys --allow artist.key --keys KEYS
     dstage stages
+    dstage models check [--models models.json]
+    dstage metrics --take takes/propagate --source footage/
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     service = StoreService(Store(args.store), models=load_models(args), device=args.device)
     try:
-        server = Server(service, args.bind, keys_dir=args.keys)
+        server = Server(service, args.bind, keys_dir=args.keys,
+                        max_message_bytes=int(args.max_message_mb * (1 << 20)))
     except AuthError as e:
         raise CommandError(str(e), 2) from None
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
@@ -80,12 +83,12 @@ def cmd_serve(args) -> int:
 
 
 def load_models(args):
-    path = getattr(args, "models", None)
+    from backend.models import ModelConfigError, load_registry
+
     try:
-        from backend import models
-    except ImportError:
-        return None
-    return models.ModelRegistry.from_file(path) if path else models.ModelRegistry.default()
+        return load_registry(getattr(args, "models", None))
+    except ModelConfigError as e:
+        raise CommandError(str(e), 2) from None
 
 
 # -- ping ----------------------------------------------------------------------------------------
@@ -228,6 +231,47 @@ def run_remote(args, source, params, digests) -> int:
     return 0
 
 
+# -- models, metrics ---------------------------------------------------------------------------
+def cmd_models_check(args) -> int:
+    from backend.models import check_models, format_check
+
+    report = check_models(load_models(args))
+    print(json.dumps(report, indent=1) if args.json else format_check(report))
+    return 0 if all(e["status"] == "found" for e in report) else 1
+
+
+def cmd_metrics(args) -> int:
+    from backend.imageio import decode_layer
+    from backend.ipc.take import Take, TakeError
+    from backend.pipelines.metrics import metrics_report
+    from backend.sources import SourceError, open_source
+
+    try:
+        take = Take.open(args.take)
+        source = open_source(args.source)
+    except (TakeError, SourceError) as e:
+        raise CommandError(str(e), 2) from None
+    frames = [f for f in source.frames if f in take.info.frames and take.is_complete(f)]
+    if len(frames) < 2:
+        raise CommandError(f"{args.take} and {args.source} share fewer than two complete frames", 2)
+    if args.keyframes:
+        keys = [int(k) for k in args.keyframes.split(",")]
+    else:
+        keys = list(take.info.params.get("keyframes") or [])
+        if not keys:
+            keys = frames[:: int(take.info.params.get("key_interval", 12))]
+    positions = [frames.index(k) for k in keys if k in frames]
+    color = take.info.layers["color"]
+    report = metrics_report((source.read(f)["color"] for f in frames),
+                            (decode_layer(color, take.path("color", f).read_bytes()) for f in frames), positions)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for key, value in report.items():
+            print(f"{key:>24}: {value:.5g}" if isinstance(value, float) else f"{key:>24}: {value}")
+    return 0
+
+
 # -- keys, stages ----------------------------------------------------------------------------------
 def cmd_keys(args) -> int:
     from backend.ipc.auth import allow_client, create_keys
@@ -261,6 +305,16 @@ def cmd_stages(args) -> int:
     return 0
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dstage", description="Diffusion Stage backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -275,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", help="folder with server.key_secret and clients/*.key; required off loopback")
     p.add_argument("--models", help="model config file (JSON)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when torch sees a GPU)")
+    p.add_argument("--max-message-mb", type=positive_float, default=1024.0,
+                   help="refuse messages larger than this (MiB); a single frame part over it drops the peer")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ping", help="check that a backend answers")
@@ -302,6 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow", help="a client's public .key to accept")
     p.add_argument("--keys", help="the server's keys folder (with --allow)")
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("models", help="the model config: which weights are here, how to get the others")
+    models_sub = p.add_subparsers(dest="models_command", required=True)
+    p = models_sub.add_parser("check", help="list every role, where its weights are or how to get them")
+    p.add_argument("--models", help="model config file (JSON); default $DSTAGE_MODELS or ~/.config/diffusion-stage")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_check)
+
+    p = sub.add_parser("metrics", help="temporal metrics of a take against its source footage")
+    p.add_argument("--take", required=True)
+    p.add_argument("--source", required=True, help="the footage the take was made from")
+    p.add_argument("--keyframes", help="keyframe numbers, comma separated (default: from take.json)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("stages", help="list stages and their parameters")
     p.add_argument("--json", action="store_true")

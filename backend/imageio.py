@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Iterator
 
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must be set before cv2 loads
+import cv2
+import numpy as np
 
-from pathlib import Path  # noqa: E402
-from typing import Iterator  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from backend.ipc.take import Layer  # noqa: E402
+from backend.ipc.imagefiles import ImageFileError, decode_exr, exr_bytes
+from backend.ipc.take import Layer
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
@@ -34,8 +32,8 @@ def to_unit(array: np.ndarray) -> np.ndarray:
 def encode_layer(layer: Layer, array: np.ndarray) -> bytes:
     """Encode one frame of a layer into the file bytes the take stores."""
     if layer.format == "exr":
-        data = np.ascontiguousarray(array.astype(np.float32))
-        ok, buf = cv2.imencode(".exr", data)
+        # OpenCV's wheel has no EXR codec; the take's own codec (shared with Blender's side) does
+        return exr_bytes({"Y": np.asarray(array, dtype=np.float32)})
     else:
         if layer.format == "png16":
             if layer.near is not None and layer.far is not None:
@@ -58,6 +56,8 @@ def encode_layer(layer: Layer, array: np.ndarray) -> bytes:
 
 def decode_layer(layer: Layer, data: bytes | np.ndarray) -> np.ndarray:
     """Decode a take file back to the array a stage yielded (png16 depth back to its units)."""
+    if layer.format == "exr":
+        return exr_channel(bytes(data))
     buf = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None:
@@ -65,9 +65,19 @@ def decode_layer(layer: Layer, data: bytes | np.ndarray) -> np.ndarray:
     image = _rgb(image)
     if layer.format == "png16" and layer.near is not None and layer.far is not None:
         return (image.astype(np.float32) / 65535.0) * (layer.far - layer.near) + layer.near
-    if layer.format == "exr":
-        return image.astype(np.float32)
     return image
+
+
+def exr_channel(data: bytes, source: str = "EXR data") -> np.ndarray:
+    """The depth-like channel of an EXR (Y, Z, V or R, in that order of preference) as float32."""
+    try:
+        planes = decode_exr(data, source)
+    except ImageFileError as e:
+        raise ImageError(str(e)) from None
+    for name in ("Y", "Z", "V", "R", "Depth.V", "Depth.Z"):
+        if name in planes:
+            return planes[name]
+    return planes[sorted(planes)[0]]
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -83,6 +93,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path} does not exist")
+    if path.suffix.lower() == ".exr":
+        return exr_channel(path.read_bytes(), str(path))
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError(f"{path} is not an image OpenCV can read (accepted: {', '.join(IMAGE_EXTS)})")

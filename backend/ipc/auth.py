@@ -6,6 +6,8 @@ A server needs its key pair (`server.key_secret`) and a folder of allowed client
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import ipaddress
 import shutil
 from pathlib import Path
@@ -93,6 +95,17 @@ class ServerKeys:
         auth.start()
         auth.configure_curve(domain="*", location=str(self.clients_dir))
         return auth
+
+
+def answer_zap(auth: zmq.auth.Authenticator) -> None:
+    """Answer one pending ZAP (handshake) request on the caller's thread.
+
+    pyzmq 25+ made `handle_zap_message` a coroutine: called plainly it does nothing and every CURVE
+    handshake hangs. With a keys folder it never waits on anything, so running it to the end here is quick.
+    """
+    result = auth.handle_zap_message(auth.zap_socket.recv_multipart())
+    if inspect.iscoroutine(result):
+        asyncio.run(result)
 
 
 def apply_client_keys(socket: zmq.Socket, client_secret: str | Path, server_public: str | Path) -> None:

@@ -43,6 +43,7 @@ class Client:
         self.server_info: dict = {}
         self.max_message_bytes = wire.MAX_MESSAGE_BYTES
         self.reconnects = 0
+        self.session: str | None = None   # the server process we talk to; a new value means it restarted
         self._ids = itertools.count(1)
         self.socket: zmq.Socket | None = None
         self._connect()
@@ -90,13 +91,15 @@ class Client:
                 try:
                     msg = wire.decode(parts, accept=wire.EVENTS)
                 except wire.WireError as e:
-                    msg = wire.Message("error", {"code": e.code, "message": f"bad message from server: {e}"})
+                    # a protocol mismatch, not a passing fault: whoever waits on this must hear of it
+                    msg = wire.Message("error", {"code": "bad_message_from_server", "message": f"{e.code}: {e}"})
                 if msg.type == "welcome":
-                    self.connected = True
                     self.server_info = msg.header
                     self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))
-                elif not self.connected:
-                    self.connected = True
+                self.connected = True
+                if self._restarted(msg.get("session")):
+                    # same address, new process: whatever we had in flight there is gone
+                    out.append(wire.Message("reconnected", {"url": self.url, "reason": "server restarted"}))
                 if msg.type != "heartbeat":
                     out.append(msg)
                 if len(out) >= 256:
@@ -108,6 +111,12 @@ class Client:
         elif now - self.last_sent > self.heartbeat_s:
             self.send("heartbeat")
         return out
+
+    def _restarted(self, session: str | None) -> bool:
+        if not session or session == self.session:
+            return False
+        known, self.session = self.session, session
+        return known is not None
 
     def reconnect(self) -> None:
         """Drop the socket (and whatever it queued) and start again; the caller resubmits its jobs."""

@@ -19,6 +19,7 @@ from backend.ipc.client import Client
 from backend.ipc.take import Take, TakeInfo
 
 ACTIVE = ("submitting", "uploading", "running")
+STALL_S = 10.0  # no word about this job for this long: ask again (submitting is idempotent)
 
 
 class RemoteJob:
@@ -53,9 +54,14 @@ class RemoteJob:
     def step(self, budget_s: float = 0.01) -> str:
         deadline = time.monotonic() + budget_s
         while self.active:
-            for msg in self.client.poll(0):
+            # wait on the socket for what is left of the budget rather than spin: on a small machine a
+            # spinning client takes the core the backend needs
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            for msg in self.client.poll(left_ms):
                 self._on_message(msg)
             self._pump()
+            if self.active and time.monotonic() - self._last_word > STALL_S:
+                self._submit()  # a lost message must not hang the job
             if time.monotonic() >= deadline:
                 break
         return self.state
@@ -72,6 +78,7 @@ class RemoteJob:
         self.in_flight_up: set[int] = set()
         self.in_flight_down: set[int] = set()
         self._reqs: set[int] = set()
+        self._last_word = time.monotonic()
         self.submit_req = self._send("submit", self.request)
         self.state = "submitting"
 
@@ -104,6 +111,8 @@ class RemoteJob:
 
     def _on_message(self, msg) -> None:
         kind = msg.type
+        if msg.get("job_id") == self.job_id or msg.get("req") in self._reqs:
+            self._last_word = time.monotonic()
         if kind == "reconnected":
             self._submit()  # the server may have restarted: start over; stored frames are not recomputed
             return
@@ -144,7 +153,8 @@ class RemoteJob:
             self.local_done.add(frame)
 
     def _error(self, msg) -> None:
-        if msg.get("req") not in self._reqs and msg.get("job_id") != self.job_id:
+        mine = msg.get("req") in self._reqs or msg.get("job_id") == self.job_id
+        if not mine and msg.get("code") != "bad_message_from_server":
             return  # another request's trouble, not this job's
         code = msg.get("code", "error")
         if code == "not_ready":

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ import numpy as np
 import zmq
 
 from backend.ipc import wire
-from backend.ipc.auth import AuthError, ServerKeys, is_loopback
+from backend.ipc.auth import AuthError, ServerKeys, answer_zap, is_loopback
 
 log = logging.getLogger("dstage.server")
 
@@ -67,6 +68,7 @@ class Server:
                 "Create keys with `dstage keys --out KEYS` and start with `--keys KEYS`, or bind tcp://127.0.0.1"
             )
         self.service = service
+        self.session = uuid.uuid4().hex  # a new one per process: clients learn of a restart from it
         self.max_message_bytes = max_message_bytes
         self.heartbeat_s = heartbeat_s
         self.client_timeout_s = client_timeout_s
@@ -115,7 +117,7 @@ class Server:
             while not stop.is_set():
                 ready = dict(poller.poll(timeout=100))
                 if self.auth is not None and self.auth.zap_socket in ready:
-                    self.auth.handle_zap_message(self.auth.zap_socket.recv_multipart())
+                    answer_zap(self.auth)
                 if self.events in ready:
                     self._drain_events()
                 if self.socket in ready:
@@ -166,7 +168,8 @@ class Server:
 
     def _on_hello(self, identity, msg, req):
         self._reply(identity, "welcome", req, {**self.service.describe(), "protocol": wire.PROTOCOL_VERSION,
-                                               "max_message_bytes": self.max_message_bytes})
+                                               "max_message_bytes": self.max_message_bytes,
+                                               "session": self.session})
 
     def _on_ping(self, identity, msg, req):
         self._reply(identity, "pong", req, {"time": time.time()})
@@ -320,7 +323,7 @@ class Server:
             if now - state.last_seen > self.client_timeout_s:
                 self._forget(identity)
             else:
-                self._send(identity, wire.encode("heartbeat", {"busy": self.running is not None}))
+                self._send(identity, wire.encode("heartbeat", {"busy": self.running is not None, "session": self.session}))
 
     def _forget(self, identity: bytes) -> None:
         self.clients.pop(identity, None)

@@ -32,7 +32,9 @@ DTYPES = frozenset({"uint8", "uint16", "int32", "float16", "float32"})
 MAX_HEADER_BYTES = 256 * 1024
 MAX_ARRAYS = 16
 MAX_NDIM = 4
-MAX_SIDE = 16384
+# Per axis, not per image side: an encoded PNG travels as one long uint8 axis. The real bound is the
+# buffer size check (nbytes == prod(shape) * itemsize) under the message size limit.
+MAX_AXIS = (1 << 31) - 1
 # A 4K float32 RGBA frame is 133 MB; leave room for several layers, refuse anything wilder.
 MAX_MESSAGE_BYTES = 1 << 30
 
@@ -63,7 +65,9 @@ def encode(type: str, fields: dict[str, Any] | None = None, arrays: dict[str, np
     parts: list = [None]
     specs = []
     for name, array in (arrays or {}).items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)  # (only when needed: it turns a 0-d array into 1-d)
         if array.dtype.name not in DTYPES:
             raise WireError("bad_dtype", f"array {name!r} has dtype {array.dtype}; the wire carries {sorted(DTYPES)}")
         specs.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
@@ -154,10 +158,10 @@ def _check_spec(spec: Any) -> tuple[str, str, list[int]]:
     if (
         not isinstance(shape, list)
         or len(shape) > MAX_NDIM
-        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_SIDE for n in shape)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_AXIS for n in shape)
     ):
         raise WireError(
             "bad_shape",
-            f"array {name!r} has shape {shape!r:.80}; expected a list of at most {MAX_NDIM} integers in 0..{MAX_SIDE}",
+            f"array {name!r} has shape {shape!r:.80}; expected a list of at most {MAX_NDIM} integers in 0..{MAX_AXIS}",
         )
     return name, dtype, shape

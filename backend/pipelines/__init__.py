@@ -1,1 +1,1 @@
-"""Pure pipelines: arrays and a parameters dataclass in, arrays out (no zmq, no bpy)."""
+"""Pure pipelines: arrays and a parameters dataclass in, arrays out. No zmq, no bpy."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from backend.ipc.take import Take
 
-from .imagefiles import ImageFileError, read_exr
+from backend.ipc.imagefiles import ImageFileError, read_exr
 
 
 def read_frame(take: Take, layer: str, frame: int) -> np.ndarray:

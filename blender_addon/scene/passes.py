@@ -33,7 +33,7 @@ import numpy as np
 
 from backend.ipc.take import Layer, Take, TakeInfo
 from . import pose
-from .imagefiles import exr_bytes, png_bytes, read_exr
+from backend.ipc.imagefiles import exr_bytes, png_bytes, read_exr
 
 LAYERS = ("color", "depth", "normal", "segmentation", "lineart", "pose")
 DEPTH_FORMATS = ("exr", "png16")

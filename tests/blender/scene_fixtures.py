@@ -14,7 +14,7 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
 from backend.ipc.take import Layer, Take, TakeInfo  # noqa: E402
-from blender_addon.scene.imagefiles import png_bytes, read_exr  # noqa: E402
+from backend.ipc.imagefiles import png_bytes, read_exr  # noqa: E402
 
 
 def empty_scene(size: tuple[int, int] = (64, 64), samples: int = 8) -> bpy.types.Scene:

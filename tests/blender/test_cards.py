@@ -226,7 +226,7 @@ def test_eevee_shows_the_matte_and_the_displacement(tmp_path):
 @pytest.mark.parametrize("declared", [None, (1.0, 9.0)])
 def test_metric_exr_depth_spans_depth_scale_over_its_range(tmp_path, declared):
     from backend.ipc.take import Layer, Take, TakeInfo
-    from blender_addon.scene.imagefiles import exr_bytes, png_bytes
+    from backend.ipc.imagefiles import exr_bytes, png_bytes
 
     empty_scene()
     near, far = declared or (None, None)

@@ -9,7 +9,7 @@ from scene_fixtures import add_wall, box, empty_scene, front_camera
 import bpy
 from backend.ipc.take import Take
 from blender_addon.scene.frames import read_frame
-from blender_addon.scene.imagefiles import read_exr
+from backend.ipc.imagefiles import read_exr
 from blender_addon.scene.passes import ADE20K, PassError, render_passes
 
 W, H = 96, 64
@@ -129,7 +129,7 @@ def test_a_cards_matte_cuts_its_passes(tmp_path):
 
 def test_frames_read_back_what_was_written(tmp_path):
     from backend.ipc.take import Layer, TakeInfo
-    from blender_addon.scene.imagefiles import exr_bytes, png_bytes
+    from backend.ipc.imagefiles import exr_bytes, png_bytes
 
     layers = {"color": Layer("png8"), "alpha": Layer("png8"), "depth": Layer("png16", near=2.0, far=4.0),
               "metric": Layer("exr")}

@@ -1,4 +1,7 @@
-"""Image files without OpenCV, for Blender's Python: PNG writing and uncompressed OpenEXR.
+"""Image files without OpenCV, for both sides: PNG writing and uncompressed OpenEXR.
+
+Blender's Python has no OpenCV, and the OpenCV wheel of the backend's environment has no EXR codec, so
+the take's float layers go through this one small reader and writer on both sides.
 
 Blender renders its passes into one multilayer EXR; this module reads such a file (written with
 codec NONE and interleaved channels, which is what `passes.py` asks Blender for) into numpy arrays,
@@ -87,8 +90,11 @@ def exr_bytes(channels: dict[str, np.ndarray]) -> bytes:
 
 def read_exr(path: str | Path) -> dict[str, np.ndarray]:
     """Read an uncompressed single-part scanline EXR into {channel name: H×W float32 array}."""
-    path = Path(path)
-    data = path.read_bytes()
+    return decode_exr(Path(path).read_bytes(), str(path))
+
+
+def decode_exr(data: bytes, path: str = "EXR data") -> dict[str, np.ndarray]:
+    """The bytes of an uncompressed single-part scanline EXR as {channel name: H×W float32 array}."""
     if len(data) < 8 or struct.unpack_from("<i", data, 0)[0] != _EXR_MAGIC:
         raise ImageFileError(f"{path} is not an OpenEXR file")
     flags = struct.unpack_from("<i", data, 4)[0] >> 8

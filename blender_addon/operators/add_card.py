@@ -1,0 +1,71 @@
+"""stage.add_card: a character card from a take folder, plus the Cards list's selection helpers."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import FloatProperty, StringProperty
+
+from ..ipc import TakeError
+from ..scene.cards import CardError, make_card
+
+
+class STAGE_OT_add_card(bpy.types.Operator):
+    """Make a character card (lit, matte-cut, depth-displaced plane) from a take folder"""
+
+    bl_idname = "stage.add_card"
+    bl_label = "Add Card"
+    bl_options = {"REGISTER", "UNDO"}
+
+    take_dir: StringProperty(name="Take", subtype="DIR_PATH", description="folder with take.json, color/, alpha/, depth/")
+    height: FloatProperty(name="Height", default=1.8, min=0.001, unit="LENGTH", description="card height in metres")
+    depth_scale: FloatProperty(name="Depth Scale", default=0.25, min=0.0, unit="LENGTH",
+                               description="displacement between the depth range's ends, in metres")
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})  # the file browser's answer
+
+    def execute(self, context):
+        self.take_dir = self.take_dir or self.directory
+        if not self.take_dir:
+            self.report({"ERROR"}, "choose a take folder (one with take.json)")
+            return {"CANCELLED"}
+        try:
+            card = make_card(bpy.path.abspath(self.take_dir), height=self.height, depth_scale=self.depth_scale,
+                             scene=context.scene)
+        except (CardError, TakeError, OSError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        for obj in context.view_layer.objects:
+            obj.select_set(False)
+        card.select_set(True)
+        context.view_layer.objects.active = card
+        self.report({"INFO"}, f"added {card.name}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        if self.take_dir:
+            return self.execute(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+class STAGE_OT_select_card(bpy.types.Operator):
+    """Select this card and make it active"""
+
+    bl_idname = "stage.select_card"
+    bl_label = "Select Card"
+    bl_options = {"REGISTER", "UNDO"}
+
+    name: StringProperty()
+
+    def execute(self, context):
+        card = context.scene.objects.get(self.name)
+        if card is None:
+            self.report({"ERROR"}, f"no object {self.name!r} in this scene")
+            return {"CANCELLED"}
+        for obj in context.view_layer.objects:
+            obj.select_set(False)
+        card.select_set(True)
+        context.view_layer.objects.active = card
+        return {"FINISHED"}
+
+
+list_classes = (STAGE_OT_select_card,)

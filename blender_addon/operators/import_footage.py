@@ -1,0 +1,58 @@
+"""stage.import_footage: footage of a person -> backend jobs (matte, depth, diffusion) -> take -> card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import IntProperty, StringProperty
+
+from ..footage import sequence_source
+from ..ipc import Client
+from ..jobs.driver import JobDriver
+from ..jobs.plan import footage_plan
+from ..preferences import client_keys, get_prefs
+from ..properties import settings_dict
+from ..scene.cards import make_card
+from .backend_status import backend_stages
+from .modal_job import JobOperator, JobRunner
+from .paths import take_name, takes_root
+
+
+class STAGE_OT_import_footage(JobOperator, bpy.types.Operator):
+    """Send footage to the backend (matte, depth, diffusion) and make a character card from the result"""
+
+    bl_idname = "stage.import_footage"
+    bl_label = "Import Footage"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Footage", subtype="FILE_PATH",
+                             description="a folder of numbered images or one image of it (default: Stage > Cards)")
+    name: StringProperty(name="Take Name", description="the take's folder name (default: the footage's)")
+    frame_first: IntProperty(name="First Frame", default=-1, description="-1: the footage's first")
+    frame_last: IntProperty(name="Last Frame", default=-1, description="-1: the footage's last")
+
+    def make_runner(self, context) -> JobRunner:
+        scene = context.scene
+        settings = scene.stage
+        prefs = get_prefs(context)
+        keys = client_keys(prefs)
+        path = bpy.path.abspath(self.filepath or settings.footage_path)
+        if not path:
+            raise ValueError("choose the footage: Stage > Cards > Footage (a folder of numbered images)")
+        fps = scene.render.fps / scene.render.fps_base
+        source = sequence_source(path, fps, None if self.frame_first < 0 else self.frame_first,
+                                 None if self.frame_last < 0 else self.frame_last)
+        plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context))
+        for note in plan.notes:
+            self.report({"WARNING"}, note)
+        folder = Path(source.description["path"])
+        take_dir = takes_root(context) / take_name(self.name or folder.name)
+        driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys))
+        height, depth_scale = settings.card_height, settings.card_depth_scale
+
+        def make(context):
+            card = make_card(take_dir, height=height, depth_scale=depth_scale, scene=context.scene)
+            self.report({"INFO"}, f"card {card.name} from {take_dir}")
+
+        return JobRunner(driver, "Import footage", on_done=make)

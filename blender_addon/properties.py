@@ -1,0 +1,133 @@
+"""Settings the artist edits (`scene.stage`) and what the add-on reports back (`window_manager.stage_status`)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+SAMPLERS = ["Euler a", "Euler", "DPM++ 2M Karras", "DPM++ 2M SDE Karras", "DDIM", "UniPC", "LCM"]
+CONTROL_TYPES = [
+    ("depth", "Depth", "depth map (from the Z pass, or estimated)"),
+    ("normal", "Normal", "normal map"),
+    ("lineart", "Line art", "lines drawn from the scene or the frame"),
+    ("softedge", "Soft edge", "soft edges (HED)"),
+    ("canny", "Canny", "hard edges of the frame"),
+    ("openpose", "OpenPose", "pose skeletons from armatures or the frame"),
+    ("segmentation", "Segmentation", "object classes by tag colour"),
+    ("scribble", "Scribble", "scribble lines"),
+    ("mlsd", "MLSD", "straight lines"),
+]
+CONTROL_SOURCES = [
+    ("auto", "Auto", "the rendered pass when there is one, else the backend's annotator"),
+    ("map", "Rendered pass", "the pass Stage rendered from the scene (exact)"),
+    ("annotator", "Annotator", "estimated by the backend from the colour frame"),
+]
+KEYFRAME_MODES = [
+    ("INTERVAL", "Every N frames", "diffuse every N-th frame and propagate between them"),
+    ("ALL", "Every frame", "diffuse every frame"),
+    ("ENDS", "First and last", "diffuse the first and last frames only"),
+]
+BLEND_MODES = [(m, m.title().replace("_", " "), "") for m in
+               ("MIX", "MULTIPLY", "SCREEN", "OVERLAY", "ADD", "SOFT_LIGHT", "LIGHTEN", "DARKEN", "COLOR")]
+
+
+class StageLora(bpy.types.PropertyGroup):
+    enabled: BoolProperty(name="Enabled", default=True)
+    name: StringProperty(name="LoRA", description="model config role lora.<name>, or the full role")
+    strength: FloatProperty(name="Strength", default=1.0, min=-4.0, max=4.0)
+
+
+class StageControlUnit(bpy.types.PropertyGroup):
+    enabled: BoolProperty(name="Enabled", default=True)
+    type: EnumProperty(name="Type", items=CONTROL_TYPES, default="depth")
+    weight: FloatProperty(name="Weight", default=1.0, min=0.0, max=2.0)
+    start: FloatProperty(name="Start", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    end: FloatProperty(name="End", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
+    source: EnumProperty(name="Source", items=CONTROL_SOURCES, default="auto")
+
+
+class StageSettings(bpy.types.PropertyGroup):
+    # prompt & model
+    prompt: StringProperty(name="Prompt", description="what the backend paints")
+    negative_prompt: StringProperty(name="Negative", description="what to avoid")
+    checkpoint: StringProperty(name="Checkpoint", description="model config role of the checkpoint (empty: 'checkpoint')")
+    loras: CollectionProperty(type=StageLora)
+    lora_index: IntProperty()
+    sampler: EnumProperty(name="Sampler", items=[(s, s, "") for s in SAMPLERS], default="Euler a")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    steps: IntProperty(name="Steps", default=20, min=1, max=150)
+    cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=30.0)
+    denoise: FloatProperty(name="Denoise", default=0.6, min=0.0, max=1.0, subtype="FACTOR",
+                           description="0 keeps the frame, 1 repaints it entirely")
+    # ControlNet
+    controls: CollectionProperty(type=StageControlUnit)
+    control_index: IntProperty()
+    # temporal
+    keyframe_mode: EnumProperty(name="Keyframes", items=KEYFRAME_MODES, default="INTERVAL")
+    keyframe_interval: IntProperty(name="Interval", default=8, min=1, max=240)
+    stability: FloatProperty(name="Stability", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
+                             description="0 lets each frame vary (lively), 1 holds the keyframes steady")
+    # footage and cards
+    takes_dir: StringProperty(name="Takes", subtype="DIR_PATH", default="//takes/",
+                              description="where takes are written (relative to the .blend with //)")
+    footage_path: StringProperty(name="Footage", subtype="FILE_PATH",
+                                 description="a folder of numbered images, or one image of the sequence")
+    use_matte: BoolProperty(name="Matte", default=True, description="cut the person out (chroma key)")
+    screen: EnumProperty(name="Screen", items=[("green", "Green", ""), ("blue", "Blue", "")], default="green")
+    matte_grow: IntProperty(name="Grow", default=0, min=-64, max=64)
+    matte_feather: FloatProperty(name="Feather", default=0.0, min=0.0, max=64.0)
+    use_depth: BoolProperty(name="Depth", default=False, description="estimate a depth map for displacement")
+    use_diffusion: BoolProperty(name="Diffuse", default=False, description="restyle the footage with the prompt")
+    card_height: FloatProperty(name="Height", default=1.8, min=0.01, unit="LENGTH")
+    card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
+    # stylize / compositing
+    mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64)
+    mask_feather: IntProperty(name="Mask feather", default=0, min=0, max=64)
+    blend_mode: EnumProperty(name="Blend", items=BLEND_MODES, default="MIX")
+    blend_factor: FloatProperty(name="Factor", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
+    stylize_object: PointerProperty(name="Object", type=bpy.types.Object,
+                                    description="the object whose diffused version shows over the render")
+    # shot
+    focus_card: PointerProperty(name="Focus", type=bpy.types.Object, description="card the camera focuses on")
+    shot_preset: EnumProperty(name="Preset", items=[("NONE", "None", ""), ("DOLLY", "Dolly back + shake", ""),
+                                                    ("FLASH", "Flashing light", "")], default="NONE")
+
+
+class StageStatus(bpy.types.PropertyGroup):
+    """Runtime state for the panels (not meant to be edited)."""
+
+    connected: BoolProperty(name="Connected")
+    address: StringProperty()
+    device: StringProperty(name="Device")
+    stages: StringProperty(name="Stages")
+    busy: StringProperty(name="Busy with")
+    message: StringProperty()
+    job_running: BoolProperty()
+    job_label: StringProperty()
+    job_progress: FloatProperty(min=0.0, max=1.0, subtype="FACTOR")
+
+
+def settings_dict(settings: StageSettings) -> dict:
+    """The settings as a plain dict, for the bpy-free job planning in jobs/plan.py."""
+    plain = {name: getattr(settings, name) for name in (
+        "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
+        "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
+        "use_diffusion")}
+    plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
+                         for u in settings.controls]
+    plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]
+    return plain
+
+
+classes = (StageLora, StageControlUnit, StageSettings, StageStatus)
+
+
+def attach() -> None:
+    bpy.types.Scene.stage = PointerProperty(type=StageSettings)
+    bpy.types.WindowManager.stage_status = PointerProperty(type=StageStatus)
+
+
+def detach() -> None:
+    del bpy.types.WindowManager.stage_status
+    del bpy.types.Scene.stage

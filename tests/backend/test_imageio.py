@@ -1,0 +1,33 @@
+"""Take layers survive encoding exactly (or to their stated precision) in the backend's environment."""
+
+import numpy as np
+import pytest
+
+from backend.imageio import ImageError, decode_layer, encode_layer, read_image
+from backend.ipc.take import Layer
+
+
+def test_exr_depth_round_trips_bit_exact(tmp_path):
+    depth = (np.random.default_rng(0).random((9, 13)) * 50).astype(np.float32)
+    data = encode_layer(Layer("exr"), depth)
+    assert np.array_equal(decode_layer(Layer("exr"), data), depth)
+    (tmp_path / "d.exr").write_bytes(data)
+    assert np.array_equal(read_image(tmp_path / "d.exr"), depth)
+
+
+def test_png16_depth_keeps_its_range_to_one_step():
+    layer = Layer("png16", near=2.0, far=12.0)
+    depth = np.linspace(2.0, 12.0, 200, dtype=np.float32).reshape(10, 20)
+    back = decode_layer(layer, encode_layer(layer, depth))
+    assert np.abs(back - depth).max() <= (12.0 - 2.0) / 65535 + 1e-5
+
+
+def test_png8_colour_is_lossless_and_stays_rgb():
+    color = np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    assert np.array_equal(decode_layer(Layer("png8"), encode_layer(Layer("png8"), color)), color)
+
+
+def test_a_file_that_is_not_an_exr_is_named(tmp_path):
+    (tmp_path / "bad.exr").write_bytes(b"not an exr")
+    with pytest.raises(ImageError, match="not an OpenEXR file"):
+        read_image(tmp_path / "bad.exr")

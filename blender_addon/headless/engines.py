@@ -2,8 +2,9 @@
 clearly labelled preview engine that needs none.
 
 A step's candidates are tried in order. A stage the backend does not offer is skipped; a stage that needs
-weights is probed on one small frame, and a `model_missing` answer (which names the model, its config key
-and how to get it) moves on to the next candidate and is kept to tell the user.
+weights is probed on one frame; a `model_missing` answer (which names the model, its config key and how to
+get it), or any other failure of the probe, moves on to the next candidate and is kept to tell the user.
+An engine the user forced is never replaced: its failure is the shot's error.
 """
 
 from __future__ import annotations
@@ -66,9 +67,12 @@ def choose_engines(offered: set[str], probe: Callable[[str], ShotError | None],
             if engine.weights:
                 error = probe(engine.stage)
                 if error is not None:
-                    if wanted or error.code not in ("model_missing", "unknown_stage"):
+                    if wanted:
                         raise error
-                    choice.notes.append(f"{engine.stage}: {error.detail}")
+                    # model_missing is the expected case; anything else is a fault of the real engine, shown
+                    # loudly but not allowed to stop a shot that a preview engine can still make
+                    kind = "" if error.code == "model_missing" else "FAILED, "
+                    choice.notes.append(f"{kind}{engine.stage}: {error.detail}")
                     continue
             choice.engine = engine
             break

@@ -12,7 +12,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from blender_addon.scene.imagefiles import png_bytes
+from backend.ipc.imagefiles import png_bytes
 from backend.ipc.take import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".webp")

@@ -45,7 +45,7 @@ test-blender: $(STAMPS)/blender
 	PYTHONPATH=$(CURDIR) $(BLPY) -m pytest -q tests/blender
 
 demo: setup
-	$(BPY) -m backend.demo
+	PYTHONPATH=$(CURDIR) DSTAGE_BACKEND_PYTHON=$(CURDIR)/$(BPY) $(BLPY) -m sample_scenes.demo --out out/demo
 
 bench: $(STAMPS)/backend
 	$(BPY) bench/transport.py

@@ -26,7 +26,8 @@ ADDON = Path(__file__).resolve().parent
 REPO = ADDON.parent
 IPC = REPO / "backend" / "ipc"
 VENDOR = "vendor/dstage_ipc"
-SKIP_NAMES = {"__pycache__", "build.py", "build.mk", "vendor"}
+# headless/ is the shot runner: it runs from a checkout (it builds sample_scenes), never inside Blender
+SKIP_NAMES = {"__pycache__", "build.py", "build.mk", "vendor", "headless"}
 PYTHON_VERSION = "3.11"
 # manifest wheel tag -> the pip --platform that fetches it
 PLATFORM_OF_TAG = {

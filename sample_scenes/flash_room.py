@@ -50,7 +50,7 @@ def build(scene: bpy.types.Scene | None = None, frames: int = 48, size=(1280, 72
     bulb = common.ball(scene, "Red Bulb", 0.06, red.location, mat=common.material("Red Glow", (1, 0.05, 0.03), emission=8))
     bulb.visible_shadow = False
 
-    cam = common.camera(scene, "Camera", (0.3, -3.0, 1.35), lens=40)
+    cam = common.camera(scene, "Camera", (0.3, -3.0, 1.35), lens=24)  # the whole figure in frame
     common.key(cam, "location", scene.frame_start, (0.3, -3.0, 1.35))
     common.key(cam, "location", scene.frame_end, (0.5, -4.6, 1.5))  # a slow dolly back
     _shake(cam, strength=0.015, scale=6.0)

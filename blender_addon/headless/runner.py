@@ -122,7 +122,10 @@ def run_shot(config: ShotConfig) -> ShotResult:
 # -- steps --------------------------------------------------------------------------------------------
 def _footage(config: ShotConfig, out: Path, row) -> FrameInput:
     if config.footage is not None:
-        footage = footage_input(config.footage)
+        try:
+            footage = footage_input(config.footage)
+        except (OSError, ValueError) as e:
+            raise ShotError("footage", str(e)) from None
         row.note = f"{len(footage.frames)} frames from {config.footage}"
         return footage
     from sample_scenes.footage import render_footage  # the sample footage, rendered here (frames kept)

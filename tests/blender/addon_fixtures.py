@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from backend.ipc.imagefiles import png_bytes  # noqa: E402
 
 ADDON = "blender_addon"
-BACKEND_PYTHON = os.environ.get("DSTAGE_BACKEND_PYTHON", "/work/main/.venv-backend/bin/python")
+BACKEND_PYTHON = os.environ.get("DSTAGE_BACKEND_PYTHON", str(REPO / ".venv-backend" / "bin" / "python"))
 
 
 def fresh_scene(size=(64, 64)) -> bpy.types.Scene:

@@ -1,0 +1,116 @@
+"""The headless shot runner end to end, tiny: the sample footage rendered here, a backend it starts itself
+(no model weights, so the labelled preview engines), the flash room rendered with Cycles at 96×54."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from addon_fixtures import BACKEND_PYTHON, free_port  # noqa: F401  (sets sys.path and imports bpy first)
+from backend.ipc.imagefiles import png_bytes
+from backend.ipc.take import Take
+from blender_addon.headless.__main__ import main as shot_main
+from blender_addon.headless.errors import ShotError
+from blender_addon.headless.images import read_pixels
+from blender_addon.headless.runner import ShotConfig, run_shot
+
+FRAMES = 3
+SIZE = (96, 54)
+
+
+def tiny_config(out: Path, **changes) -> ShotConfig:
+    settings = dict(scene="flash_room", out=out, server=f"tcp://127.0.0.1:{free_port()}", backend_python=BACKEND_PYTHON,
+                    models=str(out / "no-models.json"), frames=(1, FRAMES), size=SIZE, samples=1,
+                    footage_frames=FRAMES, footage_size=(48, 80), log=lambda *a: None)
+    settings.update(changes)
+    return ShotConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shot")
+    (out / "no-models.json").write_text("{}")
+    first = run_shot(tiny_config(out))
+    again = run_shot(tiny_config(out))  # as after an interruption: everything on disk is kept
+    return out, first, again
+
+
+def test_the_shot_writes_every_frame_the_preview_and_a_contact_sheet(shot):
+    out, first, _ = shot
+    frames = sorted((out / "frames").glob("*.png"))
+    assert [p.name for p in frames] == [f"{f:04d}.png" for f in range(1, FRAMES + 1)]
+    pixels = read_pixels(frames[0])
+    assert pixels.shape[:2] == (SIZE[1], SIZE[0])
+    assert float(pixels[..., :3].std()) > 0.01  # a lit scene, not a blank frame
+    sheet = read_pixels(out / "contact_sheet.png")
+    assert sheet.shape[0] > SIZE[1] and sheet.shape[1] >= SIZE[0]  # frames, with their numbers below
+    assert first.outputs["contact_sheet"] == str(out / "contact_sheet.png")
+    assert first.counts["render"] == {"frames": FRAMES, "rendered": FRAMES, "kept": 0}
+
+
+def test_with_no_weights_every_step_says_it_uses_a_preview_engine(shot):
+    out, first, _ = shot
+    summary = json.loads((out / "shot.json").read_text())
+    assert summary["engines"]["matte"]["stage"] is not None
+    assert summary["engines"]["stylize"]["preview"] is True  # no diffusion weights: labelled as a preview
+    assert summary["engines"]["stylize"]["notes"]  # and it says why the real engine was not used
+    table = (out / "times.txt").read_text()
+    for step in ("footage", "scene", "backend", "engines", "matte", "card", "render", "contact sheet"):
+        assert step in table
+
+
+def test_the_card_take_holds_colour_alpha_and_depth_and_the_matte_separates_the_figure(shot):
+    out, _, _ = shot
+    card = Take.open(out / "takes" / "card")
+    assert set(card.info.layers) == {"color", "alpha", "depth"}
+    assert list(card.info.frames) == list(range(1, FRAMES + 1))
+    alpha = read_pixels(card.path("alpha", 2))[..., 0]
+    assert alpha.min() < 0.05 and alpha.max() > 0.95  # green screen gone, the figure kept
+    assert 0.02 < float((alpha > 0.5).mean()) < 0.6
+
+
+def test_running_again_recomputes_and_rerenders_nothing(shot):
+    _, first, again = shot
+    assert again.counts["render"] == {"frames": FRAMES, "rendered": 0, "kept": FRAMES}
+    for step in ("matte", "stylize"):
+        assert again.counts[step]["kept"] == FRAMES, step
+    assert again.engines.keys() == first.engines.keys()
+
+
+@pytest.fixture
+def one_frame(tmp_path):
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    (folder / "0001.png").write_bytes(png_bytes(np.full((8, 8, 3), 90, np.uint8)))
+    return folder
+
+
+def test_an_unknown_scene_fails_naming_the_step_and_the_choices(tmp_path, one_frame):
+    with pytest.raises(ShotError) as e:
+        run_shot(tiny_config(tmp_path, scene="moon_base", footage=one_frame))
+    assert e.value.step == "scene" and "flash_room" in str(e.value)
+
+
+def test_a_missing_blend_fails_naming_the_path(tmp_path, one_frame):
+    missing = tmp_path / "nowhere.blend"
+    with pytest.raises(ShotError) as e:
+        run_shot(tiny_config(tmp_path, scene=str(missing), footage=one_frame))
+    assert e.value.step == "scene" and str(missing) in str(e.value)
+
+
+def test_a_footage_folder_without_numbered_images_fails_saying_how_to_name_them(tmp_path):
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "notes.txt").write_text("no frames here")
+    with pytest.raises(ShotError) as e:
+        run_shot(tiny_config(tmp_path, footage=tmp_path / "clip"))
+    assert e.value.step == "footage" and "0001.png" in str(e.value)
+
+
+def test_bad_arguments_exit_2_with_the_expected_form(capsys):
+    with pytest.raises(SystemExit) as e:
+        shot_main(["flash_room", "--out", "x", "--frames", "one-two"])
+    assert e.value.code == 2
+    assert "1-48" in capsys.readouterr().err

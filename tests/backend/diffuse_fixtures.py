@@ -161,7 +161,7 @@ def unet_to_ldm(state: dict, layers_per_block: int = 2) -> dict:
             if parts[1] == "resnets":
                 name = f"middle_block.{2 * j}." + _resnet_to_ldm(".".join(parts[3:]))
             else:
-                name = f"middle_block.1." + ".".join(parts[3:])
+                name = "middle_block.1." + ".".join(parts[3:])
         elif name is None and parts[0] == "up_blocks":
             i = int(parts[1])
             if parts[2] == "resnets":

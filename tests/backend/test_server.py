@@ -238,7 +238,7 @@ def malformed(draw):
     if kind == "random":
         parts = draw(st.lists(st.binary(max_size=40), min_size=1, max_size=5))
         try:
-            head = json.loads(parts[0])
+            json.loads(parts[0])
         except (ValueError, RecursionError):
             return parts, "bad_header", ["JSON"]
         parts[0] = b"\xff" + parts[0]  # random bytes that happen to be JSON: make them not

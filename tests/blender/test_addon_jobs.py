@@ -9,7 +9,6 @@ from pathlib import Path
 
 import addon_fixtures  # noqa: F401
 import bpy
-import numpy as np
 import pytest
 from addon_fixtures import (BACKEND_PYTHON, REPO, BackendProcess, disable_addon, enable_addon, free_port,
                             fresh_scene, read_alpha, write_clip)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-import addon_fixtures
+import addon_fixtures  # noqa: F401  (puts the repository on sys.path)
 import bpy
 import pytest
 from addon_fixtures import disable_addon, enable_addon, fresh_scene

@@ -1,7 +1,9 @@
 """Character cards: a take (colour, matte, depth sequences) as a lit, depth-displaced plane.
 
-The card stands on a point (its bottom edge there), turned about Z to face a camera, sized from the
-take's aspect ratio. Its material shows the colour sequence, cuts it out with the matte (so shadows
+The card stands on a point, turned about Z to face a camera, sized from the take's aspect ratio. What
+stands on the point is the character's feet (the matte's lowest opaque row over the take), or with
+stand="FRAME" the frame's bottom edge: footage rarely ends exactly at the feet, and a card standing on
+its frame edge leaves the character floating. Its material shows the colour sequence, cuts it out with the matte (so shadows
 fall through the matte too) and mixes a lit, rough Principled BSDF with emission by a "Lit" value.
 The depth sequence displaces the surface toward the camera: `depth_scale` metres between the depth
 range's ends (near end toward the camera, the range's middle on the plane).
@@ -17,12 +19,15 @@ import math
 from pathlib import Path
 
 import bpy
-from mathutils import Vector
+from mathutils import Matrix, Vector
 
 from backend.ipc.take import Take
 
 EXTEND_MODES = ("HOLD", "LOOP", "STOP")
 DISPLACE_MODES = ("MATERIAL", "MODIFIER", "NONE")
+STAND_MODES = ("FEET", "FRAME")
+FEET_SAMPLE_FRAMES = 24  # alpha frames the feet search reads, spread over the take: a long take costs no more
+FEET_MIN_PIXELS = 3      # opaque pixels a row needs to count as the feet (a stray speck does not)
 LIT_NODE = "Lit"
 MAX_GRID = 256  # vertices along the card's long side unless asked otherwise
 
@@ -46,11 +51,14 @@ def make_card(
     resolution: int | None = None,
     name: str | None = None,
     tag: str = "person",
+    stand: str = "FEET",
     scene: bpy.types.Scene | None = None,
 ) -> bpy.types.Object:
     """Build a card object from the take folder `take_dir` and link it to `scene`'s collection.
 
-    location: where the bottom edge's middle stands (default: the 3D cursor).
+    location: where the character stands (default: the 3D cursor); the card's origin is there.
+    stand: FEET puts the matte's lowest opaque row over the take on `location` (the frame's bottom edge
+        when there is no matte or it is empty); FRAME puts the frame's bottom edge there.
     camera: what the card turns to face about Z (default: the scene's camera; none: faces -Y).
     frame_start, offset, extend: the take's first frame (plus `offset` frames) shows at scene frame
         `frame_start`; past the end it holds the last frame, loops, or the card disappears (STOP).
@@ -64,6 +72,8 @@ def make_card(
     take = Take.open(take_dir)
     info = take.info
     _check_args(take, height, depth_scale, extend, displace, lit, resolution, offset)
+    if stand not in STAND_MODES:
+        raise CardError(f"stand is {stand!r}; accepted: {', '.join(STAND_MODES)}")
 
     name = name or f"Card {Path(take_dir).name}"
     images = {layer: _load_sequence(take, layer) for layer in ("color", "alpha", "depth") if layer in info.layers}
@@ -72,6 +82,9 @@ def make_card(
     aspect = info.width / info.height
     columns, rows = _grid_size(take, aspect, resolution)
     mesh = _grid_mesh(name, height * aspect, height, columns, rows)
+    below_feet = height * feet_margin(take) if stand == "FEET" else 0.0
+    if below_feet:
+        mesh.transform(Matrix.Translation((0.0, 0.0, -below_feet)))
     card = bpy.data.objects.new(name, mesh)
     scene.collection.objects.link(card)
     card.location = Vector(location) if location is not None else scene.cursor.location.copy()
@@ -88,8 +101,36 @@ def make_card(
     card["stage_take"] = str(Path(take_dir).resolve())
     card["stage_tag"] = tag
     card["stage_depth_scale"] = depth_scale
+    card["stage_below_feet"] = below_feet  # metres of frame under the feet, below the origin
     set_card_timing(card, frame_start=frame_start, offset=offset, extend=extend)
     return card
+
+
+def feet_margin(take: Take) -> float:
+    """The share of the frame's height below the lowest row the matte holds opaque in any of up to
+    FEET_SAMPLE_FRAMES frames spread over the take (the feet's lowest point over the shot); 0 without a matte."""
+    if "alpha" not in take.info.layers:
+        return 0.0
+    import numpy as np
+
+    from .frames import read_frame
+
+    frames = list(take.info.frames)
+    picks = frames[:: max(1, len(frames) // FEET_SAMPLE_FRAMES)]
+    lowest = -1
+    for frame in picks:
+        path = take.path("alpha", frame)
+        if not path.is_file():
+            continue  # an unfinished take: the frames it has decide
+        alpha = read_frame(take, "alpha", frame)
+        alpha = alpha[..., 0] if alpha.ndim == 3 else alpha
+        rows = np.flatnonzero((alpha >= 128).sum(axis=1) >= FEET_MIN_PIXELS)
+        if rows.size:
+            lowest = max(lowest, int(rows[-1]))
+    if lowest < 0:
+        return 0.0
+    height = take.info.height
+    return (height - 1 - lowest) / height
 
 
 def face_camera(card: bpy.types.Object, camera: bpy.types.Object) -> None:

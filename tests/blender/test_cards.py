@@ -61,6 +61,39 @@ def test_card_stands_on_the_location_and_faces_the_camera(tmp_path):
     assert normal.to_2d().normalized().dot(to_camera) == pytest.approx(1.0, abs=1e-6)
 
 
+def figure_above_the_bottom(frame):
+    """A figure whose feet end 8 rows above a 32-row frame's bottom; they sink 2 rows lower in frame 3."""
+    a = np.zeros((32, 32), np.float32)
+    a[4:24 + (2 if frame == 3 else 0), 12:20] = 1.0
+    a[31, 0] = 1.0  # one stray opaque speck on the bottom row: not feet
+    return a
+
+
+def test_the_characters_lowest_point_stands_on_the_location_not_the_frame_edge(tmp_path):
+    scene = empty_scene((SIZE, SIZE), samples=4)
+    set_world_colour(scene, (0.0, 0.5, 0.0))
+    front_camera(scene)
+    make_take(tmp_path / "take", 4, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=figure_above_the_bottom)
+    card = make_card(tmp_path / "take", height=2.0, location=(0, 0, 0.5), lit=0.0, displace="NONE")
+    bpy.context.view_layer.update()
+    corners = [card.matrix_world @ v.co for v in card.data.vertices]
+    # the lowest feet over the take (frame 3: 6 empty rows below) on z = 0.5; the frame reaches 6/32 of 2 m below
+    assert min(c.z for c in corners) == pytest.approx(0.5 - 2.0 * 6 / 32)
+    assert card.location.z == pytest.approx(0.5)
+
+    scene.frame_set(1)
+    image = rgb(render_passes(scene, tmp_path / "r.exr"))
+    # frame 1's feet end 2 rows (1/16 of 2 m) above the floor line; the figure shows above them, the world below
+    np.testing.assert_allclose(image[pixel(0.0, 0.5 + 0.125 + 0.2)], [1.0, 0.0, 0.0], atol=0.05)
+    np.testing.assert_allclose(image[pixel(0.0, 0.5 - 0.1)], [0.0, 0.5, 0.0], atol=0.05)
+
+    framed = make_card(tmp_path / "take", height=2.0, location=(0, 0, 0.5), displace="NONE", stand="FRAME")
+    bpy.context.view_layer.update()
+    assert min((framed.matrix_world @ v.co).z for v in framed.data.vertices) == pytest.approx(0.5)
+    with pytest.raises(CardError, match="stand is 'HEAD'"):
+        make_card(tmp_path / "take", stand="HEAD")
+
+
 def test_doubling_the_light_brightens_the_card_and_a_coloured_light_tints_it(tmp_path):
     scene = empty_scene((SIZE, SIZE), samples=4)
     front_camera(scene)

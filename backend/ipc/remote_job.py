@@ -40,6 +40,7 @@ class RemoteJob:
         self.error: tuple[str, str] | None = None
         self.progress: dict = {}
         self.local_done: set[int] = set()
+        self.kept: int | None = None  # frames already in the local take when the job first got one
         self._submit()
 
     # -- public ------------------------------------------------------------------------------
@@ -140,6 +141,8 @@ class RemoteJob:
         info = TakeInfo.from_json(msg.get("take"))
         self.take = Take.create(self.out_dir, info)
         self.local_done = {f for f in self.frames if self.take.is_complete(f)}
+        if self.kept is None:  # a resubmission after a reconnect finds frames this job fetched itself
+            self.kept = len(self.local_done)
         self.uploads = deque(msg.get("need") or [])
         self.state = "uploading"
         self._want(msg.get("done") or [])

@@ -4,7 +4,7 @@
 
 Every step resumes: footage frames, takes and rendered frames already on disk are kept, and the backend
 never recomputes a frame it stored. A failure raises ShotError naming the step and, when there is one, the
-frame. Outputs (OUT/): frames/0001.png ..., preview.mp4, contact_sheet.png, times.txt, shot.json, takes/.
+frame. Outputs (OUT/): frames/0001.png ..., preview.mp4, contact_sheet.png, times.txt, shot.json, blender.log, takes/.
 With `final`, frames render at 3840×2160 into OUT/final/; with `still`, only that frame renders.
 """
 
@@ -21,6 +21,7 @@ from backend.ipc.client import Client
 from backend.ipc.take import Take
 from blender_addon.headless import render
 from blender_addon.headless.backend_process import BackendProcess
+from blender_addon.headless.blender_log import blender_log_to
 from blender_addon.headless.card_take import assemble_card_take
 from blender_addon.headless.contact_sheet import contact_sheet
 from blender_addon.headless.engines import Choice, choose_engines
@@ -105,7 +106,8 @@ def run_shot(config: ShotConfig) -> ShotResult:
         with times.step("card") as row:
             card = _place_card(config, scene, spot, takes, out)
             row.note = f"{card.name} at {tuple(round(v, 2) for v in card.location)}"
-        _render_steps(config, scene, out, result)
+        with blender_log_to(out / "blender.log"):  # Blender's line per frame; the bars stay on stderr
+            _render_steps(config, scene, out, result)
     except KeyboardInterrupt:
         log(f"interrupted: what is finished stays in {out}; run the same command again to continue")
         raise
@@ -131,7 +133,8 @@ def _footage(config: ShotConfig, out: Path, row) -> FrameInput:
     from sample_scenes.footage import render_footage  # the sample footage, rendered here (frames kept)
 
     folder = out / "footage"
-    render_footage(folder, frames=config.footage_frames, size=config.footage_size, mp4=False)
+    with blender_log_to(out / "blender.log"):
+        render_footage(folder, frames=config.footage_frames, size=config.footage_size, mp4=False)
     row.note = f"sample figure, {config.footage_frames} frames in {folder}"
     return footage_input(folder)
 

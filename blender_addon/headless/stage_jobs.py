@@ -51,12 +51,9 @@ def run_stage(client: Client, stage: str, params: dict, source: FrameInput, out_
     digests = {frame: digest_arrays(read(frame)) for frame in frames}
     job = _Job(client, stage=stage, params=params, digests=digests, read_input=read, size=source.size,
                out_dir=out_dir, fps=source.fps, source=source.description)
-    kept = None
     last_change, last_count = time.monotonic(), -1
     while job.active:
         job.step(0.1)
-        if kept is None and job.take is not None:
-            kept = len(job.local_done)
         count = len(job.local_done)
         if count != last_count:
             last_change, last_count = time.monotonic(), count
@@ -73,6 +70,6 @@ def run_stage(client: Client, stage: str, params: dict, source: FrameInput, out_
     if job.state != "done":
         code, message = job.error or (job.state, "the job stopped")
         raise ShotError(step, f"{message} [{code}]", frame=job.error_frame, code=code)
-    kept = kept or 0
+    kept = job.kept or 0
     return job.take, {"frames": len(frames), "kept": kept, "fetched": len(frames) - kept}
 

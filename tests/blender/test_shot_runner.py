@@ -49,6 +49,7 @@ def test_the_shot_writes_every_frame_the_preview_and_a_contact_sheet(shot):
     assert sheet.shape[0] > SIZE[1] and sheet.shape[1] >= SIZE[0]  # frames, with their numbers below
     assert first.outputs["contact_sheet"] == str(out / "contact_sheet.png")
     assert first.counts["render"] == {"frames": FRAMES, "rendered": FRAMES, "kept": 0}
+    assert "Saved:" in (out / "blender.log").read_text()  # Blender's line per frame, kept off the terminal
 
 
 def test_with_no_weights_every_step_says_it_uses_a_preview_engine(shot):
@@ -74,6 +75,8 @@ def test_the_card_take_holds_colour_alpha_and_depth_and_the_matte_separates_the_
 
 def test_running_again_recomputes_and_rerenders_nothing(shot):
     _, first, again = shot
+    for step in ("matte", "depth", "stylize"):
+        assert first.counts[step] == {"frames": FRAMES, "kept": 0, "fetched": FRAMES}, step
     assert again.counts["render"] == {"frames": FRAMES, "rendered": 0, "kept": FRAMES}
     for step in ("matte", "stylize"):
         assert again.counts[step]["kept"] == FRAMES, step

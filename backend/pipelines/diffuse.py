@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from backend.params import ParamError, param
 from backend.pipelines.diffuse_controls import (
@@ -209,6 +208,8 @@ class DiffusePipeline:
             return tensors
 
         kwargs = self._call_kwargs(params, image, control_maps, width, height)
+        import torch  # here, not at the top: the server starts without torch and diffusers
+
         generator = torch.Generator("cpu").manual_seed(int(seed))  # CPU noise: the same image on any device
         with torch.inference_mode():
             result = pipe(

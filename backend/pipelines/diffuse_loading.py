@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch and diffusers load with the first job, not with the server (seconds of start-up)
+    import torch
 
-if TYPE_CHECKING:
     from backend.models import ModelRegistry, ResolvedModel
 
 FAMILIES = ("sd1", "sd2", "sdxl")
@@ -34,6 +34,8 @@ class LoadedBase:
 
 
 def torch_dtype(name: str, device: str) -> torch.dtype:
+    import torch
+
     if name == "auto":
         return torch.float16 if str(device).startswith("cuda") else torch.float32
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]

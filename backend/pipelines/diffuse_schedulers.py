@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import diffusers
-
 from backend.params import ParamError
 
 # name -> (diffusers class name, config overrides)
@@ -67,6 +65,8 @@ def make_scheduler(name: str, base_config: dict, seed: int | None = None):
     `seed` feeds the Brownian-tree noise of the SDE samplers, which do not take a torch generator, so
     the same seed gives the same image with them too.
     """
+    import diffusers  # here: the sampler names are needed at start-up, the classes only with a job
+
     class_name, overrides = SAMPLERS[canonical_sampler(name)]
     cls = getattr(diffusers, class_name)
     config = dict(base_config)

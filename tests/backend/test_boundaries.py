@@ -69,3 +69,13 @@ def test_digest_matches_the_value_blenders_side_checks():
 
     arrays = {"color": np.arange(24, dtype=np.uint8).reshape(2, 4, 3)}
     assert digest_arrays(arrays) == "74f4b01e4863ac5dd006f4dd58bae4a7f90613e6"
+
+
+def test_the_server_starts_without_loading_the_model_libraries():
+    # torch + diffusers cost seconds of start-up; they load with the first job that needs them
+    import subprocess
+
+    code = ("import sys, backend.service, backend.stages, backend.cli; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'rembg', 'controlnet_aux') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

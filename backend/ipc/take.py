@@ -29,6 +29,17 @@ class TakeError(ValueError):
     """A take folder that cannot be read: missing take.json, unknown format, bad layer."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes files only their owner can read; a take is shared (render farm, the artist's other tools),
+# so files get the usual permissions the umask gives
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one."""
     path = Path(path)
@@ -39,6 +50,7 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -271,3 +271,16 @@ def test_any_mangled_valid_message_fails_only_with_wire_error(specs, data):
     else:  # the damage happened to leave a valid message: then it must describe its own buffers exactly
         for name, array in msg.arrays.items():
             assert array.dtype.name in wire.DTYPES
+
+
+
+def test_take_files_get_the_umasks_permissions_not_owner_only(tmp_path):
+    import subprocess
+    import sys
+
+    # a fresh process: the module reads the umask once, at import
+    code = ("import os, sys; os.umask(0o022); from backend.ipc.take import atomic_write_bytes; "
+            "atomic_write_bytes(sys.argv[1], b'x')")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.png")], check=True)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temporary left behind

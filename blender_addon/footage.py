@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 
 from .jobs.driver import FrameSource
-from .jobs.frames import clip_range, numbered_images, sequence_folder
+from .jobs.frames import clip_range, is_video, numbered_images, sequence_folder
 
 
 def read_image(path: str | Path) -> dict[str, np.ndarray]:
@@ -35,6 +35,31 @@ def read_image(path: str | Path) -> dict[str, np.ndarray]:
     if has_alpha:
         out["alpha"] = np.ascontiguousarray(rgba[:, :, 3])
     return out
+
+
+def footage_source(path: str | Path, fps: float, first: int | None = None, last: int | None = None, *,
+                   video_cache: str | Path) -> FrameSource:
+    """A video file (decoded once into `video_cache`) or an image sequence, between `first` and `last`.
+    `fps` is the image sequence's rate; a video keeps its own."""
+    if is_video(path):
+        return video_source(path, video_cache, first, last)
+    return sequence_source(path, fps, first, last)
+
+
+def video_source(path: str | Path, cache_root: str | Path, first: int | None = None,
+                 last: int | None = None) -> FrameSource:
+    """The frames of a video (1..N) between `first` and `last`, decoded on first read into a cache folder
+    under `cache_root`, so the driver's second pass and later imports read PNGs."""
+    from .scene.video import VideoFrames, cache_folder
+
+    path = Path(path)
+    video = VideoFrames(path, cache_folder(path, Path(cache_root)))
+    frames = clip_range(video.frames, first, last)
+
+    def read(frame: int) -> dict[str, np.ndarray]:
+        return {"color": read_image(video.path(frame))["color"]}
+
+    return FrameSource(frames, video.size, video.fps, read, {"kind": "video", "path": str(path)})
 
 
 def sequence_source(path: str | Path, fps: float, first: int | None = None, last: int | None = None) -> FrameSource:

@@ -74,7 +74,7 @@ class StageSettings(bpy.types.PropertyGroup):
     takes_dir: StringProperty(name="Takes", subtype="DIR_PATH", default="//takes/",
                               description="where takes are written (relative to the .blend with //)")
     footage_path: StringProperty(name="Footage", subtype="FILE_PATH",
-                                 description="a folder of numbered images, or one image of the sequence")
+                                 description="a video file, a folder of numbered images, or one image of the sequence")
     use_matte: BoolProperty(name="Matte", default=True, description="cut the person out (chroma key)")
     screen: EnumProperty(name="Screen", items=[("green", "Green", ""), ("blue", "Blue", "")], default="green")
     matte_grow: IntProperty(name="Grow", default=0, min=-64, max=64)

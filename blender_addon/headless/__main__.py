@@ -1,7 +1,7 @@
 """`python -m blender_addon.headless SCENE --out OUT [options]`: one shot, headless.
 
     SCENE            a .blend (the card stands on the object named by --spot) or a sample scene: flash_room, garden
-    --footage DIR    numbered images of the character (default: render the sample figure on green)
+    --footage PATH   a video or a folder of numbered images of the character (default: the sample figure on green)
     --final          render at 3840x2160 (into OUT/final)
     --still FRAME    render only that frame (at 3840x2160 with --final) to OUT/still_FRAME_WxH.png
     --set STAGE.KEY=VALUE   a stage parameter, e.g. --set matte.key.screen=blue
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m blender_addon.headless", description="Render one shot, headless.")
     p.add_argument("scene", help="a .blend path or a sample scene: flash_room, garden")
     p.add_argument("--out", required=True, help="output folder (frames, preview.mp4, contact_sheet.png, takes)")
-    p.add_argument("--footage", type=Path, help="folder of numbered images (default: the sample figure)")
+    p.add_argument("--footage", type=Path, help="a video or a folder of numbered images (default: the sample figure)")
     p.add_argument("--server", default=DEFAULT_SERVER, help=f"backend address (default {DEFAULT_SERVER})")
     p.add_argument("--no-start", action="store_true", help="never start a backend; fail if none answers")
     p.add_argument("--backend-python", help="the backend environment's python (default: .venv-backend)")

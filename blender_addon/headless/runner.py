@@ -31,6 +31,7 @@ from blender_addon.headless.movie import MovieError, encode_mp4
 from blender_addon.headless.progress import Bar
 from blender_addon.headless.stage_jobs import run_stage
 from blender_addon.headless.timing import TimeTable
+from blender_addon.jobs.frames import is_video
 
 DEFAULT_SERVER = "tcp://127.0.0.1:5571"
 BACKEND_STEPS = ("matte", "depth", "stylize")
@@ -125,7 +126,8 @@ def run_shot(config: ShotConfig) -> ShotResult:
 def _footage(config: ShotConfig, out: Path, row) -> FrameInput:
     if config.footage is not None:
         try:
-            footage = footage_input(config.footage)
+            folder = _decoded(config.footage, out) if is_video(config.footage) else config.footage
+            footage = footage_input(folder)
         except (OSError, ValueError) as e:
             raise ShotError("footage", str(e)) from None
         row.note = f"{len(footage.frames)} frames from {config.footage}"
@@ -137,6 +139,22 @@ def _footage(config: ShotConfig, out: Path, row) -> FrameInput:
         render_footage(folder, frames=config.footage_frames, size=config.footage_size, mp4=False)
     row.note = f"sample figure, {config.footage_frames} frames in {folder}"
     return footage_input(folder)
+
+
+def _decoded(video: Path, out: Path) -> Path:
+    """Every frame of a video as PNGs under OUT/footage_video/ (kept: a re-run decodes nothing)."""
+    from blender_addon.scene.video import VideoFrames, cache_folder
+
+    frames = VideoFrames(video, cache_folder(Path(video), out / "footage_video"))
+    bar = Bar("decode", len(frames.frames))
+    try:
+        with blender_log_to(out / "blender.log"):
+            for i, frame in enumerate(frames.frames, 1):
+                frames.path(frame)
+                bar(i, len(frames.frames))
+    finally:
+        bar.close()
+    return frames.cache_dir
 
 
 def _load_scene(config: ShotConfig, footage_frames: int):

@@ -36,14 +36,18 @@ def numbered_images(folder: str | Path) -> dict[int, Path]:
     return found
 
 
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTS
+
+
 def sequence_folder(path: str | Path) -> Path:
     """The folder of an image sequence given as the folder itself or as any one of its images."""
     path = Path(path)
     if path.is_dir():
         return path
     if path.suffix.lower() in VIDEO_EXTS:
-        raise FramesError(f"{path.name} is a video; export it as an image sequence (PNG) into a folder "
-                          "and import that folder (video decoding is not available in Blender's Python)")
+        raise FramesError(f"{path.name} is a video, not an image sequence; give it as the footage itself "
+                          "(Import Footage decodes videos) or export numbered PNGs into a folder")
     if path.suffix.lower() in IMAGE_EXTS and path.exists():
         return path.parent
     raise FramesError(f"{path} is neither a folder of numbered images nor one of its images")

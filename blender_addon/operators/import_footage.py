@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from ..footage import sequence_source
+from ..footage import footage_source
 from ..ipc import Client
 from ..jobs.driver import JobDriver
 from ..jobs.plan import footage_plan
@@ -27,7 +27,7 @@ class STAGE_OT_import_footage(JobOperator, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(name="Footage", subtype="FILE_PATH",
-                             description="a folder of numbered images or one image of it (default: Stage > Cards)")
+                             description="a video file, or a folder of numbered images or one image of it (default: Stage > Cards)")
     name: StringProperty(name="Take Name", description="the take's folder name (default: the footage's)")
     frame_first: IntProperty(name="First Frame", default=-1, description="-1: the footage's first")
     frame_last: IntProperty(name="Last Frame", default=-1, description="-1: the footage's last")
@@ -51,10 +51,11 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
     keys = client_keys(prefs)
     path = bpy.path.abspath(filepath or settings.footage_path)
     if not path:
-        raise ValueError("choose the footage: Stage > Cards > Footage (a folder of numbered images)")
-    source = sequence_source(path, scene.render.fps / scene.render.fps_base, first, last)
+        raise ValueError("choose the footage: Stage > Cards > Footage (a video file or a folder of numbered images)")
+    source = footage_source(path, scene.render.fps / scene.render.fps_base, first, last,
+                            video_cache=takes_root(context) / ".video_frames")
     plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context))
-    take_dir = takes_root(context) / take_name(name or Path(source.description["path"]).name)
+    take_dir = takes_root(context) / take_name(name or _footage_name(source.description))
     driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys))
     height, depth_scale = settings.card_height, settings.card_depth_scale
 
@@ -63,3 +64,8 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
         return f"card {card.name} from {take_dir}"
 
     return JobRunner(driver, "Import footage", on_done=make)
+
+
+def _footage_name(description: dict) -> str:
+    path = Path(description["path"])
+    return path.stem if description.get("kind") == "video" else path.name

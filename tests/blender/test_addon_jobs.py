@@ -56,6 +56,25 @@ def test_import_footage_makes_a_card_whose_take_has_every_frame_and_the_figures_
         assert alpha[inside].mean() > 0.9 and alpha[~inside].mean() < 0.1  # the figure, not the green
 
 
+def test_import_footage_takes_a_video_file_and_names_the_take_after_it(addon, tmp_path):
+    from blender_addon.headless.movie import encode_mp4
+
+    scene, _ = addon
+    masks = write_clip(tmp_path / "clip", 6, 64, 48, seed=2)
+    video = encode_mp4(tmp_path / "clip", tmp_path / "walk.mp4", fps=24, pattern="clip_[0-9][0-9][0-9][0-9].png")
+    assert bpy.ops.stage.import_footage(filepath=str(video)) == {"FINISHED"}
+
+    card = next(obj for obj in scene.objects if obj.get("stage_card"))
+    take = Take.open(card["stage_take"])
+    assert take.root == (tmp_path / "takes" / "walk").resolve()
+    assert list(take.info.frames) == list(range(1, 7)) and take.missing_frames() == []
+    for frame, inside in masks.items():  # video frame n is clip frame n
+        alpha = read_alpha(take, frame)
+        assert alpha[inside].mean() > 0.85 and alpha[~inside].mean() < 0.15
+    decoded = list((tmp_path / "takes" / ".video_frames").glob("walk-*/*.png"))
+    assert len(decoded) == 6  # decoded once, kept for the next import
+
+
 def test_importing_again_with_other_matte_settings_replaces_the_takes_matte(addon, tmp_path):
     scene, _ = addon
     write_clip(tmp_path / "clip", 4, 64, 48, seed=5)

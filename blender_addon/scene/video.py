@@ -1,0 +1,110 @@
+"""A video file's frames, decoded by Blender's own FFmpeg through the sequencer (Blender's Python has no
+OpenCV), one frame at a time, each cached as a PNG so it is decoded once however often it is read.
+
+Each decode builds a throw-away scene holding one movie strip and "renders" the asked frame, which only
+decodes and writes it; the scene is removed at once, so nothing is left in the artist's file. The cache
+folder's name carries the video's size and modification time: a re-exported video gets a new cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import bpy
+
+DECODE_SCENE = ".Stage Video Decode"
+
+
+class VideoError(ValueError):
+    """A video Blender cannot decode here; the message says what to do instead."""
+
+
+def has_ffmpeg() -> bool:
+    return bool(getattr(bpy.app.build_options, "codec_ffmpeg", False))
+
+
+def cache_folder(video: Path, root: Path) -> Path:
+    stat = video.stat()
+    key = hashlib.sha1(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return root / f"{video.stem}-{key}"
+
+
+class VideoFrames:
+    """Frames 1..N of `video` as PNG paths in `cache_dir` (decoded on first use)."""
+
+    def __init__(self, video: str | Path, cache_dir: str | Path):
+        self.video = Path(video)
+        if not self.video.is_file():
+            raise VideoError(f"{self.video} does not exist")
+        if not has_ffmpeg():
+            raise VideoError("this Blender build has no FFmpeg to decode video; export the clip as numbered "
+                             "PNGs into a folder and import that folder")
+        self.cache_dir = Path(cache_dir)
+        try:
+            with self._decode_scene() as (_, strip):
+                duration = strip.frame_final_duration
+                element = strip.elements[0] if len(strip.elements) else None
+                width, height = (element.orig_width, element.orig_height) if element else (0, 0)
+                self.fps = float(strip.fps)
+        except RuntimeError as e:  # not a video Blender can open
+            raise VideoError(f"Blender cannot open {self.video.name} as a video ({e}); convert it to H.264 MP4 "
+                             "or export numbered PNGs into a folder and import that folder") from None
+        if duration <= 0 or width <= 0 or height <= 0:
+            raise VideoError(f"Blender cannot decode {self.video.name} (no frames or no size); convert it to "
+                             "H.264 MP4 or export numbered PNGs into a folder and import that folder")
+        self.frames = list(range(1, duration + 1))
+        self.size = (width, height)
+
+    def path(self, frame: int) -> Path:
+        """The frame's PNG, decoded now if the cache lacks it (written whole or not at all)."""
+        if frame not in self.frames:
+            raise VideoError(f"frame {frame} is outside {self.video.name}'s frames 1-{self.frames[-1]}")
+        path = self.cache_dir / f"{frame:04d}.png"
+        if path.is_file():
+            return path
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.png")
+        with self._decode_scene() as (scene, _):
+            scene.frame_current = frame
+            scene.render.filepath = str(tmp)
+            with bpy.context.temp_override(scene=scene):
+                bpy.ops.render.render(write_still=True)
+        if not tmp.is_file():
+            raise VideoError(f"Blender did not decode frame {frame} of {self.video.name}")
+        os.replace(tmp, path)
+        return path
+
+    @contextmanager
+    def _decode_scene(self):
+        scene = bpy.data.scenes.new(DECODE_SCENE)
+        try:
+            editor = scene.sequence_editor_create()
+            strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 5.0 renamed them
+            strip = strips.new_movie("footage", str(self.video), channel=1, frame_start=1)
+            _decode_settings(scene, strip)
+            yield scene, strip
+        finally:
+            bpy.data.scenes.remove(scene)
+
+
+def _decode_settings(scene: bpy.types.Scene, strip) -> None:
+    """Render = decode: the strip's pixels as they are (Standard view, 8-bit RGB PNG, full size)."""
+    render = scene.render
+    if len(strip.elements):
+        render.resolution_x, render.resolution_y = strip.elements[0].orig_width, strip.elements[0].orig_height
+    render.resolution_percentage = 100
+    render.use_sequencer = True
+    render.use_compositing = False
+    render.use_file_extension = False
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    settings = render.image_settings
+    if hasattr(settings, "media_type"):  # 5.0: image or video output is chosen first
+        settings.media_type = "IMAGE"
+    settings.file_format = "PNG"
+    settings.color_mode = "RGB"
+    settings.color_depth = "8"
+    scene.frame_start, scene.frame_end = 1, max(1, strip.frame_final_duration)

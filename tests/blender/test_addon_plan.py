@@ -28,8 +28,8 @@ def test_numbered_images_take_the_trailing_digits_and_refuse_two_files_for_one_f
         numbered_images(tmp_path)
 
 
-def test_a_video_file_gets_a_message_that_says_what_to_do(tmp_path):
-    with pytest.raises(FramesError, match="export it as an image sequence"):
+def test_a_video_given_as_an_image_sequence_gets_a_message_that_says_what_to_do(tmp_path):
+    with pytest.raises(FramesError, match="give it as the footage itself"):
         sequence_folder(tmp_path / "take.mp4")
 
 

@@ -70,7 +70,8 @@ def cmd_serve(args) -> int:
     service = StoreService(Store(args.store), models=load_models(args), device=args.device)
     try:
         server = Server(service, args.bind, keys_dir=args.keys,
-                        max_message_bytes=int(args.max_message_mb * (1 << 20)))
+                        max_message_bytes=int(args.max_message_mb * (1 << 20)),
+                        shm_enabled=False if args.no_shm else None)
     except AuthError as e:
         raise CommandError(str(e), 2) from None
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
@@ -342,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default=DEFAULT_URL)
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--keys", help="folder with server.key_secret and clients/*.key; required off loopback")
+    p.add_argument("--no-shm", action="store_true",
+                   help="never use shared memory with same-machine clients (also: DSTAGE_SHM=0)")
     p.add_argument("--models", help="model config file (JSON)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when torch sees a GPU)")
     p.add_argument("--max-message-mb", type=positive_float, default=1024.0,

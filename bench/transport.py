@@ -6,9 +6,15 @@ over HTTP (how A1111/ComfyUI-style APIs move images). All measured side by side 
 Three ways to move the same frame, for a 4K RGBA8 colour frame (3840x2160x4 uint8, 33 MB) and a 4K
 float32 depth frame (3840x2160 float32, 33 MB):
 
-  wire      the real Client sends an `echo` request to a real `dstage serve` in another process over
-            loopback TCP; the server decodes it (validation included) and sends the arrays back. Time: one
-            round trip, frame out and frame back.
+  wire      the real Client sends an `echo` request to a real `dstage serve` in another process; the
+            server decodes it (validation included) and sends the arrays back. Time: one round trip, frame
+            out and frame back. Two paths, each its own Client:
+              shm   what a local client does by default: the hello negotiates shared memory
+                    (backend/ipc/shm.py), so the frame is copied once into the client's arena, the server
+                    reads it in place and copies the echo once into its own arena, which the client reads in
+                    place; only the headers cross the socket;
+              tcp   the same with shared memory turned off (Client(shm_enabled=False)): the buffers go
+                    inline through loopback TCP, as to a remote backend.
   raw zmq   for reference, the floor under `wire`: a bare pyzmq DEALER -> ROUTER echo (copy=False both
             ends, no header, no validation) in another process over loopback TCP.
   memcpy    a copy of the same bytes into new memory in this process (`src.copy()`), as any receiver
@@ -26,8 +32,9 @@ Definitions (throughputs count bytes moved; a round trip moves the frame twice):
     (so R = 1 means a round trip costs as much as copying the frame there and back into new memory);
   R_hot, the same against the hot copy, is printed in the table beside it
   P = PNG/HTTP round-trip time / wire round-trip time
-Each figure is the median of its repetitions; the repetitions of the three ways are interleaved so that
-a busy machine slows them alike. The last line reports the RGBA8 frame:
+Each figure is the median of its repetitions; the repetitions of all the ways are interleaved so that
+a busy machine slows them alike. The last line reports the RGBA8 frame on the path a local client uses by
+default (shm when the negotiation succeeded, else tcp; the line above it says which):
   transport: <G> GB/s, <R> x memcpy, <P> x PNG+base64/HTTP
 """
 
@@ -222,8 +229,12 @@ def main() -> None:
                      tmp / "raw.log")
     times: dict[tuple[str, str], list[float]] = {}
     try:
-        client = Client(f"tcp://127.0.0.1:{zport}", timeout_s=120)
-        client.request("hello", timeout_s=120)
+        client = Client(f"tcp://127.0.0.1:{zport}", timeout_s=120)   # as any local client: shm if it can
+        client.request("ping", timeout_s=120)
+        default_path = "shm" if client.shm_status == "on" else "tcp"
+        tcp_client = Client(f"tcp://127.0.0.1:{zport}", timeout_s=120, shm_enabled=False)
+        tcp_client.request("ping", timeout_s=120)
+        wires = {"shm": client, "tcp": tcp_client} if default_path == "shm" else {"tcp": tcp_client}
         conn = http.client.HTTPConnection("127.0.0.1", hport, timeout=300)
         raw = zmq.Context.instance().socket(zmq.DEALER)
         raw.linger = 0
@@ -231,44 +242,52 @@ def main() -> None:
         dst = {name: np.empty_like(a) for name, a in frames.items()}
         for name, array in frames.items():  # warm up: page in buffers, open connections
             dst[name][...] = 1
-            time_wire(client, name, array)
+            for wclient in wires.values():
+                time_wire(wclient, name, array)
             time_raw(raw, array)
             time_http(conn, array)
         for rep in range(args.reps):
             for name, array in frames.items():
                 times.setdefault((name, "memcpy"), []).append(time_memcpy(array))
                 times.setdefault((name, "hot"), []).append(time_hot_copy(array, dst[name]))
-                times.setdefault((name, "wire"), []).append(time_wire(client, name, array))
+                for path, wclient in wires.items():
+                    times.setdefault((name, path), []).append(time_wire(wclient, name, array))
                 times.setdefault((name, "raw"), []).append(time_raw(raw, array))
                 if rep < args.http_reps:
                     times.setdefault((name, "http"), []).append(time_http(conn, array))
         conn.close()
         raw.close()
         client.close()
+        tcp_client.close()
     finally:
         for proc in (backend, http_proc, raw_proc):
             proc.terminate()
             proc.wait(30)
 
-    print(f"{'frame':<9} {'MB':>6} {'memcpy GB/s':>12} {'hot GB/s':>9} {'wire RTT ms':>12} {'wire GB/s':>10} "
-          f"{'x memcpy':>9} {'x hot':>6} {'raw zmq ms':>11} {'wire/raw':>9} {'HTTP RTT ms':>12} {'HTTP/wire':>10}")
+    print(f"{'frame':<9} {'path':<5} {'MB':>6} {'memcpy GB/s':>12} {'hot GB/s':>9} {'wire RTT ms':>12} "
+          f"{'wire GB/s':>10} {'x memcpy':>9} {'x hot':>6} {'raw zmq ms':>11} {'wire/raw':>9} {'HTTP RTT ms':>12} "
+          f"{'HTTP/wire':>10}")
     summary = {}
     for name, array in frames.items():
-        nbytes = array.nbytes
-        copy = statistics.median(times[(name, "memcpy")])
-        wire = statistics.median(times[(name, "wire")])
-        web = statistics.median(times[(name, "http")])
-        floor = statistics.median(times[(name, "raw")])
-        memcpy_gbs = nbytes / copy / 1e9
-        hot_gbs = nbytes / statistics.median(times[(name, "hot")]) / 1e9
-        wire_gbs = 2 * nbytes / wire / 1e9
-        summary[name] = (wire_gbs, wire_gbs / memcpy_gbs, web / wire)
-        print(f"{name:<9} {nbytes / 1e6:6.1f} {memcpy_gbs:12.2f} {hot_gbs:9.2f} {wire * 1e3:12.2f} {wire_gbs:10.2f} "
-              f"{wire_gbs / memcpy_gbs:9.2f} {wire_gbs / hot_gbs:6.2f} {floor * 1e3:11.2f} {wire / floor:9.2f} "
-              f"{web * 1e3:12.0f} {web / wire:10.0f}")
-    print(f"(medians of {args.reps} wire/memcpy and {args.http_reps} HTTP round trips; "
+        for path in ("tcp", "shm"):
+            if (name, path) not in times:
+                continue
+            nbytes = array.nbytes
+            copy = statistics.median(times[(name, "memcpy")])
+            wire = statistics.median(times[(name, path)])
+            web = statistics.median(times[(name, "http")])
+            floor = statistics.median(times[(name, "raw")])
+            memcpy_gbs = nbytes / copy / 1e9
+            hot_gbs = nbytes / statistics.median(times[(name, "hot")]) / 1e9
+            wire_gbs = 2 * nbytes / wire / 1e9
+            summary[name, path] = (wire_gbs, wire_gbs / memcpy_gbs, web / wire)
+            print(f"{name:<9} {path:<5} {nbytes / 1e6:6.1f} {memcpy_gbs:12.2f} {hot_gbs:9.2f} {wire * 1e3:12.2f} "
+                  f"{wire_gbs:10.2f} {wire_gbs / memcpy_gbs:9.2f} {wire_gbs / hot_gbs:6.2f} {floor * 1e3:11.2f} "
+                  f"{wire / floor:9.2f} {web * 1e3:12.0f} {web / wire:10.0f}")
+    print(f"(medians of {args.reps} wire/memcpy and {args.http_reps} HTTP round trips; raw zmq is loopback TCP; "
           f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})")
-    g, r, p = summary["rgba8"]
+    print(f"path of a local client by default: {default_path} (shared memory: {client.shm_status})")
+    g, r, p = summary["rgba8", default_path]
     print(f"transport: {g:.2f} GB/s, {r:.2f} x memcpy, {p:.0f} x PNG+base64/HTTP")
 
 

@@ -3,6 +3,10 @@
 Blender drives it from a timer (`poll(0)` returns at once with whatever arrived); the command line
 drives it in a loop. When the server falls silent for `timeout_s` the client drops its socket, opens a
 new one and says so with a local "reconnected" event, so the job driving it can resubmit and resume.
+
+To a server on this machine (loopback TCP or ipc, no CURVE keys) the hello offers shared memory
+(backend/ipc/shm.py); big arrays go through it once the welcome proves the server read our arena, and
+inline otherwise. Arrays received through it are read-only views.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from pathlib import Path
 
 import zmq
 
-from backend.ipc import wire
+from backend.ipc import shm, wire
 from backend.ipc.auth import apply_client_keys
+
+# errors that mean the server no longer holds our shared memory: renegotiate, and the job resubmits
+SHM_LOST = frozenset({"shm_unavailable", "shm_unknown_arena"})
 
 
 class RemoteError(RuntimeError):
@@ -34,8 +41,12 @@ class ClientKeys:
 
 class Client:
     def __init__(self, url: str, *, keys: ClientKeys | None = None, timeout_s: float = 5.0,
-                 heartbeat_s: float = 1.0, context: zmq.Context | None = None):
+                 heartbeat_s: float = 1.0, context: zmq.Context | None = None, shm_enabled: bool = True):
         self.url = url
+        self.shm_allowed = shm_enabled and keys is None and shm.is_local(url) and shm.available()
+        self.outbox: shm.Outbox | None = None   # ours, once the server proved it reads it
+        self.inbox: shm.Inbox | None = None     # the server's
+        self.shm_status = "off"
         self.keys = keys
         self.timeout_s = timeout_s
         self.heartbeat_s = heartbeat_s
@@ -59,7 +70,44 @@ class Client:
         self.last_heard = now
         self.last_sent = 0.0
         self.connected = False
-        self.hello_req = self.send("hello")
+        self._hello()
+
+    def _hello(self) -> None:
+        """Say hello, offering a fresh shared-memory arena if this connection may use one."""
+        self._drop_shm()
+        self._offer = None
+        if self.shm_allowed:
+            try:
+                self._offer = shm.Outbox()
+            except OSError as e:
+                self.shm_status = f"off: cannot create shared memory ({e})"
+        self.hello_req = self.send("hello", {"shm": self._offer.offer()} if self._offer else None)
+
+    def _drop_shm(self) -> None:
+        for box in (self.outbox, getattr(self, "_offer", None)):
+            if box is not None:
+                box.close()
+        self.outbox = self._offer = self.inbox = None
+
+    def _welcome(self, msg: wire.Message) -> None:
+        self.connected = True
+        self.server_info = msg.header
+        self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))
+        if msg.get("req") != self.hello_req or self._offer is None:
+            return
+        offer, self._offer = self._offer, None
+        answer = msg.get("shm")
+        if not isinstance(answer, dict) or not answer.get("ok") or answer.get("proof") != offer.token.hex():
+            reason = answer.get("reason") if isinstance(answer, dict) else "the server does not offer it"
+            self.shm_status = f"off: {reason}"
+            offer.close()
+            return
+        self.outbox = offer
+        try:
+            self.inbox = shm.Inbox(answer.get("offer"))
+            self.shm_status = "on"
+        except wire.WireError as e:  # then only our sends use it; the server waits for us to attach
+            self.shm_status = f"sending only: {e}"
 
     @property
     def silent_for(self) -> float:
@@ -68,13 +116,19 @@ class Client:
     def send(self, type: str, fields: dict | None = None, arrays: dict | None = None) -> int:
         """Queue one request; returns its request id (`req`), echoed by the server's reply."""
         req = next(self._ids)
-        frames = wire.encode(type, {"req": req, **(fields or {})}, arrays)
-        size = sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
-        if size > self.max_message_bytes:
-            raise wire.WireError(
-                "too_large", f"{type} message of {size} bytes is over the server's limit of {self.max_message_bytes}"
-            )
-        self.socket.send_multipart(frames, copy=False)
+        frames = wire.encode(type, {"req": req, **(fields or {})}, arrays, shm=self.outbox)
+        try:
+            size = sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
+            size += frames.shared_bytes
+            if size > self.max_message_bytes:
+                raise wire.WireError(
+                    "too_large", f"{type} message of {size} bytes is over the server's limit of {self.max_message_bytes}"
+                )
+            self.socket.send_multipart(frames, copy=False)
+        except BaseException:
+            for slot in frames.slots:
+                self.outbox.release(slot)
+            raise
         self.last_sent = time.monotonic()
         return req
 
@@ -89,17 +143,24 @@ class Client:
                     break
                 self.last_heard = time.monotonic()
                 try:
-                    msg = wire.decode(parts, accept=wire.EVENTS)
+                    msg = wire.decode(parts, accept=wire.EVENTS, shm=self.inbox)
                 except wire.WireError as e:
                     # a protocol mismatch, not a passing fault: whoever waits on this must hear of it
                     msg = wire.Message("error", {"code": "bad_message_from_server", "message": f"{e.code}: {e}"})
                 if msg.type == "welcome":
-                    self.server_info = msg.header
-                    self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))
+                    self._welcome(msg)
                 self.connected = True
                 if self._restarted(msg.get("session")):
                     # same address, new process: whatever we had in flight there is gone
+                    if not (msg.type == "welcome" and msg.get("req") == self.hello_req):
+                        self._hello()  # (unless this is the answer to the hello we just sent it)
                     out.append(wire.Message("reconnected", {"url": self.url, "reason": "server restarted"}))
+                if msg.type == "error" and msg.get("code") in SHM_LOST and self.outbox is not None:
+                    # the server dropped our shared memory (we were silent too long): the request is lost,
+                    # like after a restart; renegotiate and let the job resubmit
+                    self._hello()
+                    out.append(wire.Message("reconnected", {"url": self.url, "reason": msg.get("message")}))
+                    continue
                 if msg.type != "heartbeat":
                     out.append(msg)
                 if len(out) >= 256:
@@ -141,17 +202,18 @@ class Client:
             except zmq.Again:
                 continue
             self.last_heard = time.monotonic()
-            msg = wire.decode(parts, accept=wire.EVENTS)
+            msg = wire.decode(parts, accept=wire.EVENTS, shm=self.inbox)
             if msg.type == "welcome":
-                self.connected = True
-                self.server_info = msg.header
-                self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))
+                self._welcome(msg)
             if msg.get("req") == req:
+                if msg.type == "error" and msg.get("code") in SHM_LOST and self.outbox is not None:
+                    self._hello()  # the server no longer holds our shared memory: renegotiate for next time
                 if msg.type == "error":
                     raise RemoteError(msg.get("code", "error"), msg.get("message", ""))
                 return msg
 
     def close(self) -> None:
+        self._drop_shm()
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None

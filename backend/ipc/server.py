@@ -4,7 +4,8 @@ One thread owns the socket: it validates every message, answers pings and status
 client's queue of jobs and hands the next one (round robin across clients, so nobody waits behind
 another's long list) to a single worker thread, whose events come back over an inproc socket. Errors
 are values on the wire; a bad message never stops the loop. What a job *is* lives in the service
-object passed in (backend/service.py), so this module stays free of torch and diffusers.
+object passed in (backend/service.py), so this module stays free of torch and diffusers. Clients on this
+machine that offer shared memory in their hello get big arrays through it (backend/ipc/shm.py).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from typing import Any, Protocol
 import numpy as np
 import zmq
 
-from backend.ipc import wire
+from backend.ipc import shm, wire
 from backend.ipc.auth import AuthError, ServerKeys, answer_zap, is_loopback
 
 log = logging.getLogger("dstage.server")
 
 HEARTBEAT_S = 1.0
 CLIENT_TIMEOUT_S = 10.0
+# A client silent this long loses its shared memory here (a client forgotten after CLIENT_TIMEOUT_S, say
+# Blender busy rendering, keeps it and carries on); it renegotiates if it comes back later.
+SHM_GRACE_S = 600.0
 
 
 class RequestError(Exception):
@@ -58,10 +62,23 @@ class ClientState:
     jobs: set[str] = field(default_factory=set)
 
 
+@dataclass
+class ShmPeer:
+    """One client's shared memory: its arena we read, ours it reads (once it has attached it)."""
+    inbox: shm.Inbox
+    outbox: shm.Outbox
+    since: float
+    last_seen: float
+
+    def close(self) -> None:
+        self.outbox.close()  # our mapping and name; the client's views stay valid in its own mapping
+
+
 class Server:
     def __init__(self, service: JobService, bind: str = "tcp://127.0.0.1:5555", *, keys_dir=None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES, heartbeat_s: float = HEARTBEAT_S,
-                 client_timeout_s: float = CLIENT_TIMEOUT_S, context: zmq.Context | None = None):
+                 client_timeout_s: float = CLIENT_TIMEOUT_S, context: zmq.Context | None = None,
+                 shm_enabled: bool | None = None):
         if not is_loopback(bind) and keys_dir is None:
             raise AuthError(
                 f"refusing to listen on {bind} without CURVE keys: anyone on the network could use this GPU. "
@@ -72,6 +89,11 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.heartbeat_s = heartbeat_s
         self.client_timeout_s = client_timeout_s
+        # Same-machine clients only, never with CURVE keys (a remote bind, or a loopback port that may be
+        # forwarded from elsewhere); the hello's probe decides per client.
+        self.shm_enabled = ((shm.available() if shm_enabled is None else shm_enabled) and keys_dir is None
+                            and shm.is_local(bind))
+        self.peers: dict[bytes, ShmPeer] = {}
         self.ctx = context or zmq.Context.instance()
         self.auth = None
         self.socket = self.ctx.socket(zmq.ROUTER)
@@ -140,6 +162,9 @@ class Server:
         self._stop.set()
 
     def close(self) -> None:
+        for peer in self.peers.values():
+            peer.close()
+        self.peers.clear()
         for sock in (self.socket, self.events):
             sock.close(linger=0)
         if self.auth is not None:
@@ -149,8 +174,12 @@ class Server:
     def _handle(self, identity: bytes, parts: list) -> None:
         state = self.clients.setdefault(identity, ClientState(time.monotonic()))
         state.last_seen = time.monotonic()
+        peer = self.peers.get(identity)
+        if peer is not None:
+            peer.last_seen = state.last_seen
         try:
-            msg = wire.decode(parts, accept=wire.REQUESTS, max_message_bytes=self.max_message_bytes)
+            msg = wire.decode(parts, accept=wire.REQUESTS, max_message_bytes=self.max_message_bytes,
+                              shm=peer.inbox if peer is not None else None)
         except wire.WireError as e:
             self._send(identity, wire.error_frames(e.code, str(e)))
             return
@@ -165,12 +194,37 @@ class Server:
             self._send(identity, wire.error_frames("internal", f"{type(e).__name__}: {e}", req=req))
 
     def _reply(self, identity: bytes, type: str, req, fields: dict | None = None, arrays=None) -> None:
-        self._send(identity, wire.encode(type, {"req": req, **(fields or {})}, arrays))
+        peer = self.peers.get(identity)
+        outbox = peer.outbox if peer is not None and arrays and peer.outbox.attached else None
+        self._send(identity, wire.encode(type, {"req": req, **(fields or {})}, arrays, shm=outbox))
 
     def _on_hello(self, identity, msg, req):
         self._reply(identity, "welcome", req, {**self.service.describe(), "protocol": wire.PROTOCOL_VERSION,
                                                "max_message_bytes": self.max_message_bytes,
-                                               "session": self.session})
+                                               "session": self.session, **self._negotiate_shm(identity, msg)})
+
+    def _negotiate_shm(self, identity: bytes, msg) -> dict:
+        """The hello's `shm` offer names the client's arena and the token in it: reading that token back
+        proves we see the same /dev/shm. The welcome returns it as `proof`, with our own arena's offer."""
+        offer = msg.get("shm")
+        if offer is None:
+            return {}
+        old = self.peers.pop(identity, None)
+        if old is not None:
+            old.close()
+        if not self.shm_enabled:
+            return {"shm": {"ok": False, "code": "shm_disabled", "reason": "this server does not use shared memory"}}
+        try:
+            inbox = shm.Inbox(offer)
+        except wire.WireError as e:
+            return {"shm": {"ok": False, "code": e.code, "reason": str(e)}}
+        try:
+            outbox = shm.Outbox()
+        except OSError as e:
+            return {"shm": {"ok": False, "code": "shm_unavailable", "reason": f"cannot create shared memory: {e}"}}
+        now = time.monotonic()
+        self.peers[identity] = ShmPeer(inbox, outbox, now, now)
+        return {"shm": {"ok": True, "proof": offer["token"], "offer": outbox.offer()}}
 
     def _on_ping(self, identity, msg, req):
         self._reply(identity, "pong", req, {"time": time.time()})
@@ -320,6 +374,11 @@ class Server:
     # -- liveness ----------------------------------------------------------------------------
     def _heartbeat(self) -> None:
         now = time.monotonic()
+        for identity, peer in list(self.peers.items()):
+            if now - peer.last_seen > SHM_GRACE_S:
+                self.peers.pop(identity).close()
+            elif not peer.outbox.attached and now - peer.since > self.client_timeout_s:
+                peer.outbox.unlink()  # never taken: the client fell back or vanished; ours stays unused
         for identity, state in list(self.clients.items()):
             if now - state.last_seen > self.client_timeout_s:
                 self._forget(identity)
@@ -339,8 +398,20 @@ class Server:
             self.socket.send_multipart([identity, *frames], flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
             log.warning("client %s is not reading; dropped one message", identity.hex())
+            self._unsent(identity, frames)
         except zmq.ZMQError as e:
+            self._unsent(identity, frames)
             if e.errno == zmq.EHOSTUNREACH:
                 self._forget(identity)
+                peer = self.peers.pop(identity, None)  # gone for good: its connection is closed
+                if peer is not None:
+                    peer.close()
             else:
                 raise
+
+    def _unsent(self, identity: bytes, frames: list) -> None:
+        """A message that never left: the client will not free the shared-memory slots it filled."""
+        peer = self.peers.get(identity)
+        if peer is not None:
+            for slot in getattr(frames, "slots", ()):
+                peer.outbox.release(slot)

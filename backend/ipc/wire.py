@@ -3,9 +3,14 @@
     part 0     JSON header: {"v": 1, "type": ..., ids and parameters ..., "arrays": [{name, dtype, shape}, ...]}
     part 1..n  one raw C-contiguous buffer per declared array, in order
 
+except that between peers on one machine that agreed to it (backend/ipc/shm.py), an array of THRESHOLD bytes
+or more goes into the sender's shared-memory arena instead: its entry carries
+"shm": {arena, slot, offset, nbytes} and it has no buffer part.
+
 No pickle, ever. `decode` trusts nothing: it checks the protocol version, the message type, the header's
 size and shape, each dtype against a whitelist, each shape, and that every buffer holds exactly
-prod(shape) * itemsize bytes, before any array is built. Anything else raises WireError, whose code and
+prod(shape) * itemsize bytes (for shared memory: that the reference names the arena attached for this
+peer and lies inside it), before any array is built. Anything else raises WireError, whose code and
 message go back to the sender as an error event.
 """
 
@@ -57,22 +62,43 @@ class Message:
         return self.header.get(key, default)
 
 
-def encode(type: str, fields: dict[str, Any] | None = None, arrays: dict[str, np.ndarray] | None = None) -> list:
-    """Frames for one message. Arrays go out as their own buffers, so pyzmq can send them without copying."""
+class Frames(list):
+    """A message's frames, plus the shared-memory slots it filled (to free them if it is never sent)."""
+
+    slots: tuple = ()
+    shared_bytes = 0
+
+
+def encode(type: str, fields: dict[str, Any] | None = None, arrays: dict[str, np.ndarray] | None = None,
+           *, shm=None) -> Frames:
+    """Frames for one message. Arrays go out as their own buffers, so pyzmq can send them without copying,
+    or, with `shm` (an shm.Outbox the peer attached), big ones are copied into shared memory."""
     if type not in MESSAGE_TYPES:
         raise WireError("unknown_type", f"cannot send unknown message type {type!r}")
     header = {"v": PROTOCOL_VERSION, "type": type, **(fields or {})}
-    parts: list = [None]
+    parts = Frames([None])
     specs = []
-    for name, array in (arrays or {}).items():
+    slots = []
+    ready = {}
+    for name, array in (arrays or {}).items():  # all checked before any goes into shared memory
         array = np.asarray(array)
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)  # (only when needed: it turns a 0-d array into 1-d)
         if array.dtype.name not in DTYPES:
             raise WireError("bad_dtype", f"array {name!r} has dtype {array.dtype}; the wire carries {sorted(DTYPES)}")
-        specs.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
-        parts.append(memoryview(array).cast("B") if array.size else b"")
+        ready[name] = array
+    for name, array in ready.items():
+        spec = {"name": name, "dtype": array.dtype.name, "shape": list(array.shape)}
+        ref = shm.put(array) if shm is not None and array.nbytes >= shm.threshold else None
+        if ref is not None:
+            spec["shm"] = ref
+            slots.append(ref["slot"])
+            parts.shared_bytes += array.nbytes
+        else:
+            parts.append(memoryview(array).cast("B") if array.size else b"")
+        specs.append(spec)
     header["arrays"] = specs
+    parts.slots = tuple(slots)
     parts[0] = json.dumps(header, separators=(",", ":")).encode()
     return parts
 
@@ -92,8 +118,10 @@ def decode(
     *,
     accept: Iterable[str] = MESSAGE_TYPES,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    shm=None,
 ) -> Message:
-    """Validate and decode one message's frames (bytes or zmq.Frame). Raises WireError."""
+    """Validate and decode one message's frames (bytes or zmq.Frame). Raises WireError. `shm` is the peer's
+    arena (shm.Inbox) when this connection agreed to shared memory; without it, shared-memory refs are refused."""
     if not parts:
         raise WireError("empty", "empty message: expected a JSON header frame")
     buffers = [_buffer(p) for p in parts]
@@ -126,21 +154,37 @@ def decode(
     specs = header.pop("arrays", [])
     if not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
         raise WireError("bad_arrays", f"'arrays' must be a list of at most {MAX_ARRAYS} {{name, dtype, shape}} entries")
-    if len(specs) != len(buffers) - 1:
+    inline = [s for s in specs if not (isinstance(s, dict) and "shm" in s)]
+    if len(inline) != len(buffers) - 1:
         raise WireError(
-            "array_count", f"header declares {len(specs)} arrays but the message carries {len(buffers) - 1} buffers"
+            "array_count", f"header declares {len(inline)} inline arrays but the message carries {len(buffers) - 1} buffers"
+        )
+    checked = [_check_spec(spec) for spec in specs]
+    shared = sum(math.prod(shape) * np.dtype(dtype).itemsize
+                 for spec, (_, dtype, shape) in zip(specs, checked) if "shm" in spec)
+    if shared and total + shared > max_message_bytes:
+        raise WireError(
+            "too_large",
+            f"message of {total + shared} bytes (shared memory included) is over the limit of {max_message_bytes}",
         )
     arrays = {}
-    for spec, buf in zip(specs, buffers[1:]):
-        name, dtype, shape = _check_spec(spec)
+    inline_buffers = iter(buffers[1:])
+    for spec, (name, dtype, shape) in zip(specs, checked):
         expected = math.prod(shape) * np.dtype(dtype).itemsize
+        if name in arrays:
+            raise WireError("bad_arrays", f"array name {name!r} appears twice")
+        if "shm" in spec:
+            if shm is None:
+                raise WireError("shm_unavailable", f"array {name!r} refers to shared memory, but this connection has "
+                                                   "none; send it inline (say hello again to renegotiate)")
+            arrays[name] = shm.view(name, spec["shm"], dtype, shape, expected)
+            continue
+        buf = next(inline_buffers)
         if buf.nbytes != expected:
             raise WireError(
                 "size_mismatch",
                 f"array {name!r} declares {dtype}{tuple(shape)} = {expected} bytes but its buffer has {buf.nbytes}",
             )
-        if name in arrays:
-            raise WireError("bad_arrays", f"array name {name!r} appears twice")
         arrays[name] = np.frombuffer(buf, dtype=dtype).reshape(shape) if expected else np.zeros(shape, dtype)
     header.pop("v", None)
     header.pop("type", None)

@@ -65,6 +65,17 @@ class DisFlow:
         self._dis.setVariationalRefinementIterations(variational)
         self.scale = scale
 
+    def level(self, width: int) -> int:
+        """The pyramid level DIS stops at for images `width` wide (0 is full size; one finer per halving of 960)."""
+        return max(0, self.finest + round(np.log2(width / 960.0)))
+
+    def work_size(self, shape) -> tuple[int, int]:
+        """(w, h) of that level for images of `shape`. DIS only upsamples its result from there, so `raw` on
+        images brought to this size (INTER_AREA, as DIS does) gives the same flow at that size, without
+        the full-size resizes in and out; at this size DIS stops at level 0."""
+        level = self.level(shape[1])
+        return shape[1] >> level, shape[0] >> level
+
     def raw(self, a: np.ndarray, b: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
         """Flow between two uint8 grey images of one size, at their own resolution.
 
@@ -75,7 +86,7 @@ class DisFlow:
         """
         if a.shape[1] != self._width:
             self._width = a.shape[1]
-            self._dis.setFinestScale(max(0, self.finest + round(np.log2(self._width / 960.0))))
+            self._dis.setFinestScale(self.level(self._width))
         if init is not None:
             return self._dis.calc(a, b, init.copy())
         # Once given an initial flow, OpenCV's DIS keeps using a stored one on later calls even when none

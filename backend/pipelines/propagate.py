@@ -125,7 +125,8 @@ class Propagator:
         self._estimators = [(self.flow, make_flow(check) if self.dis else self.flow)]
         if self.dis:
             self._estimators.append((make_flow(flow), make_flow(check)))
-            self._chain = DisFlow(self.params.check_preset)  # the gap's consecutive-frame chain
+            # The gap's consecutive-frame chains, forward and backward, one DIS object for each thread.
+            self._chains = (DisFlow(self.params.check_preset), DisFlow(self.params.check_preset))
         self._pool: ThreadPoolExecutor | None = None
         self.scale = flow.scale if self.dis else 1.0
         self._keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # keyframe -> grey at work, analysis size
@@ -159,14 +160,11 @@ class Propagator:
         # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
         # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
         chain_size = _fit_width(start.shape, CHAIN_WIDTH)
-        forward = backward = None  # chains prev -> current and current -> prev, one consecutive step at a time
-        last = _resize(start, chain_size)
-        for image in itertools.chain(between, [None]):  # one frame at a time
-            grey = _resize(end if image is None else self._greys(image)[0], chain_size)
-            step, step_back = self._chain.raw(last, grey), self._chain.raw(grey, last)
-            forward = step if forward is None else compose(forward, step)
-            backward = step_back if backward is None else compose(step_back, backward)
-            last = grey
+        # Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through.
+        greys = [_resize(grey, chain_size)
+                 for grey in itertools.chain([start], (self._work_grey(shrink(to_grey(image), self.scale)) for image in between), [end])]
+        forward, backward = self._in_parallel(lambda: _chain(self._chains[0], greys),
+                                              lambda: _chain(self._chains[1], greys[::-1]))
         flows = {"forward": forward, "backward": backward}
         self.use_gap(prev.frame, next.frame, flows)
         return flows
@@ -211,8 +209,11 @@ class Propagator:
     def _greys(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An image's grey at the work size of the warping flows and at the checks' analysis size."""
         grey = shrink(to_grey(image), self.scale)
-        work = self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1]
-        return _resize(grey, work), _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
+        return self._work_grey(grey), _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
+
+    def _work_grey(self, grey: np.ndarray) -> np.ndarray:
+        """A grey at flow size brought to the warping flows' work size."""
+        return _resize(grey, self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1])
 
     def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray]:
         greys = self._keys.get(key.frame)
@@ -302,6 +303,15 @@ class Propagator:
         w = (t - prev.frame) / (next.frame - prev.frame)
         mixed = {name: (1 - w) * prev.layers[name].astype(np.float32) + w * next.layers[name] for name in prev.layers}
         return _finish(mixed)
+
+
+def _chain(dis: DisFlow, greys: list[np.ndarray]) -> np.ndarray:
+    """The flow greys[0] -> greys[-1], composed from consecutive-frame flows (a starting guess only)."""
+    total = None
+    for a, b in itertools.pairwise(greys):
+        step = dis.raw(a, b)
+        total = step if total is None else compose(total, step)
+    return total
 
 
 def _finish(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

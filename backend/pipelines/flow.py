@@ -71,8 +71,8 @@ class DisFlow:
 
     def work_size(self, shape) -> tuple[int, int]:
         """(w, h) of that level for images of `shape`. DIS only upsamples its result from there, so `raw` on
-        images brought to this size (INTER_AREA, as DIS does) gives the same flow at that size, without
-        the full-size resizes in and out; at this size DIS stops at level 0."""
+        images brought to this size (INTER_AREA, as DIS does) makes the same estimate without the full-size
+        resizes in and out (of the images, the initial flow and the result); there DIS stops at level 0."""
         level = self.level(shape[1])
         return shape[1] >> level, shape[0] >> level
 

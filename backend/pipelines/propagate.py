@@ -93,8 +93,7 @@ class Keyframe:
 @dataclass
 class _Side:
     layers: dict[str, np.ndarray]  # warped to t, in the keyframe's dtypes
-    confidence: np.ndarray         # HxW in [0, 1]
-    closeness: float               # 1 at the keyframe, 0 at the other keyframe
+    weight: np.ndarray             # HxW float32 > 0: this side's share in the blend, relative to the other's
 
 
 class Propagator:
@@ -161,8 +160,9 @@ class Propagator:
         # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
         chain_size = _fit_width(start.shape, CHAIN_WIDTH)
         # Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through.
-        greys = [_resize(grey, chain_size)
-                 for grey in itertools.chain([start], (self._work_grey(shrink(to_grey(image), self.scale)) for image in between), [end])]
+        inside = (self._greys(image)[0] for image in between)
+        greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
+        # The two chains are independent: one in each thread.
         forward, backward = self._in_parallel(lambda: _chain(self._chains[0], greys),
                                               lambda: _chain(self._chains[1], greys[::-1]))
         flows = {"forward": forward, "backward": backward}
@@ -209,11 +209,8 @@ class Propagator:
     def _greys(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An image's grey at the work size of the warping flows and at the checks' analysis size."""
         grey = shrink(to_grey(image), self.scale)
-        return self._work_grey(grey), _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
-
-    def _work_grey(self, grey: np.ndarray) -> np.ndarray:
-        """A grey at flow size brought to the warping flows' work size."""
-        return _resize(grey, self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1])
+        work = self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1]
+        return _resize(grey, work), _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
 
     def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray]:
         greys = self._keys.get(key.frame)
@@ -269,7 +266,7 @@ class Propagator:
             method = cv2.INTER_CUBIC if name == "color" else cv2.INTER_LINEAR
             layers[name] = warp(layer, coords, method)
         if self.params.blend == "warp_crossfade":
-            return _Side(layers, np.ones(size[::-1], np.float32), closeness)
+            return _Side(layers, np.full(size[::-1], _weight(1.0, closeness), np.float32))
         # Visibility is smooth: judge it at analysis size (at most ANALYSIS_WIDTH wide), then upsample; the
         # reverse flow, only used here, is estimated at that size directly. The forward flow is taken there
         # from its full-size upsampling (linear both ways, a slight smoothing): at 960 px wide that measured
@@ -281,20 +278,19 @@ class Propagator:
         mismatch = cv2.absdiff(warp(key_small, small_coords), grey_small).astype(np.float32)
         mismatch = cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))  # one noisy pixel is not an occlusion
         appearance = np.exp(-((mismatch / self.params.appearance_sigma) ** 2))
-        confidence = visible * appearance
-        if confidence.shape != size[::-1]:
-            confidence = cv2.resize(confidence, size, interpolation=cv2.INTER_LINEAR)
-        return _Side(layers, confidence, closeness)
+        # The weight is made here, in this side's thread, and at analysis size, where it is 4x cheaper.
+        weight = _weight(visible * appearance, closeness)
+        if weight.shape != size[::-1]:
+            weight = cv2.resize(weight, size, interpolation=cv2.INTER_LINEAR)
+        return _Side(layers, weight)
 
     def _blend(self, sides: list[_Side]) -> dict[str, np.ndarray]:
         if len(sides) == 1:
             return _finish(sides[0].layers)
-        # A small floor lets time decide where neither side is trusted (content seen by neither keyframe).
-        first, second = ((side.confidence + 1e-3) * side.closeness + 1e-6 for side in sides)
         out = {}
         for name in sides[0].layers:
             a, b = sides[0].layers[name], sides[1].layers[name]
-            out[name] = cv2.blendLinear(a, b, first, second)  # (w1 a + w2 b) / (w1 + w2), per pixel
+            out[name] = cv2.blendLinear(a, b, sides[0].weight, sides[1].weight)  # (w1 a + w2 b) / (w1 + w2)
         return _finish(out)
 
     def _crossfade(self, t: int, prev: Keyframe | None, next: Keyframe | None) -> dict[str, np.ndarray]:
@@ -305,8 +301,15 @@ class Propagator:
         return _finish(mixed)
 
 
+def _weight(confidence, closeness: float):
+    """A side's blend weight: confidence (in [0, 1]) times temporal closeness (1 at its keyframe, 0 at the other).
+    A small floor lets time decide where neither side is trusted (content seen by neither keyframe)."""
+    return (confidence + 1e-3) * closeness + 1e-6
+
+
 def _chain(dis: DisFlow, greys: list[np.ndarray]) -> np.ndarray:
-    """The flow greys[0] -> greys[-1], composed from consecutive-frame flows (a starting guess only)."""
+    """The flow greys[0] -> greys[-1], composed from consecutive-frame flows (a starting guess only); each
+    step's flow is sampled where the chain so far has carried each pixel."""
     total = None
     for a, b in itertools.pairwise(greys):
         step = dis.raw(a, b)

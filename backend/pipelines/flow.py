@@ -115,8 +115,12 @@ def upscale_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (width, height) == tuple(size):
         return flow
     out = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR)
-    out[..., 0] *= size[0] / width
-    out[..., 1] *= size[1] / height
+    sx, sy = size[0] / width, size[1] / height
+    if sx == sy:  # one contiguous pass instead of two strided ones (the same values)
+        out *= sx
+    else:
+        out[..., 0] *= sx
+        out[..., 1] *= sy
     return out
 
 

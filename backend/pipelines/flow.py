@@ -65,6 +65,17 @@ class DisFlow:
         self._dis.setVariationalRefinementIterations(variational)
         self.scale = scale
 
+    def level(self, width: int) -> int:
+        """The pyramid level DIS stops at for images `width` wide (0 is full size; one finer per halving of 960)."""
+        return max(0, self.finest + round(np.log2(width / 960.0)))
+
+    def work_size(self, shape) -> tuple[int, int]:
+        """(w, h) of that level for images of `shape`. DIS only upsamples its result from there, so `raw` on
+        images brought to this size (INTER_AREA, as DIS does) makes the same estimate without the full-size
+        resizes in and out (of the images, the initial flow and the result); there DIS stops at level 0."""
+        level = self.level(shape[1])
+        return shape[1] >> level, shape[0] >> level
+
     def raw(self, a: np.ndarray, b: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
         """Flow between two uint8 grey images of one size, at their own resolution.
 
@@ -75,7 +86,7 @@ class DisFlow:
         """
         if a.shape[1] != self._width:
             self._width = a.shape[1]
-            self._dis.setFinestScale(max(0, self.finest + round(np.log2(self._width / 960.0))))
+            self._dis.setFinestScale(self.level(self._width))
         if init is not None:
             return self._dis.calc(a, b, init.copy())
         # Once given an initial flow, OpenCV's DIS keeps using a stored one on later calls even when none
@@ -104,8 +115,12 @@ def upscale_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (width, height) == tuple(size):
         return flow
     out = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR)
-    out[..., 0] *= size[0] / width
-    out[..., 1] *= size[1] / height
+    sx, sy = size[0] / width, size[1] / height
+    if sx == sy:  # one contiguous pass instead of two strided ones (the same values)
+        out *= sx
+    else:
+        out[..., 0] *= sx
+        out[..., 1] *= sy
     return out
 
 
@@ -199,7 +214,9 @@ def invert(flow_ab: np.ndarray, steps: int = 3) -> np.ndarray:
 
 
 def _norm2(vectors: np.ndarray) -> np.ndarray:
-    return np.einsum("ijk,ijk->ij", vectors, vectors)
+    # Squares then one add: the same float32 result as einsum("ijk,ijk->ij"), about 8x faster.
+    squares = vectors * vectors
+    return squares[..., 0] + squares[..., 1]
 
 
 def fb_error(flow_ab: np.ndarray, flow_ba: np.ndarray, coords_ab=None) -> np.ndarray:

@@ -93,8 +93,7 @@ class Keyframe:
 @dataclass
 class _Side:
     layers: dict[str, np.ndarray]  # warped to t, in the keyframe's dtypes
-    confidence: np.ndarray         # HxW in [0, 1]
-    closeness: float               # 1 at the keyframe, 0 at the other keyframe
+    weight: np.ndarray             # HxW float32 > 0: this side's share in the blend, relative to the other's
 
 
 class Propagator:
@@ -110,6 +109,9 @@ class Propagator:
     Speed: the two keyframes' sides are independent once both are warm, so the farther one runs in a second
     thread (OpenCV releases the GIL) with its own DIS objects; the result does not depend on the schedule.
     The reverse flows, only used for the occlusion check, are estimated at the check's analysis size.
+    The flows that warp keyframes are estimated at DIS's finest pyramid level (`DisFlow.work_size`: half
+    size at 960 px wide) and upsampled once for the warp, as DIS itself would; their warm starts and
+    compositions live at that size too.
     """
 
     def __init__(self, params: PropagateParams | None = None):
@@ -122,10 +124,11 @@ class Propagator:
         self._estimators = [(self.flow, make_flow(check) if self.dis else self.flow)]
         if self.dis:
             self._estimators.append((make_flow(flow), make_flow(check)))
-            self._chain = DisFlow(self.params.check_preset)  # the gap's consecutive-frame chain
+            # The gap's consecutive-frame chains, forward and backward, one DIS object for each thread.
+            self._chains = (DisFlow(self.params.check_preset), DisFlow(self.params.check_preset))
         self._pool: ThreadPoolExecutor | None = None
         self.scale = flow.scale if self.dis else 1.0
-        self._keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # keyframe -> grey at flow, analysis size
+        self._keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # keyframe -> grey at work, analysis size
         self._warm: dict[tuple[int, str], tuple[int, np.ndarray]] = {}  # (keyframe, direction) -> (t, flow)
         self._gaps: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # (prev, next) -> key-to-key flows
 
@@ -151,19 +154,17 @@ class Propagator:
         """
         if not self.dis:
             return {}
-        start, end = self._key_grey(prev)[0], self._key_grey(next)[0]
+        start, end = self._key_grey(prev)[0], self._key_grey(next)[0]  # at work size
         # The key-to-key flows only start the farther keyframe's estimate on a gap's first frame, where DIS
         # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
         # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
         chain_size = _fit_width(start.shape, CHAIN_WIDTH)
-        forward = backward = None  # chains prev -> current and current -> prev, one consecutive step at a time
-        last = _resize(start, chain_size)
-        for image in itertools.chain(between, [None]):  # one frame at a time
-            grey = _resize(end if image is None else shrink(to_grey(image), self.scale), chain_size)
-            step, step_back = self._chain.raw(last, grey), self._chain.raw(grey, last)
-            forward = step if forward is None else compose(forward, step)
-            backward = step_back if backward is None else compose(step_back, backward)
-            last = grey
+        # Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through.
+        inside = (self._greys(image)[0] for image in between)
+        greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
+        # The two chains are independent: one in each thread.
+        forward, backward = self._in_parallel(lambda: _chain(self._chains[0], greys),
+                                              lambda: _chain(self._chains[1], greys[::-1]))
         flows = {"forward": forward, "backward": backward}
         self.use_gap(prev.frame, next.frame, flows)
         return flows
@@ -187,8 +188,7 @@ class Propagator:
         live = {key.frame for key in (prev, next) if key is not None}
         self._keys = {k: v for k, v in self._keys.items() if k in live}
         self._warm = {k: v for k, v in self._warm.items() if k[0] in live}
-        grey = shrink(to_grey(source), self.scale)
-        greys = (grey, _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH)))
+        greys = self._greys(source)
         keys = [key for key in (prev, next) if key is not None]
         keys.sort(key=lambda key: abs(t - key.frame))  # the nearer keyframe first: its flow starts the other's
         for key in keys:
@@ -206,11 +206,16 @@ class Propagator:
             sides = [side(slot, key) for slot, key in enumerate(keys)]
         return self._blend(sides)
 
+    def _greys(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An image's grey at the work size of the warping flows and at the checks' analysis size."""
+        grey = shrink(to_grey(image), self.scale)
+        work = self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1]
+        return _resize(grey, work), _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
+
     def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray]:
         greys = self._keys.get(key.frame)
         if greys is None:
-            grey = shrink(key.grey, self.scale)
-            greys = self._keys[key.frame] = (grey, _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH)))
+            greys = self._keys[key.frame] = self._greys(key.grey)
         return greys
 
     def _directions(self) -> tuple[str, ...]:
@@ -253,37 +258,39 @@ class Propagator:
         grey, grey_small = greys
         key_grey, key_small = self._keys[key.frame]
         flow_tk = self._estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
-        coords = sample_map(upscale_flow(flow_tk, size))
+        full = upscale_flow(flow_tk, size)
+        coords = sample_map(full)
         layers = {}
         for name, layer in key.layers.items():
             # Cubic keeps the colour's detail through the warp; linear keeps alpha and depth within range.
             method = cv2.INTER_CUBIC if name == "color" else cv2.INTER_LINEAR
             layers[name] = warp(layer, coords, method)
         if self.params.blend == "warp_crossfade":
-            return _Side(layers, np.ones(size[::-1], np.float32), closeness)
+            return _Side(layers, np.full(size[::-1], _weight(1.0, closeness), np.float32))
         # Visibility is smooth: judge it at analysis size (at most ANALYSIS_WIDTH wide), then upsample; the
-        # reverse flow, only used here, is estimated at that size directly.
+        # reverse flow, only used here, is estimated at that size directly. The forward flow is taken there
+        # from its full-size upsampling (linear both ways, a slight smoothing): at 960 px wide that measured
+        # better on bench/propagate.py (warp 1.19 x source) than the work-size flow itself (1.20).
         flow_kt = self._estimate(check, t, key.frame, "from_key", key_small, grey_small, flows)
-        flow_tk = upscale_flow(flow_tk, grey_small.shape[1::-1])
+        flow_tk = upscale_flow(full, grey_small.shape[1::-1])
         small_coords = sample_map(flow_tk)
         visible = fb_confidence(flow_tk, flow_kt, small_coords)
         mismatch = cv2.absdiff(warp(key_small, small_coords), grey_small).astype(np.float32)
         mismatch = cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))  # one noisy pixel is not an occlusion
         appearance = np.exp(-((mismatch / self.params.appearance_sigma) ** 2))
-        confidence = visible * appearance
-        if confidence.shape != size[::-1]:
-            confidence = cv2.resize(confidence, size, interpolation=cv2.INTER_LINEAR)
-        return _Side(layers, confidence, closeness)
+        # The weight is made here, in this side's thread, and at analysis size, where it is 4x cheaper.
+        weight = _weight(visible * appearance, closeness)
+        if weight.shape != size[::-1]:
+            weight = cv2.resize(weight, size, interpolation=cv2.INTER_LINEAR)
+        return _Side(layers, weight)
 
     def _blend(self, sides: list[_Side]) -> dict[str, np.ndarray]:
         if len(sides) == 1:
             return _finish(sides[0].layers)
-        # A small floor lets time decide where neither side is trusted (content seen by neither keyframe).
-        first, second = ((side.confidence + 1e-3) * side.closeness + 1e-6 for side in sides)
         out = {}
         for name in sides[0].layers:
             a, b = sides[0].layers[name], sides[1].layers[name]
-            out[name] = cv2.blendLinear(a, b, first, second)  # (w1 a + w2 b) / (w1 + w2), per pixel
+            out[name] = cv2.blendLinear(a, b, sides[0].weight, sides[1].weight)  # (w1 a + w2 b) / (w1 + w2)
         return _finish(out)
 
     def _crossfade(self, t: int, prev: Keyframe | None, next: Keyframe | None) -> dict[str, np.ndarray]:
@@ -292,6 +299,22 @@ class Propagator:
         w = (t - prev.frame) / (next.frame - prev.frame)
         mixed = {name: (1 - w) * prev.layers[name].astype(np.float32) + w * next.layers[name] for name in prev.layers}
         return _finish(mixed)
+
+
+def _weight(confidence, closeness: float):
+    """A side's blend weight: confidence (in [0, 1]) times temporal closeness (1 at its keyframe, 0 at the other).
+    A small floor lets time decide where neither side is trusted (content seen by neither keyframe)."""
+    return (confidence + 1e-3) * closeness + 1e-6
+
+
+def _chain(dis: DisFlow, greys: list[np.ndarray]) -> np.ndarray:
+    """The flow greys[0] -> greys[-1], composed from consecutive-frame flows (a starting guess only); each
+    step's flow is sampled where the chain so far has carried each pixel."""
+    total = None
+    for a, b in itertools.pairwise(greys):
+        step = dis.raw(a, b)
+        total = step if total is None else compose(total, step)
+    return total
 
 
 def _finish(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

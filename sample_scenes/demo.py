@@ -1,6 +1,6 @@
 """`make demo`: the flash-room shot end to end, then its middle frame at 3840×2160.
 
-    python -m sample_scenes.demo [--out out/demo] [--frames 16] [--samples 4]
+    python -m sample_scenes.demo [--out out/demo] [--frames 12] [--samples 4]
 
 Two runs of the headless shot runner on one output folder: the 1280×720 sequence (frames, preview.mp4,
 contact_sheet.png), then the still. The second run finds the takes and the backend's store the first one
@@ -28,7 +28,7 @@ def shot_command(out: Path, frames: int, samples: int, extra: list[str]) -> list
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sample_scenes.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("out/demo"))
-    p.add_argument("--frames", type=int, default=16, help="length of the shot (and of the sample footage)")
+    p.add_argument("--frames", type=int, default=12, help="length of the shot (and of the sample footage)")
     p.add_argument("--samples", type=int, default=4, help="Cycles samples (the CPU demo keeps them low)")
     args = p.parse_args(argv)
     if args.frames < 1 or args.samples < 1:

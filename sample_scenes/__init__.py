@@ -5,7 +5,6 @@
     garden.py      an outdoor garden: sun, primitive trees, a moving camera
     demo.py        `make demo`: the flash-room shot end to end
 
-Every scene module exposes `build(scene=None) -> dict` (camera, card_spot, lights, ...).
+Every scene module exposes `build(scene=None) -> dict` (camera, card_spot, lights, ...). The shot runner
+runs them from their files (blender_addon/headless/scripts.py lists the scenes), never imports them.
 """
-
-SCENES = ("flash_room", "garden")

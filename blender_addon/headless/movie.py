@@ -11,13 +11,11 @@ from pathlib import Path
 
 import bpy
 
+from blender_addon.scene.video import has_ffmpeg
+
 
 class MovieError(RuntimeError):
     """The mp4 could not be written; the PNG frames are unaffected."""
-
-
-def has_ffmpeg() -> bool:
-    return bool(getattr(bpy.app.build_options, "codec_ffmpeg", False))
 
 
 def encode_mp4(frames_dir: str | Path, out_path: str | Path, fps: int = 24, pattern: str = "[0-9][0-9][0-9][0-9].png") -> Path:

@@ -29,6 +29,7 @@ from blender_addon.headless.errors import ShotError
 from blender_addon.headless.inputs import FrameInput, footage_input, take_input
 from blender_addon.headless.movie import MovieError, encode_mp4
 from blender_addon.headless.progress import Bar
+from blender_addon.headless.scripts import SAMPLE_SCENES, sample_footage, sample_scene
 from blender_addon.headless.stage_jobs import run_stage
 from blender_addon.headless.timing import TimeTable
 from blender_addon.jobs.frames import is_video
@@ -132,11 +133,9 @@ def _footage(config: ShotConfig, out: Path, row) -> FrameInput:
             raise ShotError("footage", str(e)) from None
         row.note = f"{len(footage.frames)} frames from {config.footage}"
         return footage
-    from sample_scenes.footage import render_footage  # the sample footage, rendered here (frames kept)
-
-    folder = out / "footage"
+    folder = out / "footage"  # the sample footage, rendered here (frames kept)
     with blender_log_to(out / "blender.log"):
-        render_footage(folder, frames=config.footage_frames, size=config.footage_size, mp4=False)
+        sample_footage().render_footage(folder, frames=config.footage_frames, size=config.footage_size, mp4=False)
     row.note = f"sample figure, {config.footage_frames} frames in {folder}"
     return footage_input(folder)
 
@@ -162,7 +161,8 @@ def _load_scene(config: ShotConfig, footage_frames: int):
     if config.scene.endswith(".blend"):
         path = Path(config.scene)
         if not path.is_file():
-            raise ShotError("scene", f"{path} does not exist; give a .blend or a sample scene (flash_room, garden)")
+            raise ShotError("scene", f"{path} does not exist; give a .blend or a sample scene "
+                                     f"({', '.join(SAMPLE_SCENES)})")
         bpy.ops.wm.open_mainfile(filepath=str(path))
         scene = bpy.context.scene
         spot = bpy.data.objects.get(config.spot)
@@ -170,13 +170,7 @@ def _load_scene(config: ShotConfig, footage_frames: int):
             raise ShotError("scene", f"{path} has no object named {config.spot!r} for the card to stand on; "
                                      "add an empty where the character stands or pass --spot NAME")
     else:
-        import importlib
-
-        from sample_scenes import SCENES
-
-        if config.scene not in SCENES:
-            raise ShotError("scene", f"unknown scene {config.scene!r}: give a .blend path or one of {', '.join(SCENES)}")
-        made = importlib.import_module(f"sample_scenes.{config.scene}").build(bpy.context.scene, frames=footage_frames)
+        made = sample_scene(config.scene).build(bpy.context.scene, frames=footage_frames)
         scene, spot = made["scene"], made["card_spot"]
     if scene.camera is None:
         raise ShotError("scene", f"scene {scene.name!r} has no camera; add one and make it the scene camera")

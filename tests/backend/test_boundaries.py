@@ -44,10 +44,7 @@ def test_pipelines_never_touch_sockets_or_blender():
 def test_addon_imports_only_what_blender_has():
     allowed = STDLIB | {"bpy", "mathutils", "numpy", "zmq", "bpy_extras", "bmesh", "gpu", "addon_utils", "blf",
                         "bl_ui", "bl_operators", "blender_addon"}
-    bad = offenders("blender_addon", allowed, ("backend.ipc",))
-    # the headless shot runner runs from a checkout and may build the sample scenes; the zip leaves it out
-    bad = [b for b in bad if not (b.startswith("blender_addon/headless/") and b.split()[-1].startswith("sample_scenes"))]
-    assert bad == []
+    assert offenders("blender_addon", allowed, ("backend.ipc",)) == []
 
 
 def test_lower_layers_do_not_import_upper_ones():

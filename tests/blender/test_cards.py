@@ -28,11 +28,17 @@ def half_alpha(frame):
     return a
 
 
-def test_card_is_transparent_where_the_matte_is_zero(tmp_path):
+def red_take_before_green_world(tmp_path, frames: int, alpha):
+    """A front-camera scene over a green world and a take of `frames` red 32×32 frames with matte `alpha`."""
     scene = empty_scene((SIZE, SIZE), samples=4)
     set_world_colour(scene, (0.0, 0.5, 0.0))
     front_camera(scene)
-    make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=half_alpha)
+    make_take(tmp_path / "take", frames, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=alpha)
+    return scene
+
+
+def test_card_is_transparent_where_the_matte_is_zero(tmp_path):
+    scene = red_take_before_green_world(tmp_path, 1, half_alpha)
     card = make_card(tmp_path / "take", height=2.0, location=(0, 0, 0), lit=0.0)
 
     image = rgb(render_passes(scene, tmp_path / "r.exr"))
@@ -70,10 +76,7 @@ def figure_above_the_bottom(frame):
 
 
 def test_the_characters_lowest_point_stands_on_the_location_not_the_frame_edge(tmp_path):
-    scene = empty_scene((SIZE, SIZE), samples=4)
-    set_world_colour(scene, (0.0, 0.5, 0.0))
-    front_camera(scene)
-    make_take(tmp_path / "take", 4, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=figure_above_the_bottom)
+    scene = red_take_before_green_world(tmp_path, 4, figure_above_the_bottom)
     card = make_card(tmp_path / "take", height=2.0, location=(0, 0, 0.5), lit=0.0, displace="NONE")
     bpy.context.view_layer.update()
     corners = [card.matrix_world @ v.co for v in card.data.vertices]

@@ -40,7 +40,12 @@ from backend.pipelines.flow import (
 )
 
 BLENDS = ("confidence", "warp_crossfade", "crossfade")
-ANALYSIS_WIDTH = 480  # occlusion and appearance checks run at most this wide
+ANALYSIS_WIDTH = 480  # the appearance check runs at most this wide
+CHECK_WIDTH = 240  # the forward-backward occlusion check (and its reverse flows) at most this wide
+# The reverse flows are coarse (a quarter of the frame's width, the cheapest preset), so the check only calls
+# gross inconsistency an occlusion: with the textbook tolerance their noise made visibility flicker from frame
+# to frame (bench/propagate.py: warp error 1.15 x source with slack 4, 1.11 with 16, sharpness the same).
+FB_SLACK = 16.0
 CHAIN_WIDTH = 120  # the gap's consecutive-frame flow chain (a starting guess) runs at most this wide
 MISMATCH_BLUR = 5  # pixels (at analysis size) over which appearance mismatch is averaged
 
@@ -108,7 +113,7 @@ class Propagator:
 
     Speed: the two keyframes' sides are independent once both are warm, so the farther one runs in a second
     thread (OpenCV releases the GIL) with its own DIS objects; the result does not depend on the schedule.
-    The reverse flows, only used for the occlusion check, are estimated at the check's analysis size.
+    The reverse flows, only used for the occlusion check, are estimated at CHECK_WIDTH directly.
     The flows that warp keyframes are estimated at DIS's finest pyramid level (`DisFlow.work_size`: half
     size at 960 px wide) and upsampled once for the warp, as DIS itself would; their warm starts and
     compositions live at that size too.
@@ -149,8 +154,10 @@ class Propagator:
     def prepare_gap(self, prev: Keyframe, next: Keyframe, between: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
         """Key-to-key flows of a gap; `between` are the source frames strictly inside it, in order.
 
-        Returns {"forward": prev->next, "backward": next->prev} at CHAIN_WIDTH; keep them (they are small) and
-        hand them back with `use_gap` after a restart instead of reading the gap again.
+        Returns, at CHAIN_WIDTH, {"forward": prev->next, "backward": next->prev} and, when the gap has frames,
+        the next keyframe's flows with the gap's first frame ("first_to_next", "next_to_first"), so that frame
+        starts both sides at once. Keep them (they are small) and hand them back with `use_gap` after a restart
+        instead of reading the gap again.
         """
         if not self.dis:
             return {}
@@ -163,9 +170,11 @@ class Propagator:
         inside = (self._greys(image)[0] for image in between)
         greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
         # The two chains are independent: one in each thread.
-        forward, backward = self._in_parallel(lambda: _chain(self._chains[0], greys),
-                                              lambda: _chain(self._chains[1], greys[::-1]))
-        flows = {"forward": forward, "backward": backward}
+        forward, backward = self._in_parallel(lambda: _steps(self._chains[0], greys),
+                                              lambda: _steps(self._chains[1], greys[::-1]))
+        flows = {"forward": _composed(forward), "backward": _composed(backward)}
+        if len(greys) > 2:
+            flows.update(first_to_next=_composed(forward[1:]), next_to_first=_composed(backward[:-1]))
         self.use_gap(prev.frame, next.frame, flows)
         return flows
 
@@ -194,25 +203,27 @@ class Propagator:
         for key in keys:
             self._key_grey(key)
         gap = (next.frame - prev.frame) if prev is not None and next is not None else None
-        flows: dict[int, dict[str, np.ndarray]] = {}
 
-        def side(slot: int, key: Keyframe):
+        def side(slot: int, key: Keyframe, flows: dict[int, dict[str, np.ndarray]]):
             closeness = 1.0 if gap is None else 1.0 - abs(t - key.frame) / gap
             return self._warp_side(slot, t, greys, key, closeness, source.shape[1::-1], flows)
 
-        if len(keys) == 2 and self.dis and self._is_warm(t, keys[1].frame):
-            sides = list(self._in_parallel(lambda: side(0, keys[0]), lambda: side(1, keys[1])))
+        if len(keys) == 2 and self.dis and self._starts_alone(t, keys[1].frame):
+            sides = list(self._in_parallel(lambda: side(0, keys[0], {}), lambda: side(1, keys[1], {})))
         else:  # the farther side starts from the nearer one's flows
-            sides = [side(slot, key) for slot, key in enumerate(keys)]
+            flows: dict[int, dict[str, np.ndarray]] = {}
+            sides = [side(slot, key, flows) for slot, key in enumerate(keys)]
         return self._blend(sides)
 
-    def _greys(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """An image's grey at the work size of the warping flows and at the checks' analysis size."""
+    def _greys(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """An image's grey at the work size of the warping flows, at the appearance check's and at the
+        occlusion check's size."""
         grey = shrink(to_grey(image), self.scale)
         work = self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1]
-        return _resize(grey, work), _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
+        analysis = _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
+        return _resize(grey, work), analysis, _resize(analysis, _fit_width(grey.shape, CHECK_WIDTH))
 
-    def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray]:
+    def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         greys = self._keys.get(key.frame)
         if greys is None:
             greys = self._keys[key.frame] = self._greys(key.grey)
@@ -221,15 +232,27 @@ class Propagator:
     def _directions(self) -> tuple[str, ...]:
         return ("to_key",) if self.params.blend == "warp_crossfade" else ("to_key", "from_key")
 
-    def _is_warm(self, t: int, key: int) -> bool:
-        """Whether every flow of `key`'s side starts from frame t-1's (so it needs nothing from the other side)."""
-        return all(abs(self._warm.get((key, d), (t, None))[0] - t) == 1 for d in self._directions())
+    def _starts_alone(self, t: int, key: int) -> bool:
+        """Whether every flow of `key`'s side can start without the other side's (see `_start`)."""
+        return all(self._own_start(t, key, d, None) is not None for d in self._directions())
 
-    def _start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
-        """Where the estimate of flow (t -> key or key -> t) starts; see the class docstring."""
+    def _own_start(self, t: int, key: int, direction: str, size) -> np.ndarray | None:
+        """A start for flow (t -> key or key -> t) from this side alone: frame t-1's estimate, or on the gap's
+        first frame the next keyframe's chain through the gap. With `size` None, only whether there is one."""
         last = self._warm.get((key, direction))
         if last is not None and abs(last[0] - t) == 1:
             return last[1]
+        gap = next((flows for (p, n), flows in self._gaps.items() if n == key and p == t - 1), None)
+        chain = gap and gap.get("first_to_next" if direction == "to_key" else "next_to_first")
+        if chain is None or size is None:
+            return chain
+        return upscale_flow(chain, size)
+
+    def _start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
+        """Where the estimate of flow (t -> key or key -> t) starts; see the class docstring."""
+        own = self._own_start(t, key, direction, size)
+        if own is not None:
+            return own
         other = [k for k in flows if k != key]
         if not other:
             return None
@@ -255,11 +278,10 @@ class Propagator:
 
     def _warp_side(self, slot: int, t: int, greys, key: Keyframe, closeness: float, size, flows: dict) -> _Side:
         flow, check = self._estimators[slot]
-        grey, grey_small = greys
-        key_grey, key_small = self._keys[key.frame]
+        grey, grey_small, grey_check = greys
+        key_grey, key_small, key_check = self._keys[key.frame]
         flow_tk = self._estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
-        full = upscale_flow(flow_tk, size)
-        coords = sample_map(full)
+        coords = sample_map(upscale_flow(flow_tk, size))
         layers = {}
         for name, layer in key.layers.items():
             # Cubic keeps the colour's detail through the warp; linear keeps alpha and depth within range.
@@ -267,22 +289,18 @@ class Propagator:
             layers[name] = warp(layer, coords, method)
         if self.params.blend == "warp_crossfade":
             return _Side(layers, np.full(size[::-1], _weight(1.0, closeness), np.float32))
-        # Visibility is smooth: judge it at analysis size (at most ANALYSIS_WIDTH wide), then upsample; the
-        # reverse flow, only used here, is estimated at that size directly. The forward flow is taken there
-        # from its full-size upsampling (linear both ways, a slight smoothing): at 960 px wide that measured
-        # better on bench/propagate.py (warp 1.19 x source) than the work-size flow itself (1.20).
-        flow_kt = self._estimate(check, t, key.frame, "from_key", key_small, grey_small, flows)
-        flow_tk = upscale_flow(full, grey_small.shape[1::-1])
-        small_coords = sample_map(flow_tk)
-        visible = fb_confidence(flow_tk, flow_kt, small_coords)
+        # Visibility is smooth, so it is judged small and upsampled: occlusion by forward-backward consistency
+        # at CHECK_WIDTH (the reverse flow, only used here, is estimated at that size directly), appearance at
+        # ANALYSIS_WIDTH. The weight is made here, in this side's thread.
+        flow_kt = self._estimate(check, t, key.frame, "from_key", key_check, grey_check, flows)
+        flow_check = upscale_flow(flow_tk, grey_check.shape[1::-1])
+        visible = fb_confidence(flow_check, flow_kt, sample_map(flow_check), slack=FB_SLACK)
+        visible = _resize_weight(visible, grey_small.shape[1::-1])
+        small_coords = sample_map(upscale_flow(flow_tk, grey_small.shape[1::-1]))
         mismatch = cv2.absdiff(warp(key_small, small_coords), grey_small).astype(np.float32)
         mismatch = cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))  # one noisy pixel is not an occlusion
         appearance = np.exp(-((mismatch / self.params.appearance_sigma) ** 2))
-        # The weight is made here, in this side's thread, and at analysis size, where it is 4x cheaper.
-        weight = _weight(visible * appearance, closeness)
-        if weight.shape != size[::-1]:
-            weight = cv2.resize(weight, size, interpolation=cv2.INTER_LINEAR)
-        return _Side(layers, weight)
+        return _Side(layers, _resize_weight(_weight(visible * appearance, closeness), size))
 
     def _blend(self, sides: list[_Side]) -> dict[str, np.ndarray]:
         if len(sides) == 1:
@@ -307,13 +325,17 @@ def _weight(confidence, closeness: float):
     return (confidence + 1e-3) * closeness + 1e-6
 
 
-def _chain(dis: DisFlow, greys: list[np.ndarray]) -> np.ndarray:
-    """The flow greys[0] -> greys[-1], composed from consecutive-frame flows (a starting guess only); each
-    step's flow is sampled where the chain so far has carried each pixel."""
-    total = None
-    for a, b in itertools.pairwise(greys):
-        step = dis.raw(a, b)
-        total = step if total is None else compose(total, step)
+def _steps(dis: DisFlow, greys: list[np.ndarray]) -> list[np.ndarray]:
+    """The consecutive-frame flows greys[i] -> greys[i + 1]."""
+    return [dis.raw(a, b) for a, b in itertools.pairwise(greys)]
+
+
+def _composed(steps: list[np.ndarray]) -> np.ndarray:
+    """The flow through all `steps` in order (a starting guess only): each step's flow is sampled where the
+    chain so far has carried each pixel."""
+    total = steps[0]
+    for step in steps[1:]:
+        total = compose(total, step)
     return total
 
 
@@ -334,6 +356,10 @@ def _fit_width(shape, width: int) -> tuple[int, int]:
     height, full = shape[:2]
     width = min(full, width)
     return width, max(8, round(height * width / full))
+
+
+def _resize_weight(weight: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return weight if weight.shape[1::-1] == tuple(size) else cv2.resize(weight, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=49)
     parser.add_argument("--gap", type=int, default=12)
     parser.add_argument("--preset", default="balanced", choices=list(DIS_PRESETS))
-    parser.add_argument("--check-preset", default="ultrafast", choices=list(DIS_PRESETS))
+    parser.add_argument("--check-preset", default="coarse", choices=list(DIS_PRESETS))
     parser.add_argument("--scale", type=float, default=1.0, help="flow estimated at this fraction of the size")
     args = parser.parse_args()
     shot = PhotoShot((960, 540), args.frames)

@@ -16,7 +16,8 @@ import numpy as np
 from backend.params import ParamError, param
 
 # name -> (finest scale at 960 px wide, patch size, patch stride, gradient descent iterations, variational
-# iterations, median size). OpenCV's own presets, plus "balanced": medium's finer scale (half resolution rather
+# iterations, median size). OpenCV's own presets, plus "coarse": ultrafast one level coarser, for flows that
+# only have to find gross occlusion (a quarter of the cost at 240 px wide), and "balanced": medium's finer scale (half resolution rather
 # than a quarter, which keeps motion boundaries sharp) with no variational refinement and a 5x5 median of the
 # flow instead. The finest scale follows the image width (one level finer per halving), so small frames are not
 # estimated from a few patches. bench/propagate.py measured the median against 4 refinement iterations on
@@ -24,6 +25,7 @@ from backend.params import ParamError, param
 # (warp error 1.11 against 1.19 x source): refinement smooths flow noise in space, the median removes the
 # outliers that make a warped frame shimmer in time.
 DIS_PRESETS = {
+    "coarse": (3, 8, 4, 12, 0, 0),
     "ultrafast": (2, 8, 4, 12, 0, 0),
     "fast": (2, 8, 4, 16, 5, 0),
     "balanced": (1, 8, 4, 6, 0, 5),

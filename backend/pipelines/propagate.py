@@ -55,7 +55,7 @@ class PropagateParams:
     blend: str = param("confidence", choices=list(BLENDS), help="how the two keyframes' contributions mix")
     flow_method: str = param("dis", choices=["dis", "raft"], help="optical flow: dis (CPU) or raft (weights needed)")
     flow_preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS preset of the flows that warp keyframes")
-    check_preset: str = param("ultrafast", choices=list(DIS_PRESETS),
+    check_preset: str = param("coarse", choices=list(DIS_PRESETS),
                               help="DIS preset of the reverse flows used only for the occlusion check")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
     raft_weights: str = param("", help="local torchvision RAFT state dict, for flow_method=raft")

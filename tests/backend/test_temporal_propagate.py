@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from backend.pipelines.flow import DisFlow, fb_confidence
 from backend.pipelines.metrics import laplacian_variance, psnr
 from backend.pipelines.preview import preview_grade
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
@@ -132,3 +133,22 @@ def test_a_keyframe_of_the_wrong_size_is_named():
     shot = Shot(size=(64, 64), count=2)
     with pytest.raises(ValueError, match="resize the stylized keyframe"):
         Keyframe(0, shot.frame(0), {"color": np.zeros((32, 32, 3), np.uint8)})
+
+
+def test_the_occlusion_checks_slack_forgives_flow_noise_but_not_occlusion():
+    forward = np.full((32, 48, 2), 4.0, np.float32)
+    consistent, noisy, occluded = -forward, -forward + 2.0, -forward + 20.0
+    low_noise = fb_confidence(forward, noisy)[8:24, 8:24]
+    assert fb_confidence(forward, consistent)[8:24, 8:24].min() > 0.99
+    assert low_noise.max() < 0.01  # the textbook tolerance calls 2 px of disagreement an occlusion
+    assert fb_confidence(forward, noisy, slack=16.0)[8:24, 8:24].min() > 0.5
+    assert fb_confidence(forward, occluded, slack=16.0)[8:24, 8:24].max() < 0.01
+
+
+def test_the_balanced_flow_recovers_a_known_pan(panning):
+    # The median that stands in for variational refinement must not bias the flow: the camera pans 2.5, 0.8 px
+    # a frame, so each pixel of frame 6 is found 15, 4.8 px further on in frame 0.
+    flow = DisFlow("balanced")(panning.frame(6), panning.frame(0))
+    middle = flow[30:90, 40:120]
+    assert middle.std(axis=(0, 1)).max() < 1.5  # the roll adds a little spread
+    assert np.abs(np.median(middle.reshape(-1, 2), axis=0) - (15.0, 4.8)).max() < 0.5

@@ -42,9 +42,9 @@ from backend.pipelines.flow import (
 BLENDS = ("confidence", "warp_crossfade", "crossfade")
 ANALYSIS_WIDTH = 480  # the appearance check runs at most this wide
 CHECK_WIDTH = 240  # the forward-backward occlusion check (and its reverse flows) at most this wide
-# The reverse flows are coarse (a quarter of the frame's width, the cheapest preset), so the check only calls
-# gross inconsistency an occlusion: with the textbook tolerance their noise made visibility flicker from frame
-# to frame (bench/propagate.py: warp error 1.15 x source with slack 4, 1.11 with 16, sharpness the same).
+# The reverse flows are coarse (at most a quarter of 960 px, the cheapest preset), so the check only calls gross
+# inconsistency an occlusion: with the textbook tolerance their noise made visibility flicker from frame to
+# frame (bench/propagate.py: warp error 1.19 x source with slack 1, 1.15 with 4, 1.11 with 16).
 FB_SLACK = 16.0
 CHAIN_WIDTH = 120  # the gap's consecutive-frame flow chain (a starting guess) runs at most this wide
 MISMATCH_BLUR = 5  # pixels (at analysis size) over which appearance mismatch is averaged
@@ -107,12 +107,14 @@ class Propagator:
     Flow is always estimated directly between frame t and a keyframe, but where it *starts* matters for
     large motion, so each estimate is started from the best guess at hand:
       - the same keyframe's flow for the previous frame (a warm start, when frames come in order), else
+      - on a gap's first frame, for the next keyframe, the gap's chain from that frame to it, else
       - for the farther keyframe, the nearer keyframe's flow composed with the key-to-key flow of the gap.
-    `prepare_gap` estimates that key-to-key flow once per gap, as the chain of consecutive-frame flows
-    through the gap (small: it is only a start). Flows are kept only for the two live keyframes.
+    `prepare_gap` estimates those chains once per gap, composed from consecutive-frame flows through the gap
+    (small: they are only starts). Flows are kept only for the two live keyframes.
 
-    Speed: the two keyframes' sides are independent once both are warm, so the farther one runs in a second
-    thread (OpenCV releases the GIL) with its own DIS objects; the result does not depend on the schedule.
+    Speed: the two keyframes' sides are independent when each starts on its own (every frame but the first
+    after a restart), so the farther one runs in a second thread (OpenCV releases the GIL) with its own DIS
+    objects; the result does not depend on the schedule.
     The reverse flows, only used for the occlusion check, are estimated at CHECK_WIDTH directly.
     The flows that warp keyframes are estimated at DIS's finest pyramid level (`DisFlow.work_size`: half
     size at 960 px wide) and upsampled once for the warp, as DIS itself would; their warm starts and
@@ -243,7 +245,7 @@ class Propagator:
         if last is not None and abs(last[0] - t) == 1:
             return last[1]
         gap = next((flows for (p, n), flows in self._gaps.items() if n == key and p == t - 1), None)
-        chain = gap and gap.get("first_to_next" if direction == "to_key" else "next_to_first")
+        chain = gap.get("first_to_next" if direction == "to_key" else "next_to_first") if gap else None
         if chain is None or size is None:
             return chain
         return upscale_flow(chain, size)

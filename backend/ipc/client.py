@@ -109,6 +109,13 @@ class Client:
         except wire.WireError as e:  # then only our sends use it; the server waits for us to attach
             self.shm_status = f"sending only: {e}"
 
+    def _renegotiated(self, msg: wire.Message) -> bool:
+        """Say hello again when `msg` says the server dropped our shared memory (we were silent too long)."""
+        if msg.type != "error" or msg.get("code") not in SHM_LOST or self.outbox is None:
+            return False
+        self._hello()
+        return True
+
     @property
     def silent_for(self) -> float:
         return time.monotonic() - self.last_heard
@@ -155,10 +162,8 @@ class Client:
                     if not (msg.type == "welcome" and msg.get("req") == self.hello_req):
                         self._hello()  # (unless this is the answer to the hello we just sent it)
                     out.append(wire.Message("reconnected", {"url": self.url, "reason": "server restarted"}))
-                if msg.type == "error" and msg.get("code") in SHM_LOST and self.outbox is not None:
-                    # the server dropped our shared memory (we were silent too long): the request is lost,
-                    # like after a restart; renegotiate and let the job resubmit
-                    self._hello()
+                if self._renegotiated(msg):
+                    # the request is lost, like after a restart: the job resubmits
                     out.append(wire.Message("reconnected", {"url": self.url, "reason": msg.get("message")}))
                     continue
                 if msg.type != "heartbeat":
@@ -206,8 +211,7 @@ class Client:
             if msg.type == "welcome":
                 self._welcome(msg)
             if msg.get("req") == req:
-                if msg.type == "error" and msg.get("code") in SHM_LOST and self.outbox is not None:
-                    self._hello()  # the server no longer holds our shared memory: renegotiate for next time
+                self._renegotiated(msg)  # for the next request; this one failed
                 if msg.type == "error":
                     raise RemoteError(msg.get("code", "error"), msg.get("message", ""))
                 return msg

@@ -169,7 +169,7 @@ class Propagator:
         # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
         chain_size = _fit_width(start.shape, CHAIN_WIDTH)
         # Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through.
-        inside = (self._greys(image)[0] for image in between)
+        inside = (self._work(self._grey(image)) for image in between)
         greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
         # The two chains are independent: one in each thread.
         forward, backward = self._in_parallel(lambda: _steps(self._chains[0], greys),
@@ -220,10 +220,16 @@ class Propagator:
     def _greys(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """An image's grey at the work size of the warping flows, at the appearance check's and at the
         occlusion check's size."""
-        grey = shrink(to_grey(image), self.scale)
-        work = self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1]
+        grey = self._grey(image)
         analysis = _resize(grey, _fit_width(grey.shape, ANALYSIS_WIDTH))
-        return _resize(grey, work), analysis, _resize(analysis, _fit_width(grey.shape, CHECK_WIDTH))
+        return self._work(grey), analysis, _resize(analysis, _fit_width(grey.shape, CHECK_WIDTH))
+
+    def _grey(self, image: np.ndarray) -> np.ndarray:
+        return shrink(to_grey(image), self.scale)
+
+    def _work(self, grey: np.ndarray) -> np.ndarray:
+        """A grey at the work size of the warping flows."""
+        return _resize(grey, self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1])
 
     def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         greys = self._keys.get(key.frame)
@@ -236,25 +242,22 @@ class Propagator:
 
     def _starts_alone(self, t: int, key: int) -> bool:
         """Whether every flow of `key`'s side can start without the other side's (see `_start`)."""
-        return all(self._own_start(t, key, d, None) is not None for d in self._directions())
+        return all(self._own_start(t, key, d) is not None for d in self._directions())
 
-    def _own_start(self, t: int, key: int, direction: str, size) -> np.ndarray | None:
-        """A start for flow (t -> key or key -> t) from this side alone: frame t-1's estimate, or on the gap's
-        first frame the next keyframe's chain through the gap. With `size` None, only whether there is one."""
+    def _own_start(self, t: int, key: int, direction: str) -> np.ndarray | None:
+        """A start for flow (t -> key or key -> t) from this side alone, at the size it was kept: frame t-1's
+        estimate, or on the gap's first frame the next keyframe's chain through the gap."""
         last = self._warm.get((key, direction))
         if last is not None and abs(last[0] - t) == 1:
             return last[1]
-        gap = next((flows for (p, n), flows in self._gaps.items() if n == key and p == t - 1), None)
-        chain = gap.get("first_to_next" if direction == "to_key" else "next_to_first") if gap else None
-        if chain is None or size is None:
-            return chain
-        return upscale_flow(chain, size)
+        gap = self._gaps.get((t - 1, key))
+        return gap.get("first_to_next" if direction == "to_key" else "next_to_first") if gap else None
 
     def _start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
         """Where the estimate of flow (t -> key or key -> t) starts; see the class docstring."""
-        own = self._own_start(t, key, direction, size)
+        own = self._own_start(t, key, direction)
         if own is not None:
-            return own
+            return upscale_flow(own, size)
         other = [k for k in flows if k != key]
         if not other:
             return None

@@ -148,8 +148,7 @@ def _decoded(video: Path, out: Path) -> Path:
     bar = Bar("decode", len(frames.frames))
     try:
         with blender_log_to(out / "blender.log"):
-            for i, frame in enumerate(frames.frames, 1):
-                frames.path(frame)
+            for i, _ in enumerate(frames.decode(frames.frames), 1):
                 bar(i, len(frames.frames))
     finally:
         bar.close()

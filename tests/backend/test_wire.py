@@ -273,7 +273,6 @@ def test_any_mangled_valid_message_fails_only_with_wire_error(specs, data):
             assert array.dtype.name in wire.DTYPES
 
 
-
 def test_take_files_get_the_umasks_permissions_not_owner_only(tmp_path):
     import subprocess
     import sys

@@ -96,6 +96,12 @@ class Keyframe:
 
 
 @dataclass
+class _KeyView:
+    greys: tuple[np.ndarray, np.ndarray, np.ndarray]  # at the work, analysis and check sizes (see `_greys`)
+    layers: dict[str, np.ndarray]                     # as warped: colour float32
+
+
+@dataclass
 class _Side:
     layers: dict[str, np.ndarray]  # warped to t, in the keyframe's dtypes
     weight: np.ndarray             # HxW float32 > 0: this side's share in the blend, relative to the other's
@@ -106,15 +112,21 @@ class Propagator:
 
     Flow is always estimated directly between frame t and a keyframe, but where it *starts* matters for
     large motion, so each estimate is started from the best guess at hand:
-      - the same keyframe's flow for the previous frame (a warm start, when frames come in order), else
+      - a prediction, when frames come in order: the same keyframe's flow for frame t-1, carried to frame t
+        by the gap's consecutive-frame flow t -> t-1. It is within a few pixels, so DIS only refines it at its
+        finest level (`DisFlow.raw(close=True)`), which the full pyramid costs a third more than; else
+      - the same keyframe's flow for the neighbouring frame (a warm start), else
       - on a gap's first frame, for the next keyframe, the gap's chain from that frame to it, else
       - for the farther keyframe, the nearer keyframe's flow composed with the key-to-key flow of the gap.
     `prepare_gap` estimates those chains once per gap, composed from consecutive-frame flows through the gap
-    (small: they are only starts). Flows are kept only for the two live keyframes.
+    (small: they are only starts), and keeps the consecutive flows back in time for the predictions. Flows
+    are kept only for the two live keyframes.
 
     Speed: the two keyframes' sides are independent when each starts on its own (every frame but the first
     after a restart), so the farther one runs in a second thread (OpenCV releases the GIL) with its own DIS
-    objects; the result does not depend on the schedule.
+    objects; the blend then runs in two bands of rows, one in each thread. The result does not depend on the
+    schedule. Colour is warped as float32 (a copy kept per live keyframe): OpenCV's cubic remap is twice as
+    fast on floats as on bytes, and the blend rounds once instead of after each warp.
     The reverse flows, only used for the occlusion check, are estimated at CHECK_WIDTH directly.
     The flows that warp keyframes are estimated at DIS's finest pyramid level (`DisFlow.work_size`: half
     size at 960 px wide) and upsampled once for the warp, as DIS itself would; their warm starts and
@@ -135,7 +147,7 @@ class Propagator:
             self._chains = (DisFlow(self.params.check_preset), DisFlow(self.params.check_preset))
         self._pool: ThreadPoolExecutor | None = None
         self.scale = flow.scale if self.dis else 1.0
-        self._keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # keyframe -> grey at work, analysis size
+        self._keys: dict[int, _KeyView] = {}                            # the live keyframes, ready to warp
         self._warm: dict[tuple[int, str], tuple[int, np.ndarray]] = {}  # (keyframe, direction) -> (t, flow)
         self._gaps: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # (prev, next) -> key-to-key flows
 
@@ -156,14 +168,15 @@ class Propagator:
     def prepare_gap(self, prev: Keyframe, next: Keyframe, between: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
         """Key-to-key flows of a gap; `between` are the source frames strictly inside it, in order.
 
-        Returns, at CHAIN_WIDTH, {"forward": prev->next, "backward": next->prev} and, when the gap has frames,
-        the next keyframe's flows with the gap's first frame ("first_to_next", "next_to_first"), so that frame
-        starts both sides at once. Keep them (they are small) and hand them back with `use_gap` after a restart
+        Returns, at CHAIN_WIDTH, {"forward": prev->next, "backward": next->prev, "back_steps": the flows
+        i -> i-1 for every frame i after prev up to next, stacked} and, when the gap has frames, the next
+        keyframe's flows with the gap's first frame ("first_to_next", "next_to_first"), so that frame starts
+        both sides at once. Keep them (they are small) and hand them back with `use_gap` after a restart
         instead of reading the gap again.
         """
         if not self.dis:
             return {}
-        start, end = self._key_grey(prev)[0], self._key_grey(next)[0]  # at work size
+        start, end = self._key_view(prev).greys[0], self._key_view(next).greys[0]  # at work size
         # The key-to-key flows only start the farther keyframe's estimate on a gap's first frame, where DIS
         # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
         # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
@@ -174,7 +187,7 @@ class Propagator:
         # The two chains are independent: one in each thread.
         forward, backward = self._in_parallel(lambda: _steps(self._chains[0], greys),
                                               lambda: _steps(self._chains[1], greys[::-1]))
-        flows = {"forward": _composed(forward), "backward": _composed(backward)}
+        flows = {"forward": _composed(forward), "backward": _composed(backward), "back_steps": np.stack(backward[::-1])}
         if len(greys) > 2:
             flows.update(first_to_next=_composed(forward[1:]), next_to_first=_composed(backward[:-1]))
         self.use_gap(prev.frame, next.frame, flows)
@@ -203,7 +216,7 @@ class Propagator:
         keys = [key for key in (prev, next) if key is not None]
         keys.sort(key=lambda key: abs(t - key.frame))  # the nearer keyframe first: its flow starts the other's
         for key in keys:
-            self._key_grey(key)
+            self._key_view(key)
         gap = (next.frame - prev.frame) if prev is not None and next is not None else None
 
         def side(slot: int, key: Keyframe, flows: dict[int, dict[str, np.ndarray]]):
@@ -231,11 +244,12 @@ class Propagator:
         """A grey at the work size of the warping flows."""
         return _resize(grey, self.flow.work_size(grey.shape) if self.dis else grey.shape[1::-1])
 
-    def _key_grey(self, key: Keyframe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        greys = self._keys.get(key.frame)
-        if greys is None:
-            greys = self._keys[key.frame] = self._greys(key.grey)
-        return greys
+    def _key_view(self, key: Keyframe) -> _KeyView:
+        view = self._keys.get(key.frame)
+        if view is None:
+            layers = {name: layer.astype(np.float32) if name == "color" else layer for name, layer in key.layers.items()}
+            view = self._keys[key.frame] = _KeyView(self._greys(key.grey), layers)
+        return view
 
     def _directions(self) -> tuple[str, ...]:
         return ("to_key",) if self.params.blend == "warp_crossfade" else ("to_key", "from_key")
@@ -252,6 +266,18 @@ class Propagator:
             return last[1]
         gap = self._gaps.get((t - 1, key))
         return gap.get("first_to_next" if direction == "to_key" else "next_to_first") if gap else None
+
+    def _predicted(self, t: int, key: int, direction: str, size) -> np.ndarray | None:
+        """Flow t -> key predicted from frame t-1's (see the class docstring), at `size`; None without one."""
+        last = self._warm.get((key, direction))
+        if direction != "to_key" or last is None or last[0] != t - 1:
+            return None
+        for (prev, next), gap in self._gaps.items():
+            steps = gap.get("back_steps")
+            # Only a gap read frame by frame has a step for every frame number.
+            if steps is not None and prev < t <= next and len(steps) == next - prev:
+                return compose(upscale_flow(steps[t - prev - 1], size), upscale_flow(last[1], size))
+        return None
 
     def _start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
         """Where the estimate of flow (t -> key or key -> t) starts; see the class docstring."""
@@ -276,7 +302,11 @@ class Propagator:
         if not isinstance(estimator, DisFlow):
             flow = estimator(a, b)
         else:
-            flow = estimator.raw(a, b, self._start(t, key, direction, flows, a.shape[1::-1]))
+            predicted = self._predicted(t, key, direction, a.shape[1::-1])
+            if predicted is not None:
+                flow = estimator.raw(a, b, predicted, close=True)
+            else:
+                flow = estimator.raw(a, b, self._start(t, key, direction, flows, a.shape[1::-1]))
             self._warm[(key, direction)] = (t, flow)
         flows.setdefault(key, {})[direction] = flow
         return flow
@@ -284,11 +314,12 @@ class Propagator:
     def _warp_side(self, slot: int, t: int, greys, key: Keyframe, closeness: float, size, flows: dict) -> _Side:
         flow, check = self._estimators[slot]
         grey, grey_small, grey_check = greys
-        key_grey, key_small, key_check = self._keys[key.frame]
+        view = self._keys[key.frame]
+        key_grey, key_small, key_check = view.greys
         flow_tk = self._estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
         coords = sample_map(upscale_flow(flow_tk, size))
         layers = {}
-        for name, layer in key.layers.items():
+        for name, layer in view.layers.items():
             # Cubic keeps the colour's detail through the warp; linear keeps alpha and depth within range.
             method = cv2.INTER_CUBIC if name == "color" else cv2.INTER_LINEAR
             layers[name] = warp(layer, coords, method)
@@ -310,11 +341,16 @@ class Propagator:
     def _blend(self, sides: list[_Side]) -> dict[str, np.ndarray]:
         if len(sides) == 1:
             return _finish(sides[0].layers)
-        out = {}
-        for name in sides[0].layers:
-            a, b = sides[0].layers[name], sides[1].layers[name]
-            out[name] = cv2.blendLinear(a, b, sides[0].weight, sides[1].weight)  # (w1 a + w2 b) / (w1 + w2)
-        return _finish(out)
+        first, second = sides
+
+        def band(rows: slice) -> dict[str, np.ndarray]:
+            return _finish({name: cv2.blendLinear(first.layers[name][rows], second.layers[name][rows],
+                                                  first.weight[rows], second.weight[rows])  # (w1 a + w2 b) / (w1 + w2)
+                            for name in first.layers})
+
+        half, height = first.weight.shape[0] // 2, first.weight.shape[0]
+        top, bottom = self._in_parallel(lambda: band(slice(0, half)), lambda: band(slice(half, height)))
+        return {name: np.concatenate([top[name], bottom[name]]) for name in top}
 
     def _crossfade(self, t: int, prev: Keyframe | None, next: Keyframe | None) -> dict[str, np.ndarray]:
         if prev is None or next is None:
@@ -348,7 +384,8 @@ def _finish(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, layer in layers.items():
         if name == "color":
-            out[name] = layer if layer.dtype == np.uint8 else np.clip(np.rint(layer), 0, 255).astype(np.uint8)
+            # Cubic overshoot below 0 clipped in place, then rounded and saturated at 255 in one OpenCV pass.
+            out[name] = layer if layer.dtype == np.uint8 else cv2.convertScaleAbs(np.maximum(layer, 0.0, out=layer))
         elif name == "alpha":
             out[name] = np.clip(layer, 0.0, 1.0).astype(np.float32)
         else:

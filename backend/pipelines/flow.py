@@ -191,10 +191,41 @@ def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def sample_map(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The remap coordinates x + flow, computed once and reused for every layer warped by one flow."""
+def sample_map(flow: np.ndarray, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The remap coordinates x + flow, computed once and reused for every layer warped by one flow.
+
+    With `size` (w, h): the coordinates of the flow upsampled to that size (as by `upscale_flow`), made by
+    resizing the small map instead: resizing the pixel grid only scales and shifts it (apart from the rows and
+    columns where the resize clamps at the edge, corrected after), so this is one small add and two resizes
+    instead of three passes over a full-size flow.
+    """
     xs, ys = _pixel_grid(*flow.shape[:2])
-    return xs + flow[..., 0], ys + flow[..., 1]
+    xs, ys = xs + flow[..., 0], ys + flow[..., 1]
+    if size is None or tuple(size) == flow.shape[1::-1]:
+        return xs, ys
+    xs, ys = cv2.resize(xs, size, interpolation=cv2.INTER_LINEAR), cv2.resize(ys, size, interpolation=cv2.INTER_LINEAR)
+    for coords, small, large, across in ((xs, flow.shape[1], size[0], True), (ys, flow.shape[0], size[1], False)):
+        scale, shift, edges = _grid_resize(small, large)
+        cv2.addWeighted(coords, scale, coords, 0.0, shift, dst=coords)
+        for index, correction in edges:
+            if across:
+                coords[:, index] += correction
+            else:
+                coords[index] += correction
+    return xs, ys
+
+
+@lru_cache(maxsize=16)
+def _grid_resize(small: int, large: int) -> tuple[float, float, tuple[tuple[int, float], ...]]:
+    """For pixel positions along one axis resized from `small` to `large` by cv2.resize (linear): the scale and
+    shift that bring the resized positions back to the large grid, and the corrections where the resize clamped."""
+    scale = large / small
+    shift = scale / 2 - 0.5  # pixel centres: X = scale * ((X + 0.5) / scale - 0.5) + shift
+    positions = np.arange(large)
+    sampled = np.clip((positions + 0.5) / scale - 0.5, 0, small - 1)
+    correction = positions - (scale * sampled + shift)
+    edges = tuple((int(i), float(correction[i])) for i in np.flatnonzero(np.abs(correction) > 1e-6))
+    return scale, shift, edges
 
 
 def warp(image: np.ndarray, coords: tuple[np.ndarray, np.ndarray], interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:

@@ -317,7 +317,7 @@ class Propagator:
         view = self._keys[key.frame]
         key_grey, key_small, key_check = view.greys
         flow_tk = self._estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
-        coords = sample_map(upscale_flow(flow_tk, size))
+        coords = sample_map(flow_tk, size)
         layers = {}
         for name, layer in view.layers.items():
             # Cubic keeps the colour's detail through the warp; linear keeps alpha and depth within range.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.pipelines.flow import DisFlow, fb_confidence
+from backend.pipelines.flow import DisFlow, fb_confidence, sample_map, to_grey, upscale_flow
 from backend.pipelines.metrics import laplacian_variance, psnr
 from backend.pipelines.preview import preview_grade
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
@@ -152,3 +152,26 @@ def test_the_balanced_flow_recovers_a_known_pan(panning):
     middle = flow[30:90, 40:120]
     assert middle.std(axis=(0, 1)).max() < 1.5  # the roll adds a little spread
     assert np.abs(np.median(middle.reshape(-1, 2), axis=0) - (15.0, 4.8)).max() < 0.5
+
+
+def test_a_prediction_is_refined_at_the_finest_level_only(panning):
+    # Frame 6 is 15, 4.8 px from frame 0. Refining a prediction 2 px off at the finest level finds the pan; with
+    # no prediction that single level cannot reach 15 px, which is what the coarser levels are for.
+    a, b = to_grey(panning.frame(6)), to_grey(panning.frame(0))  # at 160 px DIS works at full size
+    truth = np.array([15.0, 4.8], np.float32)
+    middle = (slice(30, 90), slice(40, 120))
+    guess = np.broadcast_to(truth + 2.0, a.shape + (2,)).astype(np.float32)
+    refined = DisFlow("balanced").raw(a, b, guess, close=True)[middle]
+    assert np.abs(np.median(refined.reshape(-1, 2), axis=0) - truth).max() < 0.5
+    blind = DisFlow("balanced").raw(a, b, np.zeros_like(guess), close=True)[middle]
+    assert np.abs(np.median(blind.reshape(-1, 2), axis=0) - truth).max() > 2.0
+    full = DisFlow("balanced").raw(a, b, np.zeros_like(guess))[middle]
+    assert np.abs(np.median(full.reshape(-1, 2), axis=0) - truth).max() < 0.5
+
+
+@pytest.mark.parametrize("small, large", [((120, 68), (960, 540)), ((170, 100), (333, 201))])
+def test_coordinates_resized_from_a_small_flow_equal_those_of_the_upsampled_flow(small, large):
+    flow = np.random.default_rng(3).normal(0, 5, (small[1], small[0], 2)).astype(np.float32)
+    direct, resized = sample_map(upscale_flow(flow, large)), sample_map(flow, large)
+    for a, b in zip(direct, resized):  # the edge rows and columns, where the resize clamps, included
+        assert np.abs(a - b).max() < 1e-3

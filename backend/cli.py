@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from backend.memory import keep_freed_memory
+
 DEFAULT_URL = "tcp://127.0.0.1:5555"
 DEFAULT_STORE = os.environ.get("DSTAGE_STORE", "~/.cache/diffusion-stage/store")
 
@@ -399,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # frames reuse the last frame's buffers (see backend/memory.py)
     try:
         return args.func(args)
     except CommandError as e:

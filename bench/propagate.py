@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from temporal_footage import PhotoShot  # noqa: E402
 
+from backend.memory import keep_freed_memory  # noqa: E402
 from backend.pipelines.flow import DIS_PRESETS  # noqa: E402
 from backend.pipelines.metrics import metrics_report  # noqa: E402
 from backend.pipelines.preview import preview_grade  # noqa: E402
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--check-preset", default="coarse", choices=list(DIS_PRESETS))
     parser.add_argument("--scale", type=float, default=1.0, help="flow estimated at this fraction of the size")
     args = parser.parse_args()
+    keep_freed_memory()  # as the backend process does (`dstage`): frames reuse the last frame's buffers
     shot = PhotoShot((960, 540), args.frames)
     keys = list(range(0, args.frames, args.gap))
     if keys[-1] != args.frames - 1:

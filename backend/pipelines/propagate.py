@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from backend.params import ParamError, param
+from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
     DIS_PRESETS,
     DisFlow,
@@ -185,8 +186,9 @@ class Propagator:
         inside = (self._work(self._grey(image)) for image in between)
         greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
         # The two chains are independent: one in each thread.
-        forward, backward = self._in_parallel(lambda: _steps(self._chains[0], greys),
-                                              lambda: _steps(self._chains[1], greys[::-1]))
+        with beside_our_threads(2):
+            forward, backward = self._in_parallel(lambda: _steps(self._chains[0], greys),
+                                                  lambda: _steps(self._chains[1], greys[::-1]))
         flows = {"forward": _composed(forward), "backward": _composed(backward), "back_steps": np.stack(backward[::-1])}
         if len(greys) > 2:
             flows.update(first_to_next=_composed(forward[1:]), next_to_first=_composed(backward[:-1]))
@@ -209,6 +211,10 @@ class Propagator:
             raise ValueError(f"frame {t} is not between keyframes {prev.frame} and {next.frame}")
         if self.params.blend == "crossfade":
             return self._crossfade(t, prev, next)
+        with beside_our_threads(2):
+            return self._rebuild(t, source, prev, next)
+
+    def _rebuild(self, t: int, source: np.ndarray, prev: Keyframe | None, next: Keyframe | None) -> dict[str, np.ndarray]:
         live = {key.frame for key in (prev, next) if key is not None}
         self._keys = {k: v for k, v in self._keys.items() if k in live}
         self._warm = {k: v for k, v in self._warm.items() if k[0] in live}

@@ -17,13 +17,13 @@ from backend.params import ParamError, param
 
 # name -> (finest scale at 960 px wide, patch size, patch stride, gradient descent iterations, variational
 # iterations, median size). OpenCV's own presets, plus "coarse": ultrafast one level coarser, for flows that
-# only have to find gross occlusion (a quarter of the cost at 240 px wide), and "balanced": medium's finer scale (half resolution rather
-# than a quarter, which keeps motion boundaries sharp) with no variational refinement and a 5x5 median of the
-# flow instead. The finest scale follows the image width (one level finer per halving), so small frames are not
-# estimated from a few patches. bench/propagate.py measured the median against 4 refinement iterations on
-# warm-started flows: half the cost (26 against 52 ms a flow at 480x270 on one core) and steadier output
-# (warp error 1.11 against 1.19 x source): refinement smooths flow noise in space, the median removes the
-# outliers that make a warped frame shimmer in time.
+# only have to find gross occlusion (a quarter of the cost at 240 px wide), and "balanced": medium's finer
+# scale (half resolution rather than a quarter, which keeps motion boundaries sharp) with no variational
+# refinement and a 5x5 median of the flow instead. The finest scale follows the image width (one level finer
+# per halving), so small frames are not estimated from a few patches. bench/propagate.py measured the median
+# against 4 refinement iterations on warm-started flows: half the cost (26 against 52 ms a flow at 480x270 on
+# one core) and steadier output (warp error 1.11 against 1.19 x source): refinement smooths flow noise in
+# space, the median removes the outliers that make a warped frame shimmer in time.
 DIS_PRESETS = {
     "coarse": (3, 8, 4, 12, 0, 0),
     "ultrafast": (2, 8, 4, 12, 0, 0),

@@ -104,7 +104,7 @@ class _KeyView:
 
 @dataclass
 class _Side:
-    layers: dict[str, np.ndarray]  # warped to t, in the keyframe's dtypes
+    layers: dict[str, np.ndarray]  # warped to t: colour float32 (rounded once, after the blend), the rest float32
     weight: np.ndarray             # HxW float32 > 0: this side's share in the blend, relative to the other's
 
 
@@ -214,7 +214,8 @@ class Propagator:
         with beside_our_threads(2):
             return self._rebuild(t, source, prev, next)
 
-    def _rebuild(self, t: int, source: np.ndarray, prev: Keyframe | None, next: Keyframe | None) -> dict[str, np.ndarray]:
+    def _rebuild(self, t: int, source: np.ndarray, prev: Keyframe | None, next: Keyframe | None
+                 ) -> dict[str, np.ndarray]:
         live = {key.frame for key in (prev, next) if key is not None}
         self._keys = {k: v for k, v in self._keys.items() if k in live}
         self._warm = {k: v for k, v in self._warm.items() if k[0] in live}
@@ -253,7 +254,8 @@ class Propagator:
     def _key_view(self, key: Keyframe) -> _KeyView:
         view = self._keys.get(key.frame)
         if view is None:
-            layers = {name: layer.astype(np.float32) if name == "color" else layer for name, layer in key.layers.items()}
+            layers = {name: layer.astype(np.float32) if name == "color" else layer
+                      for name, layer in key.layers.items()}
             view = self._keys[key.frame] = _KeyView(self._greys(key.grey), layers)
         return view
 

@@ -4,6 +4,8 @@ OpenCV parallelizes one call over a pool of its own; where our code already runs
 threads (the propagator's two keyframe sides), that pool's workers spin on cores our threads need. Inside
 `beside_our_threads(n)`, a call gets the cores our other n-1 threads leave (while one caller has the pool, the
 others' calls run on themselves alone); on 2 cores that is none, and each call runs on its caller only.
+Hold it over a whole unit of work (a frame), not each parallel call: a pool worker spins a while after a call
+before it sleeps, so setting it back in between would put the spinning worker beside the next parallel call.
 """
 
 from __future__ import annotations

@@ -204,28 +204,27 @@ def sample_map(flow: np.ndarray, size: tuple[int, int] | None = None) -> tuple[n
     if size is None or tuple(size) == flow.shape[1::-1]:
         return xs, ys
     xs, ys = cv2.resize(xs, size, interpolation=cv2.INTER_LINEAR), cv2.resize(ys, size, interpolation=cv2.INTER_LINEAR)
-    for coords, small, large, across in ((xs, flow.shape[1], size[0], True), (ys, flow.shape[0], size[1], False)):
-        scale, shift, edges = _grid_resize(small, large)
-        cv2.addWeighted(coords, scale, coords, 0.0, shift, dst=coords)
-        for index, correction in edges:
-            if across:
-                coords[:, index] += correction
-            else:
-                coords[index] += correction
+    scale, shift, columns, corrections = _grid_resize(flow.shape[1], size[0])
+    cv2.addWeighted(xs, scale, xs, 0.0, shift, dst=xs)
+    xs[:, columns] += corrections
+    scale, shift, rows, corrections = _grid_resize(flow.shape[0], size[1])
+    cv2.addWeighted(ys, scale, ys, 0.0, shift, dst=ys)
+    ys[rows] += corrections[:, None]
     return xs, ys
 
 
 @lru_cache(maxsize=16)
-def _grid_resize(small: int, large: int) -> tuple[float, float, tuple[tuple[int, float], ...]]:
+def _grid_resize(small: int, large: int) -> tuple[float, float, np.ndarray, np.ndarray]:
     """For pixel positions along one axis resized from `small` to `large` by cv2.resize (linear): the scale and
-    shift that bring the resized positions back to the large grid, and the corrections where the resize clamped."""
+    shift that bring the resized positions back to the large grid, and where the resize clamped (at the edges),
+    those positions and their corrections."""
     scale = large / small
     shift = scale / 2 - 0.5  # pixel centres: X = scale * ((X + 0.5) / scale - 0.5) + shift
     positions = np.arange(large)
     sampled = np.clip((positions + 0.5) / scale - 0.5, 0, small - 1)
-    correction = positions - (scale * sampled + shift)
-    edges = tuple((int(i), float(correction[i])) for i in np.flatnonzero(np.abs(correction) > 1e-6))
-    return scale, shift, edges
+    correction = (positions - (scale * sampled + shift)).astype(np.float32)
+    clamped = np.flatnonzero(np.abs(correction) > 1e-6)
+    return scale, shift, clamped, correction[clamped]
 
 
 def warp(image: np.ndarray, coords: tuple[np.ndarray, np.ndarray], interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:

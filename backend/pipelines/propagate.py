@@ -339,12 +339,12 @@ class Propagator:
         flow_kt = self._estimate(check, t, key.frame, "from_key", key_check, grey_check, flows)
         flow_check = upscale_flow(flow_tk, grey_check.shape[1::-1])
         visible = fb_confidence(flow_check, flow_kt, sample_map(flow_check), slack=FB_SLACK)
-        visible = _resize_weight(visible, grey_small.shape[1::-1])
-        small_coords = sample_map(upscale_flow(flow_tk, grey_small.shape[1::-1]))
+        visible = _resize(visible, grey_small.shape[1::-1], cv2.INTER_LINEAR)
+        small_coords = sample_map(flow_tk, grey_small.shape[1::-1])
         mismatch = cv2.absdiff(warp(key_small, small_coords), grey_small).astype(np.float32)
         mismatch = cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))  # one noisy pixel is not an occlusion
         appearance = np.exp(-((mismatch / self.params.appearance_sigma) ** 2))
-        return _Side(layers, _resize_weight(_weight(visible * appearance, closeness), size))
+        return _Side(layers, _resize(_weight(visible * appearance, closeness), size, cv2.INTER_LINEAR))
 
     def _blend(self, sides: list[_Side]) -> dict[str, np.ndarray]:
         if len(sides) == 1:
@@ -391,9 +391,9 @@ def _composed(steps: list[np.ndarray]) -> np.ndarray:
 def _finish(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, layer in layers.items():
-        if name == "color":
+        if name == "color":  # float here (warped or mixed): rounded once
             # Cubic overshoot below 0 clipped in place, then rounded and saturated at 255 in one OpenCV pass.
-            out[name] = layer if layer.dtype == np.uint8 else cv2.convertScaleAbs(np.maximum(layer, 0.0, out=layer))
+            out[name] = cv2.convertScaleAbs(np.maximum(layer, 0.0, out=layer))
         elif name == "alpha":
             out[name] = np.clip(layer, 0.0, 1.0).astype(np.float32)
         else:
@@ -408,12 +408,9 @@ def _fit_width(shape, width: int) -> tuple[int, int]:
     return width, max(8, round(height * width / full))
 
 
-def _resize_weight(weight: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return weight if weight.shape[1::-1] == tuple(size) else cv2.resize(weight, size, interpolation=cv2.INTER_LINEAR)
-
-
-def _resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return grey if grey.shape[1::-1] == tuple(size) else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    """`image` at `size` (w, h): greys by area, as DIS shrinks them; weights linearly, to upsample them."""
+    return image if image.shape[1::-1] == tuple(size) else cv2.resize(image, size, interpolation=interpolation)
 
 
 def bracket(t: int, keys: list[int]) -> tuple[int | None, int | None]:

@@ -1,8 +1,8 @@
 """A video file's frames, decoded by Blender's own FFmpeg through the sequencer (Blender's Python has no
-OpenCV), one frame at a time, each cached as a PNG so it is decoded once however often it is read.
+OpenCV), each cached as a PNG so it is decoded once however often it is read.
 
-Each decode builds a throw-away scene holding one movie strip and "renders" the asked frame, which only
-decodes and writes it; the scene is removed at once, so nothing is left in the artist's file. The cache
+A decode builds a throw-away scene holding one movie strip and "renders" the asked frames, which only
+decodes and writes them; the scene is removed at once, so nothing is left in the artist's file. The cache
 folder's name carries the video's size and modification time: a re-exported video gets a new cache.
 """
 
@@ -68,7 +68,7 @@ class VideoFrames:
         about a third of a 720p frame's decode, so a run of frames opens it once)."""
         frames = list(frames)
         for frame in frames:
-            if frame not in self.frames:
+            if not 1 <= frame <= len(self.frames):  # frames are 1..N: no search through the list
                 raise VideoError(f"frame {frame} is outside {self.video.name}'s frames 1-{self.frames[-1]}")
         with ExitStack() as opened:
             decoder = None

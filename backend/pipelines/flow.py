@@ -67,6 +67,9 @@ class DisFlow:
         self._dis.setPatchStride(stride)
         self._dis.setGradientDescentIterations(descent)
         self._dis.setVariationalRefinementIterations(variational)
+        # An OpenCV without setCoarsestScale (5.0 has it; it came late in 4.x) runs the full pyramid: `close` is then
+        # only slower, not wrong.
+        self._levels_settable = hasattr(self._dis, "setCoarsestScale")
         self.scale = scale
 
     def level(self, width: int) -> int:
@@ -93,7 +96,8 @@ class DisFlow:
         if a.shape[1] != self._width:
             self._width = a.shape[1]
             self._dis.setFinestScale(self.level(self._width))
-        self._dis.setCoarsestScale(self.level(self._width) if close and init is not None else -1)  # -1: automatic
+        if self._levels_settable:  # -1: the pyramid DIS picks for the image size
+            self._dis.setCoarsestScale(self.level(self._width) if close and init is not None else -1)
         # Once given an initial flow, OpenCV's DIS keeps using a stored one on later calls even when none
         # is passed; passing zeros every time keeps each call independent of the ones before.
         start = init.copy() if init is not None else np.zeros(a.shape + (2,), np.float32)

@@ -97,7 +97,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return exr_channel(path.read_bytes(), str(path))
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageError(f"{path} is not an image OpenCV can read (accepted: {', '.join(IMAGE_EXTS)})")
+        raise ImageError(f"{path} could not be decoded: it is truncated, damaged or not an image "
+                         f"({', '.join(IMAGE_EXTS)}); re-export it")
     return _rgb(image)
 
 
@@ -138,6 +139,16 @@ def video_frames(path: Path) -> Iterator[np.ndarray]:
             yield np.ascontiguousarray(frame[:, :, ::-1])
     finally:
         cap.release()
+
+
+def video_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) the container declares, before decoding a frame; None when it declares none."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        cap.release()
+    return size if min(size) > 0 else None
 
 
 def video_fps(path: Path) -> float:

@@ -1,5 +1,6 @@
-"""Take frames back as numpy arrays inside Blender (Blender's own image loader, no OpenCV), in
-the values the take means: uint8 RGB / grey for png8, metres for depth, float32 for EXR."""
+"""Take frames back as numpy arrays inside Blender, through Blender's own image loader (any PNG, any EXR
+compression the backend or another tool wrote), in the values the take means: uint8 RGB / grey for png8,
+metres for depth, float32 for EXR."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from backend.ipc.take import Take
 
-from backend.ipc.imagefiles import ImageFileError, read_exr
+from backend.ipc.imagefiles import ImageFileError
 
 
 def read_frame(take: Take, layer: str, frame: int) -> np.ndarray:
@@ -18,13 +19,10 @@ def read_frame(take: Take, layer: str, frame: int) -> np.ndarray:
     if not path.is_file():
         raise ImageFileError(f"{path} is missing: frame {frame} of layer {layer!r} has not been written")
     spec = take.info.layers[layer]
-    if spec.format == "exr":
-        try:
-            planes = read_exr(path)
-        except ImageFileError:  # compressed EXR from elsewhere: Blender decodes it
-            return _load(path)[..., 0].astype(np.float32)
-        return next(iter(planes.values())) if len(planes) == 1 else np.stack([planes[k] for k in sorted(planes)], -1)
     pixels = _load(path)
+    if spec.format == "exr":  # one channel (Y, depth) comes back grey: R = G = B
+        grey = np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])
+        return pixels[..., 0].copy() if grey else pixels[..., :3].copy()
     if spec.format == "png16":
         unit = pixels[..., 0]
         if spec.near is not None and spec.far is not None:

@@ -139,16 +139,14 @@ class FrameSet:
 
 def reference_take(tmp: Path, frames: FrameSet, params: dict | None = None, stage: str = "matte") -> Path:
     """The take of an uninterrupted run of the same job, computed in this process by the job runner."""
-    from backend.jobs import prepare, run_job
-    from backend.params import params_to_json
+    from backend.jobs import identify, run_job
     from backend.store import JobSpec, Store
 
     store = Store(tmp)
     for frame, arrays in frames.arrays.items():
         store.put_input(frames.digests[frame], arrays)
     spec = JobSpec(stage, dict(params or {}), sorted(frames.digests.items()), frames.size)
-    _, parsed, _ = prepare(spec)
-    spec.params = params_to_json(parsed)
+    identify(spec)  # canonical params, stage version, model identities: the id the CLI and server give it
     store.save_job(spec)
     return run_job(store, spec).root
 

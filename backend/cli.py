@@ -265,7 +265,9 @@ def run_embedded(args, store, source, params, digests, side_digests) -> int:
                            INTERRUPTED) from None
     except Cancelled:
         raise CommandError("cancelled", INTERRUPTED) from None
-    except StageError as e:
+    except Exception as e:  # StageError, a library's error, a full disk: one line, as through a server
+        if debug():
+            raise
         message, status = explain(e)
         raise CommandError(f"stage {args.stage} failed: {message}", status) from None
     finally:

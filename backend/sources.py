@@ -61,7 +61,11 @@ def open_source(path: str | Path, frame_range: tuple[int, int] | None = None, *,
     path = Path(path).expanduser()
     if not path.exists():
         raise SourceError(f"{path} does not exist; give a folder of numbered images, a video file or a take folder")
-    if path.is_dir() and (path / "take.json").is_file():
+    try:
+        is_take = path.is_dir() and (path / "take.json").is_file()
+    except PermissionError:
+        raise SourceError(f"cannot read the input folder {path}: permission denied; give this user read access") from None
+    if is_take:
         source = _take_source(path)
     elif path.is_dir():
         source = _folder_source(path, frame_range, max_megapixels)

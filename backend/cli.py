@@ -275,7 +275,7 @@ def run_embedded(args, store, source, params, digests, side_digests) -> int:
     missing = out.missing_frames() if len(frames) == len(out.info.frames) else [f for f in frames if not out.is_complete(f)]
     if missing:
         raise CommandError(f"{len(missing)} frames are missing from {args.out} (first {missing[0]})")
-    keep_store_limit(args, store)
+    keep_store_limit(args, store, spec.job_id)
     print(f"dstage: {len(frames)} frames of {args.stage} in {args.out}")
     return 0
 
@@ -323,10 +323,10 @@ def gb_to_bytes(value: float | None) -> int | None:
     return None if value is None else int(value * 1e9)
 
 
-def keep_store_limit(args, store) -> None:
+def keep_store_limit(args, store, job_id: str) -> None:
     """After an embedded run: the least recently used jobs go until the store fits --store-max-gb."""
     if args.store_max_gb is not None:
-        store.collect(max_bytes=gb_to_bytes(args.store_max_gb))
+        store.collect(max_bytes=gb_to_bytes(args.store_max_gb), keep=(job_id,))
 
 
 def cmd_store_gc(args) -> int:

@@ -144,7 +144,7 @@ class StoreService:
                 run_job(self.store, self.spec(job_id), JobCallbacks(on_frame, on_progress, is_cancelled),
                         models=self.models, device=self.device)
             if self.store_max_bytes is not None:
-                self.store.collect(max_bytes=self.store_max_bytes)
+                self.store.collect(max_bytes=self.store_max_bytes, keep=(job_id,))
         except (Cancelled, StageError):
             raise
         except ParamError as e:

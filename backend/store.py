@@ -143,10 +143,10 @@ class Store:
         """Context manager held while the job computes: `collect` never removes it meanwhile."""
         return store_gc.running(self.job_dir(job_id))
 
-    def collect(self, *, keep_days: float | None = None, max_bytes: int | None = None,
-                dry_run: bool = False) -> store_gc.GcReport:
-        """Remove unused jobs and unread inputs (backend/store_gc.py)."""
-        return store_gc.collect(self.root, keep_days=keep_days, max_bytes=max_bytes, dry_run=dry_run)
+    def collect(self, *, keep_days: float | None = None, max_bytes: int | None = None, dry_run: bool = False,
+                keep: tuple[str, ...] = ()) -> store_gc.GcReport:
+        """Remove unused jobs and unread inputs (backend/store_gc.py); never a running job or one in `keep`."""
+        return store_gc.collect(self.root, keep_days=keep_days, max_bytes=max_bytes, dry_run=dry_run, keep=keep)
 
     def load_job(self, job_id: str) -> JobSpec:
         path = self.job_dir(job_id) / "job.json"

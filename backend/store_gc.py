@@ -67,7 +67,10 @@ class _Job:
 
 
 def collect(root: Path, *, keep_days: float | None = None, max_bytes: int | None = None, dry_run: bool = False,
-            now: float | None = None) -> GcReport:
+            keep: tuple[str, ...] = (), now: float | None = None) -> GcReport:
+    """Remove jobs unused for `keep_days`, then the least recently used until the store fits `max_bytes`
+    (never those in `keep`: the job just computed, whose frames a client may still fetch), then every input
+    no remaining job reads."""
     now = time.time() if now is None else now
     jobs = _jobs(root)
     inputs = _inputs(root)
@@ -81,7 +84,7 @@ def collect(root: Path, *, keep_days: float | None = None, max_bytes: int | None
     for job in sorted(jobs, key=lambda j: j.used):   # least recently used first
         old = keep_days is not None and now - job.used > keep_days * 86400
         over = max_bytes is not None and total > max_bytes
-        if not (old or over):
+        if not (old or over) or job.job_id in keep:
             continue
         if not _try_remove(job, dry_run):
             report.running.append(job.job_id)

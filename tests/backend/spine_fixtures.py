@@ -29,10 +29,10 @@ def env() -> dict:
     return out
 
 
-def dstage(*args: str, timeout: float = 120.0, **kw) -> subprocess.CompletedProcess:
-    """Run `dstage ARGS` to completion in another process."""
-    return subprocess.run([PYTHON, "-m", "backend.cli", *args], cwd=REPO, env=env(), capture_output=True,
-                          text=True, timeout=timeout, **kw)
+def dstage(*args: str, timeout: float = 120.0, env_extra: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run `dstage ARGS` to completion in another process (`env_extra`: variables to add)."""
+    return subprocess.run([PYTHON, "-m", "backend.cli", *args], cwd=REPO, env={**env(), **(env_extra or {})},
+                          capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def free_port() -> int:

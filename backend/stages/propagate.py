@@ -45,7 +45,8 @@ KEYFRAMES = "keyframes"   # the side input of keyframes_from=folder
 class PropagateStageParams:
     keyframes_from: str = param("preview", choices=["diffuse", "folder", "preview"],
                                 help="diffuse: ControlNet diffusion of keyframe grids; folder: the artist's "
-                                     "stylized keyframes; preview: a weightless colour grade")
+                                     "stylized keyframes, uploaded as the side input `--side keyframes=DIR`; "
+                                     "preview: a weightless colour grade")
     diffuse: DiffuseParams = field(default_factory=DiffuseParams)
     preview_levels: int = param(0, min=0, max=64, help="preview only: posterize to this many levels (0 = off)")
     layers: list[str] = param(["color"], choices=list(LAYERS), help="layers to write; alpha and depth ride along")

@@ -190,3 +190,38 @@ def test_side_inputs_travel_through_the_server_like_frames(tmp_path):
     assert info[0]["job_id"] == info[1]["job_id"]
     alpha = cv2.imread(str(tmp_path / "remote" / "alpha" / "0003.png"), cv2.IMREAD_UNCHANGED)
     assert abs(float(alpha.mean()) - 200) < 3  # the keyframes' own alpha/ rode along
+
+
+def test_diffusion_declares_every_model_it_loads(tmp_path):
+    """Checkpoint, VAE, the ControlNet of the checkpoint's family, annotators and LoRAs: each in the id."""
+    sdxl = tmp_path / "sdxl"
+    sdxl.mkdir()
+    (sdxl / "model_index.json").write_text('{"_class_name": "StableDiffusionXLPipeline"}')
+    files = {name: tmp_path / f"{name}.safetensors" for name in ("cn", "ink", "vae")}
+    for path in files.values():
+        path.write_bytes(b"w")
+    (tmp_path / "annotators").mkdir()
+    registry = ModelRegistry.from_dict({"models": {
+        "checkpoint": {"path": str(sdxl)}, "vae": {"file": str(files["vae"])},
+        "controlnet_xl": {"depth": {"file": str(files["cn"])}}, "lora": {"ink": {"file": str(files["ink"])}},
+        "annotators": {"path": str(tmp_path / "annotators")}}})
+    params = {"prompt": "x", "controls": [{"type": "depth"}], "loras": [{"name": "ink"}]}
+    store = Store(tmp_path / "store")
+    spec = stored_spec(store, "diffuse", params)
+    identify(spec, registry)
+    assert sorted(spec.models) == ["annotators", "checkpoint", "controlnet_xl.depth", "lora.ink", "vae"]
+    for name, path in files.items():  # any one of them rewritten: another job
+        path.write_bytes(b"other weights")
+        assert job_id(store, "diffuse", params, registry) != spec.job_id, name
+        path.write_bytes(b"w")
+        os.utime(path, ns=(path.stat().st_atime_ns, _mtime(spec, name)))  # back as it was
+    assert job_id(store, "diffuse", params, registry) == spec.job_id
+    mapped = {**params, "controls": [{"type": "depth", "source": "map"}]}  # the render's map: no annotator
+    spec_mapped = stored_spec(store, "diffuse", mapped)
+    identify(spec_mapped, registry)
+    assert "annotators" not in spec_mapped.models
+
+
+def _mtime(spec: JobSpec, name: str) -> int:
+    role = {"cn": "controlnet_xl.depth", "ink": "lora.ink", "vae": "vae"}[name]
+    return spec.models[role]["files"]["mtime_ns"]

@@ -225,3 +225,19 @@ def test_diffusion_declares_every_model_it_loads(tmp_path):
 def _mtime(spec: JobSpec, name: str) -> int:
     role = {"cn": "controlnet_xl.depth", "ink": "lora.ink", "vae": "vae"}[name]
     return spec.models[role]["files"]["mtime_ns"]
+
+
+def test_inputs_are_checked_against_the_declared_size(tmp_path):
+    """A frame whose arrays are not the size the job was submitted with is refused before it is stored."""
+    from backend.ipc.server import RequestError
+    from backend.service import StoreService
+
+    service = StoreService(Store(tmp_path / "store"), device="cpu")
+    right, wrong = {"color": scene(1)}, {"color": scene(2, size=(32, 48))}
+    accepted = service.submit({"stage": "matte", "params": {}, "size": [64, 48],
+                               "frames": [[1, digest_arrays(right)], [2, digest_arrays(wrong)]]})
+    service.put_input(accepted["job_id"], 1, digest_arrays(right), right)
+    with pytest.raises(RequestError, match="layer 'color' is 32x48, but the job's frames are 64x48") as e:
+        service.put_input(accepted["job_id"], 2, digest_arrays(wrong), wrong)
+    assert e.value.code == "bad_input"
+    assert service.missing_inputs(accepted["job_id"]) == [2]

@@ -15,13 +15,15 @@ layers the source has (a take rendered by the add-on brings depth, normal, segme
 
 What a stage declares so that a job's id covers everything its output depends on (backend/identity.py):
     version        an int, bumped whenever a change to the stage or a pipeline it runs alters its output
-                   (an old take is then recomputed instead of replayed); `register` refuses a stage without
+                   (an old take is then recomputed instead of replayed); `register` refuses a stage without one
     model_roles    (params, models) -> the model registry roles it loads for these parameters (or
                    `rembg:<name>` for one of rembg's own models); the identity of their weights joins the id.
                    Leave it out only when the stage loads no model.
     side_inputs    (params) -> {name: what it holds} for the side inputs it needs (keyframes, a clean
                    plate, reference images): images the client uploads into the store like frames, read
-                   with `ctx.read_side(name, key)`, their digests in the id. Never a path on the server.
+                   with `ctx.read_side(name, key)` (keys: frame numbers, or 0 for a single image; the keys
+                   present are in `ctx.sides[name]`), their digests in the id. Never a path on the server:
+                   `dstage run --side NAME=PATH` reads the folder or image on the client and uploads it.
 """
 
 from __future__ import annotations

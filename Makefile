@@ -47,12 +47,13 @@ test-blender: $(STAMPS)/blender
 demo: setup
 	PYTHONPATH=$(CURDIR) DSTAGE_BACKEND_PYTHON=$(CURDIR)/$(BPY) $(BLPY) -m sample_scenes.demo --out out/demo
 
-bench: $(STAMPS)/backend
+bench: $(STAMPS)/backend $(STAMPS)/blender
 	$(BPY) bench/transport.py
 	$(BPY) bench/propagate.py
 	$(BPY) bench/scaling.py
 	$(BPY) bench/upscale_tiles.py
 	$(BPY) bench/gpu_stages.py
+	PYTHONPATH=$(CURDIR) $(BLPY) bench/take_read.py
 
 clean:
 	rm -rf $(STAMPS) $(BACKEND_VENV) $(BLENDER_VENV) dist build

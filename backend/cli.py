@@ -5,13 +5,18 @@
     dstage run matte --in footage/ --out takes/matte [--server URL] [--set key.screen=blue]
     dstage keys --out KEYS [--name server]          dstage keys --allow artist.key --keys KEYS
     dstage stages
-    dstage models check [--models models.json]
+    dstage models check [--models models.json]       dstage models fetch [--models models.json]
+    dstage store gc [--keep-days 30] [--max-gb 200]
     dstage metrics --take takes/propagate --source footage/
+
+Every error ends the command with one line, `dstage: <what>, <which file or field>, <the fix>`, and the exit
+status of backend/failures.py: 2 for bad input, 1 for a failed job, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -20,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from backend.failures import BAD_INPUT, INTERRUPTED, debug, exit_status, explain
+from backend.image_header import DEFAULT_MAX_MEGAPIXELS
 from backend.memory import keep_freed_memory
 
 DEFAULT_URL = "tcp://127.0.0.1:5555"
@@ -27,7 +34,7 @@ DEFAULT_STORE = os.environ.get("DSTAGE_STORE", "~/.cache/diffusion-stage/store")
 
 
 class CommandError(Exception):
-    """Ends the command with this message and exit status 2 (bad input) or 1 (failure)."""
+    """Ends the command with this message and exit status 2 (bad input), 1 (failure) or 130 (interrupted)."""
 
     def __init__(self, message: str, status: int = 1):
         super().__init__(message)
@@ -66,16 +73,24 @@ def cmd_serve(args) -> int:
     from backend.ipc.auth import AuthError
     from backend.ipc.server import Server
     from backend.service import StoreService
-    from backend.store import Store
+
+    import zmq
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    service = StoreService(Store(args.store), models=load_models(args), device=args.device)
+    service = StoreService(open_store(args.store), models=load_models(args), device=args.device,
+                           store_max_bytes=gb_to_bytes(args.store_max_gb))
     try:
         server = Server(service, args.bind, keys_dir=args.keys,
                         max_message_bytes=int(args.max_message_mb * (1 << 20)),
                         shm_enabled=False if args.no_shm else None)
     except AuthError as e:
         raise CommandError(str(e), 2) from None
+    except zmq.ZMQError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise CommandError(f"--bind {args.bind} is already in use by another process; stop it, or give "
+                               "another port", BAD_INPUT) from None
+        raise CommandError(f"cannot listen on --bind {args.bind}: {e}; addresses look like tcp://127.0.0.1:5555",
+                           BAD_INPUT) from None
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     print(f"dstage: listening on {server.url} (store {service.store.root}, {service.describe()['device']})", flush=True)
     try:
@@ -113,66 +128,113 @@ def cmd_ping(args) -> int:
 
 # -- run -----------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from backend.imageio import ImageError
-    from backend.ipc.digest import digest_arrays
-    from backend.progress import ProgressBar
-    from backend.sources import SourceError, open_source, parse_range
+    from backend.out_folder import OutFolder, OutFolderError, check_out
+    from backend.sources import open_side, open_source, parse_range
 
+    side_paths = parse_sides(args.side)
     try:
-        source = open_source(args.input, parse_range(args.frames))
-    except (SourceError, ImageError) as e:
-        raise CommandError(str(e), 2) from None
+        out = check_out(args.out, [("--in", args.input), *((f"--side {n}", p) for n, p in side_paths.items())])
+    except OutFolderError as e:
+        raise CommandError(str(e), BAD_INPUT) from None
+    source = open_source(args.input, parse_range(args.frames), max_megapixels=args.max_megapixels,
+                         allow_gaps=args.allow_gaps)
+    sides = {name: open_side(name, path, args.max_megapixels) for name, path in side_paths.items()}
     params = parse_sets(args.set)
     store = None
     if not args.server:
-        from backend.store import Store
+        check_stage(args.stage, params, source.size, sides)  # a typo fails now, not after reading every frame
+        store = open_store(args.store)
+    side_digests = {name: read_all(side.keys, side.read, store, f"side {name}") for name, side in sides.items()}
+    digests = read_all(source.frames, source.read, store, "reading")
+    guard = OutFolder(out)
+    try:
+        if args.server:
+            return run_remote(args, source, params, digests, sides, side_digests)
+        return run_embedded(args, store, source, params, digests, side_digests)
+    except CommandError as e:
+        if e.status != INTERRUPTED:
+            guard.restore()
+        raise
+    except Exception:
+        guard.restore()  # a failed run leaves --out as it was; the corrected command runs into it
+        raise
 
-        check_stage(args.stage, params, source.size)  # a typo fails now, not after reading every frame
-        store = Store(args.store)
+
+def read_all(keys, read, store, label: str) -> dict[int, str]:
+    """Digest every frame (or side input item), storing it for an embedded run; one frame in memory at a time."""
+    from backend.ipc.digest import digest_arrays
+    from backend.progress import ProgressBar
+
     digests = {}
-    bar = ProgressBar(len(source.frames), "reading")
-    for i, frame in enumerate(source.frames, 1):
-        arrays = source.read(frame)
-        digests[frame] = digest_arrays(arrays)
-        if store is not None:
-            store.put_input(digests[frame], arrays)
-        bar.update(i)
-    bar.close()
-    if args.server:
-        return run_remote(args, source, params, digests)
-    return run_embedded(args, store, source, params, digests)
+    bar = ProgressBar(len(keys), label)
+    try:
+        for i, key in enumerate(keys, 1):
+            arrays = read(key)
+            digests[key] = digest_arrays(arrays)
+            if store is not None:
+                store.put_input(digests[key], arrays)
+            bar.update(i)
+    finally:
+        bar.close()
+    return digests
 
 
-def check_stage(stage: str, params: dict, size: tuple[int, int]) -> None:
+def parse_sides(items: list[str]) -> dict[str, str]:
+    """`--side keyframes=DIR` -> {"keyframes": "DIR"}."""
+    out = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name.isidentifier() or not path:
+            raise CommandError(f"--side {item!r}: expected NAME=PATH (for example --side keyframes=stylized/); "
+                               "`dstage stages` lists each stage's side inputs", BAD_INPUT)
+        out[name] = path
+    return out
+
+
+def open_store(path: str):
+    from backend.store import Store
+
+    try:
+        return Store(path)
+    except (FileExistsError, NotADirectoryError):
+        raise CommandError(f"--store {path} is a file (or lies under one); give a folder for the job store",
+                           BAD_INPUT) from None
+    except PermissionError:
+        raise CommandError(f"--store {path} cannot be written by this user; give a folder you can write to",
+                           BAD_INPUT) from None
+
+
+def check_stage(stage: str, params: dict, size: tuple[int, int], sides: dict | None = None) -> None:
     from backend.jobs import prepare
     from backend.params import ParamError
     from backend.stages.base import StageError
     from backend.store import JobSpec
 
     try:
-        prepare(JobSpec(stage, params, [], size))
+        prepare(JobSpec(stage, params, [], size, sides={name: [(0, "")] for name in sides or {}}))
     except ParamError as e:
-        raise CommandError(f"stage {stage}: {e}", 2) from None
+        raise CommandError(f"stage {stage}: {e}", BAD_INPUT) from None
     except StageError as e:
-        raise CommandError(str(e), 2) from None
+        raise CommandError(str(e), exit_status(e.code)) from None
 
 
-def run_embedded(args, store, source, params, digests) -> int:
+def run_embedded(args, store, source, params, digests, side_digests) -> int:
     from backend.ipc.take import Take
-    from backend.jobs import JobCallbacks, prepare, run_job
-    from backend.params import ParamError, params_to_json
+    from backend.jobs import JobCallbacks, identify, run_job
+    from backend.params import ParamError
     from backend.progress import ProgressBar
     from backend.stages.base import Cancelled, StageError
     from backend.store import JobSpec
 
-    spec = JobSpec(args.stage, params, sorted(digests.items()), source.size, source.fps, source.description)
+    spec = JobSpec(args.stage, params, sorted(digests.items()), source.size, source.fps, source.description,
+                   sides={name: sorted(d.items()) for name, d in side_digests.items()})
+    models = load_models(args)
     try:
-        _, parsed, layers = prepare(spec)
+        _, _, layers = identify(spec, models)  # canonical params, stage version, model identities: the job id
     except ParamError as e:
-        raise CommandError(f"stage {args.stage}: {e}", 2) from None
+        raise CommandError(f"stage {args.stage}: {e}", BAD_INPUT) from None
     except StageError as e:
-        raise CommandError(str(e), 2) from None
-    spec.params = params_to_json(parsed)  # canonical, so embedded and served runs share a job id
+        raise CommandError(str(e), exit_status(e.code)) from None
     store.save_job(spec)
     stored = store.open_take(spec, layers)
     out = Take.create(args.out, stored.info)
@@ -196,32 +258,37 @@ def run_embedded(args, store, source, params, digests) -> int:
         bar.update(count[0])
 
     try:
-        run_job(store, spec, JobCallbacks(on_frame=on_frame), models=load_models(args))
+        with store.running(spec.job_id):
+            run_job(store, spec, JobCallbacks(on_frame=on_frame), models=models)
     except KeyboardInterrupt:
-        bar.close()
-        raise CommandError(f"interrupted; {count[0]}/{len(frames)} frames are in {args.out}: run again to finish", 130)
+        raise CommandError(f"interrupted; {count[0]}/{len(frames)} frames are in {args.out}: run again to finish",
+                           INTERRUPTED) from None
     except Cancelled:
-        raise CommandError("cancelled", 130) from None
-    except StageError as e:
+        raise CommandError("cancelled", INTERRUPTED) from None
+    except Exception as e:  # StageError, a library's error, a full disk: one line, as through a server
+        if debug():
+            raise
+        message, status = explain(e)
+        raise CommandError(f"stage {args.stage} failed: {message}", status) from None
+    finally:
         bar.close()
-        where = f" at frame {e.frame}" if e.frame is not None else ""
-        raise CommandError(f"stage {args.stage} failed{where}: {e}") from None
-    bar.close()
     missing = out.missing_frames() if len(frames) == len(out.info.frames) else [f for f in frames if not out.is_complete(f)]
     if missing:
         raise CommandError(f"{len(missing)} frames are missing from {args.out} (first {missing[0]})")
+    keep_store_limit(args, store, spec.job_id)
     print(f"dstage: {len(frames)} frames of {args.stage} in {args.out}")
     return 0
 
 
-def run_remote(args, source, params, digests) -> int:
+def run_remote(args, source, params, digests, sides, side_digests) -> int:
     from backend.ipc.client import Client
     from backend.ipc.remote_job import RemoteJob
     from backend.progress import ProgressBar
 
     client = Client(args.server, keys=client_keys(args), timeout_s=args.timeout)
     job = RemoteJob(client, stage=args.stage, params=params, digests=digests, read_input=source.read,
-                    size=source.size, out_dir=args.out, fps=source.fps, source=source.description)
+                    size=source.size, out_dir=args.out, fps=source.fps, source=source.description,
+                    sides={name: (side_digests[name], side.read) for name, side in sides.items()})
     bar = ProgressBar(len(source.frames), args.stage)
     reconnects = 0
     try:
@@ -238,14 +305,37 @@ def run_remote(args, source, params, digests) -> int:
             time.sleep(0.005)
     except KeyboardInterrupt:
         job.cancel()
-        raise CommandError(f"interrupted; {len(job.local_done)} frames are in {args.out}: run again to finish", 130)
+        raise CommandError(f"interrupted; {len(job.local_done)} frames are in {args.out}: run again to finish",
+                           INTERRUPTED) from None
     finally:
         bar.close()
         client.close()
     if job.state != "done":
         code, message = job.error or (job.state, "")
-        raise CommandError(f"stage {args.stage} {job.state}: {message} [{code}]", 2 if code.startswith("bad") else 1)
+        code = str(code)  # a server may send any JSON value; the status comes from the code's text
+        raise CommandError(f"stage {args.stage} {job.state}: {message} [{code}]", exit_status(code))
     print(f"dstage: {len(source.frames)} frames of {args.stage} in {args.out}")
+    return 0
+
+
+# -- store -----------------------------------------------------------------------------------------
+def gb_to_bytes(value: float | None) -> int | None:
+    return None if value is None else int(value * 1e9)
+
+
+def keep_store_limit(args, store, job_id: str) -> None:
+    """After an embedded run: the least recently used jobs go until the store fits --store-max-gb."""
+    if args.store_max_gb is not None:
+        store.collect(max_bytes=gb_to_bytes(args.store_max_gb), keep=(job_id,))
+
+
+def cmd_store_gc(args) -> int:
+    if args.keep_days is None and args.max_gb is None:
+        raise CommandError("say what to keep: --keep-days N (jobs used in the last N days) and/or --max-gb N "
+                           "(the most recently used jobs that fit in N GB)", BAD_INPUT)
+    store = open_store(args.store)
+    report = store.collect(keep_days=args.keep_days, max_bytes=gb_to_bytes(args.max_gb), dry_run=args.dry_run)
+    print(f"dstage: {store.root}: {report.summary(args.dry_run)}")
     return 0
 
 
@@ -256,6 +346,36 @@ def cmd_models_check(args) -> int:
     report = check_models(load_models(args))
     print(json.dumps(report, indent=1) if args.json else format_check(report))
     return 0 if all(e["status"] == "found" for e in report) else 1
+
+
+def cmd_models_fetch(args) -> int:
+    from backend.model_fetch import fetch, fetch_plan
+
+    registry = load_models(args)
+    plan = fetch_plan(registry, args.role or None)
+    if not plan:
+        raise CommandError(f"{registry.source} names no model; add roles under \"models\" (see `dstage models check`)",
+                           BAD_INPUT)
+    print("\n".join(item.line() for item in plan))
+    todo = [item for item in plan if item.action == "download"]
+    manual = [item for item in plan if item.action == "manual"]
+    if not todo:
+        print(f"dstage: nothing to download{f'; {len(manual)} local model(s) missing (see above)' if manual else ''}")
+        return 1 if manual else 0
+    if args.dry_run:
+        return 0
+    if not registry.allow_download:
+        raise CommandError(f"downloads are off in {registry.source}; set \"allow_download\": true there to fetch "
+                           f"the {len(todo)} model(s) above, or run the download on a machine with network and copy "
+                           "the Hugging Face cache here", BAD_INPUT)
+    failures = fetch(registry, todo)
+    for item, error in failures:
+        print(f"dstage: could not download {item.what} for {item.role!r}: {error}", file=sys.stderr)
+    if failures:
+        raise CommandError(f"{len(failures)} of {len(todo)} download(s) failed (above); check the network (and "
+                           "HF_ENDPOINT / HF_TOKEN), then run `dstage models fetch` again")
+    print(f"dstage: fetched {len(todo)} model(s)")
+    return 0
 
 
 def cmd_metrics(args) -> int:
@@ -351,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default: cuda when torch sees a GPU)")
     p.add_argument("--max-message-mb", type=positive_float, default=1024.0,
                    help="refuse messages larger than this (MiB); a single frame part over it drops the peer")
+    p.add_argument("--store-max-gb", type=positive_float,
+                   help="after each job, remove the least recently used jobs until the store fits (see `store gc`)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ping", help="check that a backend answers")
@@ -366,7 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help="run through this backend (default: embedded in this process)")
     p.add_argument("--store", default=DEFAULT_STORE, help="job store for embedded runs")
     p.add_argument("--frames", help="frame range FIRST-LAST")
+    p.add_argument("--allow-gaps", action="store_true", help="run a sequence with missing frame numbers as it is")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a stage parameter")
+    p.add_argument("--side", action="append", default=[], metavar="NAME=PATH",
+                   help="a side input (e.g. keyframes=FOLDER): uploaded with the frames; `dstage stages` lists them")
+    p.add_argument("--max-megapixels", type=positive_float, default=DEFAULT_MAX_MEGAPIXELS,
+                   help="refuse frames larger than this, read from each file's header before decoding")
+    p.add_argument("--store-max-gb", type=positive_float,
+                   help="after the run, remove the least recently used jobs until the store fits")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds of silence before reconnecting")
     p.add_argument("--models", help="model config file (JSON)")
     key_args(p)
@@ -385,6 +514,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="model config file (JSON); default $DSTAGE_MODELS or ~/.config/diffusion-stage")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models_check)
+
+    p = models_sub.add_parser("fetch", help="download the models the config names (where allow_download is on)")
+    p.add_argument("--models", help="model config file (JSON); default $DSTAGE_MODELS or ~/.config/diffusion-stage")
+    p.add_argument("--role", action="append", default=[], help="only this role (repeatable); default: every "
+                                                                  "configured role")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, download nothing")
+    p.set_defaults(func=cmd_models_fetch)
+
+    p = sub.add_parser("store", help="the job store: remove old jobs")
+    store_sub = p.add_subparsers(dest="store_command", required=True)
+    p = store_sub.add_parser("gc", help="remove jobs unused for N days, or the oldest beyond N GB; never a running one")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--keep-days", type=positive_float, help="keep jobs used in the last N days")
+    p.add_argument("--max-gb", type=positive_float, help="keep the most recently used jobs that fit in N GB")
+    p.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+    p.set_defaults(func=cmd_store_gc)
 
     p = sub.add_parser("metrics", help="temporal metrics of a take against its source footage")
     p.add_argument("--take", required=True)
@@ -405,8 +550,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CommandError as e:
-        print(f"dstage: {e}", file=sys.stderr)
-        return e.status
+        message, status = str(e), e.status
+    except KeyboardInterrupt:
+        message, status = "interrupted", INTERRUPTED
+    except BrokenPipeError:  # the output went to a pager or `head` that closed: nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:  # the one place every other error becomes one line and an exit status
+        if debug():
+            raise
+        message, status = explain(e)
+    print(f"\ndstage: {message}" if sys.stderr.isatty() else f"dstage: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

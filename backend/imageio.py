@@ -1,15 +1,21 @@
-"""Image files in and out of the backend: take layers, frame folders and video files (OpenCV)."""
+"""Image files in and out of the backend: take layers, frame folders and video files.
+
+Maintained codecs only: PNG (8 and 16 bit), JPEG, TIFF, WebP and video through OpenCV; OpenEXR (any
+compression, half or float channels) through the OpenEXR bindings. The take's own small codec in
+backend/ipc/imagefiles.py is Blender's side's (its Python has neither library), not the backend's.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
+import OpenEXR
 
-from backend.ipc.imagefiles import ImageFileError, decode_exr, exr_bytes
 from backend.ipc.take import Layer
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".webp", ".bmp")
@@ -32,8 +38,7 @@ def to_unit(array: np.ndarray) -> np.ndarray:
 def encode_layer(layer: Layer, array: np.ndarray) -> bytes:
     """Encode one frame of a layer into the file bytes the take stores."""
     if layer.format == "exr":
-        # OpenCV's wheel has no EXR codec; the take's own codec (shared with Blender's side) does
-        return exr_bytes({"Y": np.asarray(array, dtype=np.float32)})
+        return exr_bytes(array)
     else:
         if layer.format == "png16":
             if layer.near is not None and layer.far is not None:
@@ -68,12 +73,31 @@ def decode_layer(layer: Layer, data: bytes | np.ndarray) -> np.ndarray:
     return image
 
 
+def exr_bytes(array: np.ndarray) -> bytes:
+    """One H×W float layer as a ZIP-compressed (lossless) scanline OpenEXR file with a `Y` channel."""
+    plane = np.ascontiguousarray(array, dtype=np.float32)
+    if plane.ndim != 2:
+        raise ImageError(f"an EXR layer holds one H×W channel, got shape {plane.shape}")
+    buf = io.BytesIO()
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Y": plane}).write(buf)
+    return buf.getvalue()
+
+
+def exr_planes(data: bytes, source: str = "EXR data") -> dict[str, np.ndarray]:
+    """Every channel of an OpenEXR file's first part as H×W float32 (half and uint channels converted)."""
+    try:
+        exr = OpenEXR.File(io.BytesIO(data), separate_channels=True)
+        return {name: np.asarray(channel.pixels, dtype=np.float32) for name, channel in exr.channels().items()}
+    except Exception as e:  # the bindings raise plain RuntimeError/ValueError for damaged files
+        raise ImageError(f"{source} could not be read as OpenEXR ({str(e).strip() or type(e).__name__}); "
+                         "re-export it") from None
+
+
 def exr_channel(data: bytes, source: str = "EXR data") -> np.ndarray:
     """The depth-like channel of an EXR (Y, Z, V or R, in that order of preference) as float32."""
-    try:
-        planes = decode_exr(data, source)
-    except ImageFileError as e:
-        raise ImageError(str(e)) from None
+    planes = exr_planes(data, source)
+    if not planes:
+        raise ImageError(f"{source} holds no channel; re-export it")
     for name in ("Y", "Z", "V", "R", "Depth.V", "Depth.Z"):
         if name in planes:
             return planes[name]
@@ -97,7 +121,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return exr_channel(path.read_bytes(), str(path))
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageError(f"{path} is not an image OpenCV can read (accepted: {', '.join(IMAGE_EXTS)})")
+        raise ImageError(f"{path} could not be decoded: it is truncated, damaged or not an image "
+                         f"({', '.join(IMAGE_EXTS)}); re-export it")
     return _rgb(image)
 
 
@@ -138,6 +163,16 @@ def video_frames(path: Path) -> Iterator[np.ndarray]:
             yield np.ascontiguousarray(frame[:, :, ::-1])
     finally:
         cap.release()
+
+
+def video_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) the container declares, before decoding a frame; None when it declares none."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        cap.release()
+    return size if min(size) > 0 else None
 
 
 def video_fps(path: Path) -> float:

@@ -232,6 +232,10 @@ class ModelRegistry:
             raise ModelConfigError(f"{path} is not valid JSON: {e}") from None
         return cls.from_dict(data, allow_download=allow_download, source=str(path))
 
+    def offline(self) -> "ModelRegistry":
+        """The same roles, resolved only from what is on this machine (no download), without the warm cache."""
+        return ModelRegistry(self.specs, allow_download=False, cache_dir=self.cache_dir, source=self.source)
+
     # ---- looking up -----------------------------------------------------------------------------------
     def spec(self, role: str) -> ModelSpec:
         if role in self.specs:
@@ -372,7 +376,7 @@ def check_models(config: "ModelRegistry | dict | str | os.PathLike | None" = Non
         registry = ModelRegistry.from_dict(config)
     else:
         registry = ModelRegistry.from_file(config)
-    offline = ModelRegistry(registry.specs, allow_download=False, cache_dir=registry.cache_dir, source=registry.source)
+    offline = registry.offline()
     report = []
     for role in registry.roles():
         spec = offline.spec(role)

@@ -61,6 +61,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             as_float = float(value)
         except (TypeError, ValueError):
             raise ParamError(name, f"expected an integer, got {value!r}") from None
+        if as_float != as_float or as_float in (float("inf"), float("-inf")):
+            raise ParamError(name, f"expected a finite integer, got {value!r}")
         if as_float != int(as_float):
             raise ParamError(name, f"expected an integer, got {value!r}")
         return int(as_float)

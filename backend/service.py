@@ -11,9 +11,10 @@ from typing import Any
 
 from backend import __version__
 from backend.ipc.server import RequestError
-from backend.jobs import JobCallbacks, prepare, run_job
-from backend.params import ParamError, describe, params_to_json
+from backend.jobs import JobCallbacks, check_frame_size, identify, prepare, run_job
+from backend.params import ParamError, describe
 from backend.stages.base import Cancelled, StageError, all_stages
+from backend.failures import failure_message
 from backend.store import JobSpec, Store, StoreError
 
 
@@ -47,12 +48,27 @@ def spec_from_fields(fields: dict) -> JobSpec:
         raise RequestError("bad_request", f"fps must be a number in (0, 1000], got {fps!r}")
     source = fields.get("source", {})
     return JobSpec(stage, params, [(int(f), d) for f, d in frames], (size[0], size[1]), float(fps),
-                   source if isinstance(source, dict) else {})
+                   source if isinstance(source, dict) else {}, sides=sides_from_fields(fields.get("sides", {})))
+
+
+def sides_from_fields(sides) -> dict[str, list[tuple[int, str]]]:
+    """The side inputs of a submit: {name: [[key, digest], ...]} (uploaded like frames, never server paths)."""
+    def valid(items) -> bool:
+        return isinstance(items, list) and bool(items) and all(
+            isinstance(i, list) and len(i) == 2 and isinstance(i[0], int) and isinstance(i[1], str) for i in items)
+
+    if not isinstance(sides, dict) or not all(isinstance(n, str) and n.isidentifier() and valid(items)
+                                              for n, items in sides.items()):
+        raise RequestError("bad_request", "submit 'sides' must map side input names to non-empty lists of "
+                                          "[key, input digest]; side inputs are uploaded, never given as paths")
+    return {name: [(int(k), d) for k, d in items] for name, items in sides.items()}
 
 
 class StoreService:
-    def __init__(self, store: Store, *, models: Any = None, device: str | None = None):
+    def __init__(self, store: Store, *, models: Any = None, device: str | None = None,
+                 store_max_bytes: int | None = None):
         self.store = store
+        self.store_max_bytes = store_max_bytes  # after each job, least recently used jobs go until the store fits
         self.models = models
         self.device_label = device_name() if device is None else device
         self.device = device or ("cuda" if self.device_label.startswith("cuda") else "cpu")
@@ -75,30 +91,37 @@ class StoreService:
     def submit(self, fields: dict) -> dict:
         spec = spec_from_fields(fields)
         try:
-            _, params, layers = prepare(spec)
+            _, _, layers = identify(spec, self.models)  # canonical params, stage version, model identities
         except ParamError as e:
             raise RequestError("bad_param", f"stage {spec.stage}: {e}", field=e.field) from None
         except StageError as e:
             raise RequestError(e.code, str(e)) from None
-        spec.params = params_to_json(params)  # canonical: defaults filled in, so the same job has one id
         job_id = self.store.save_job(spec)
         self._specs[job_id] = spec
         take = self.store.open_take(spec, layers)
         return {"job_id": job_id, "take": take.info.to_json(), "done": self.store.done_frames(spec),
-                "need": self.store.missing_inputs(spec)}
+                "need": self.store.missing_inputs(spec), "need_sides": self.store.missing_sides(spec)}
 
     def put_input(self, job_id: str, frame: int, digest: str, arrays: dict) -> None:
+        """One input of a job: a frame (`frame` its number) or an item of a side input (`frame` its key)."""
         spec = self.spec(job_id)
-        if spec.digests.get(frame) != digest:
-            raise RequestError("bad_input", f"frame {frame} with digest {digest} is not part of job {job_id}",
+        if digest not in spec.all_digests():
+            raise RequestError("bad_input", f"input {frame} with digest {digest} is not part of job {job_id}",
                                job_id=job_id, frame=frame)
         try:
+            if spec.digests.get(frame) == digest:
+                check_frame_size(arrays, spec.size, frame)
             self.store.put_input(digest, arrays)
+        except StageError as e:
+            raise RequestError(e.code, str(e), job_id=job_id, frame=frame) from None
         except StoreError as e:
             raise RequestError(e.code, str(e), job_id=job_id, frame=frame) from None
 
-    def missing_inputs(self, job_id: str) -> list[int]:
-        return self.store.missing_inputs(self.spec(job_id))
+    def missing_inputs(self, job_id: str) -> list:
+        """What the job still lacks: frame numbers, then (side input, key) pairs; empty once it can run."""
+        spec = self.spec(job_id)
+        sides = self.store.missing_sides(spec)
+        return self.store.missing_inputs(spec) + [(name, key) for name, keys in sides.items() for key in keys]
 
     def done_frames(self, job_id: str) -> list[int]:
         return self.store.done_frames(self.spec(job_id))
@@ -117,9 +140,14 @@ class StoreService:
 
     def run(self, job_id: str, on_frame, on_progress, is_cancelled) -> None:
         try:
-            run_job(self.store, self.spec(job_id), JobCallbacks(on_frame, on_progress, is_cancelled),
-                    models=self.models, device=self.device)
-        except Cancelled:
+            with self.store.running(job_id):
+                run_job(self.store, self.spec(job_id), JobCallbacks(on_frame, on_progress, is_cancelled),
+                        models=self.models, device=self.device)
+            if self.store_max_bytes is not None:
+                self.store.collect(max_bytes=self.store_max_bytes, keep=(job_id,))
+        except (Cancelled, StageError):
             raise
         except ParamError as e:
             raise StageError(str(e), code="bad_param") from None
+        except Exception as e:  # a library's own error (cv2.error carries an int code): a message, a text code
+            raise StageError(failure_message(e), code="stage_failed") from e

@@ -8,9 +8,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from backend.image_header import DEFAULT_MAX_MEGAPIXELS, HeaderError, budget_message, image_size, over_budget
 from backend.imageio import (IMAGE_EXTS, VIDEO_EXTS, ImageError, decode_layer, numbered_images, read_image,
-                             video_fps, video_frames)
-from backend.ipc.take import Take
+                             video_fps, video_frames, video_size)
+from backend.ipc.take import Take, TakeError
 
 
 class SourceError(ValueError):
@@ -53,16 +54,23 @@ def _as_color(image: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def open_source(path: str | Path, frame_range: tuple[int, int] | None = None) -> FrameSource:
+def open_source(path: str | Path, frame_range: tuple[int, int] | None = None, *,
+                max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, allow_gaps: bool = False) -> FrameSource:
+    """Frames from a folder, video or take. Sizes come from headers first: a frame over the pixel budget, or
+    of another size than the first, is refused before anything is decoded."""
     path = Path(path).expanduser()
     if not path.exists():
         raise SourceError(f"{path} does not exist; give a folder of numbered images, a video file or a take folder")
-    if path.is_dir() and (path / "take.json").is_file():
+    try:
+        is_take = path.is_dir() and (path / "take.json").is_file()
+    except PermissionError:
+        raise SourceError(f"cannot read the input folder {path}: permission denied; give this user read access") from None
+    if is_take:
         source = _take_source(path)
     elif path.is_dir():
-        source = _folder_source(path)
+        source = _folder_source(path, frame_range, max_megapixels)
     elif path.suffix.lower() in VIDEO_EXTS:
-        source = _video_source(path)
+        source = _video_source(path, max_megapixels)
     else:
         raise SourceError(
             f"{path} is neither a folder nor a video; accepted videos: {', '.join(VIDEO_EXTS)}; "
@@ -76,28 +84,100 @@ def open_source(path: str | Path, frame_range: tuple[int, int] | None = None) ->
                 f"(it has {source.frames[0]}-{source.frames[-1]})"
             )
         source.frames = kept
+    if over_budget(source.size, max_megapixels):
+        raise SourceError(budget_message(f"{path}: its frames", source.size, max_megapixels))
+    if not allow_gaps:
+        _check_gaps(path, source.frames)
     return source
 
 
-def _folder_source(folder: Path) -> FrameSource:
-    files = dict(numbered_images(folder))
+def _check_gaps(path: Path, frames: list[int]) -> None:
+    gaps = [(a, b) for a, b in zip(frames, frames[1:]) if b != a + 1]
+    if gaps:
+        a, b = gaps[0]
+        missing = f"frame {a + 1}" if b == a + 2 else f"frames {a + 1}-{b - 1}"
+        raise SourceError(f"{path}: {missing} missing between {a} and {b}"
+                          f"{f' ({len(gaps)} gaps in all)' if len(gaps) > 1 else ''}; add the missing frames, pick "
+                          f"a range without gaps with --frames, or pass --allow-gaps to run the frames that are there")
+
+
+def sequence_files(folder: Path, what: str = "folder") -> dict[int, Path]:
+    """{frame number: file} of the one numbered image sequence in `folder`; two sequences (clip_0001.png
+    beside take2_0001.png, or 0001.png beside 0001.jpg) are refused, naming both."""
+    try:
+        found = numbered_images(folder)
+    except PermissionError:
+        raise SourceError(f"cannot read the {what} {folder}: permission denied; give this user read access") from None
+    except OSError as e:
+        raise SourceError(f"cannot read the {what} {folder}: {e.strerror}; check the path") from None
+    sequences: dict[str, dict[int, Path]] = {}
+    for number, file in found:
+        files = sequences.setdefault(_pattern(file), {})
+        if number in files:
+            raise SourceError(f"{folder}: frame {number} appears twice ({files[number].name} and {file.name}); "
+                              "keep one of them")
+        files[number] = file
+    if len(sequences) > 1:
+        (a, fa), (b, fb) = sorted(sequences.items(), key=lambda kv: -len(kv[1]))[:2]
+        raise SourceError(f"{folder} holds more than one image sequence: {a} ({len(fa)} files) and {b} ({len(fb)} "
+                          f"files); put each sequence in its own folder")
+    return next(iter(sequences.values()), {})
+
+
+def _pattern(file: Path) -> str:
+    """clip_0012.png -> clip_#.png: what the files of one sequence share (padded or not)."""
+    return f"{file.stem.rstrip('0123456789')}#{file.suffix.lower()}"
+
+
+def frame_sizes(files: dict[int, Path], max_megapixels: float, same_size: bool = True) -> tuple[int, int] | None:
+    """The one size of a sequence, read from every file's header (no decoding); refuses a file over the
+    pixel budget, of another size than the first (unless `same_size` is off), or with a damaged header."""
+    first_size = first_file = None
+    for file in files.values():
+        try:
+            size = image_size(file)
+        except HeaderError as e:
+            raise ImageError(str(e)) from None
+        except OSError as e:
+            raise ImageError(f"cannot read {file}: {e.strerror}; check its permissions") from None
+        if size is None:
+            continue  # a format without a header reader here: decoded (and checked) when it is read
+        if over_budget(size, max_megapixels):
+            raise ImageError(budget_message(f"frame {file.name}", size, max_megapixels))
+        if first_size is None:
+            first_size, first_file = size, file
+        elif size != first_size and same_size:
+            raise ImageError(f"frame {file.name} is {size[0]}x{size[1]}, but the sequence starts at "
+                             f"{first_size[0]}x{first_size[1]} ({first_file.name}); give every frame one size")
+    return first_size
+
+
+def _folder_source(folder: Path, frame_range: tuple[int, int] | None, max_megapixels: float) -> FrameSource:
+    files = sequence_files(folder, "input folder")
     if not files:
         raise SourceError(f"{folder} holds no numbered images (name them like 0001.png, 0002.png ...)")
-    first = read_image(next(iter(files.values())))
+    if frame_range is not None:
+        files = {f: p for f, p in files.items() if frame_range[0] <= f <= frame_range[1]} or files
+    size = frame_sizes(files, max_megapixels)
+    if size is None:
+        first = read_image(next(iter(files.values())))
+        size = (first.shape[1], first.shape[0])
 
     def read(frame: int) -> dict[str, np.ndarray]:
         arrays = _as_color(read_image(files[frame]))
-        if arrays["color"].shape != (first.shape[0], first.shape[1], 3):
-            raise ImageError(f"{files[frame]} is {arrays['color'].shape[1]}x{arrays['color'].shape[0]}, "
-                             f"but the sequence starts at {first.shape[1]}x{first.shape[0]}; resize it")
+        if arrays["color"].shape[:2] != (size[1], size[0]):
+            raise ImageError(f"frame {files[frame].name} is {arrays['color'].shape[1]}x{arrays['color'].shape[0]}, "
+                             f"but the sequence is {size[0]}x{size[1]}; give every frame one size")
         return arrays
 
-    return FrameSource(sorted(files), (first.shape[1], first.shape[0]), 24.0, read,
-                       {"kind": "images", "path": str(folder)})
+    return FrameSource(sorted(files), size, 24.0, read, {"kind": "images", "path": str(folder)})
 
 
-def _video_source(path: Path) -> FrameSource:
+def _video_source(path: Path, max_megapixels: float) -> FrameSource:
     """Frames 1..N of a video. Reading is sequential; asking for an earlier frame reopens the file."""
+    claimed = video_size(path)
+    if claimed is not None and over_budget(claimed, max_megapixels):
+        raise SourceError(budget_message(f"{path}: its frames", claimed, max_megapixels))
     count, size = 0, None
     for image in video_frames(path):
         count += 1
@@ -119,7 +199,10 @@ def _video_source(path: Path) -> FrameSource:
 
 
 def _take_source(root: Path) -> FrameSource:
-    take = Take.open(root)
+    try:
+        take = Take.open(root)
+    except TakeError as e:
+        raise SourceError(f"{e}; give a take folder written by Diffusion Stage, or a folder of numbered images") from None
     info = take.info
 
     def read(frame: int) -> dict[str, np.ndarray]:
@@ -142,3 +225,39 @@ def _take_source(root: Path) -> FrameSource:
 def iter_frames(source: FrameSource) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     for frame in source.frames:
         yield frame, source.read(frame)
+
+
+@dataclass
+class SideInput:
+    """A side input read on the client: numbered items (frame numbers, or 0 for a single image)."""
+
+    keys: list[int]
+    read: Callable[[int], dict[str, np.ndarray]]
+
+
+def open_side(name: str, path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> SideInput:
+    """A side input from one image, or from a folder of numbered images (in it or in its color/ subfolder)
+    with optional alpha/ and depth/ sequences beside: arrays named color, alpha, depth, as the files hold them."""
+    path = Path(path).expanduser()
+    what = f"side input {name!r}"
+    if path.is_file():
+        size = image_size(path)
+        if size is not None and over_budget(size, max_megapixels):
+            raise ImageError(budget_message(f"{what} {path.name}", size, max_megapixels))
+        return SideInput([0], lambda key: {"color": read_image(path)})
+    if not path.is_dir():
+        raise SourceError(f"{what}: {path} does not exist; give a folder of numbered images or one image file")
+    color_dir = path / "color" if (path / "color").is_dir() else path
+    layers = {"color": sequence_files(color_dir, f"{what} folder")}
+    for layer in ("alpha", "depth"):
+        if (path / layer).is_dir():
+            layers[layer] = sequence_files(path / layer, f"{what} folder")
+    if not layers["color"]:
+        raise SourceError(f"{what}: {color_dir} holds no numbered images (name them like 0012.png)")
+    for files in layers.values():
+        frame_sizes(files, max_megapixels, same_size=False)  # the budget, from the headers
+
+    def read(key: int) -> dict[str, np.ndarray]:
+        return {layer: read_image(files[key]) for layer, files in layers.items() if key in files}
+
+    return SideInput(sorted(layers["color"]), read)

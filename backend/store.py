@@ -5,6 +5,9 @@
     STORE/jobs/<job_id>/take/      the job's take, frame by frame (see backend/ipc/take.py)
     STORE/jobs/<job_id>/scratch/   the stage's intermediate results (keyframes, fitted scales)
 
+Side inputs (keyframes, clean plates) are stored like frames, by digest. `dstage store gc` and the
+store size limit remove unused jobs and unread inputs (backend/store_gc.py).
+
 Every file is written atomically, so `kill -9` at any moment leaves only whole files: a frame either
 has all its layer files or is computed again, deterministically, on the next run.
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend import __version__
+from backend import __version__, store_gc
 from backend.ipc.digest import digest_arrays, digest_json
 from backend.ipc.take import Take, TakeInfo, atomic_write_bytes
 
@@ -34,7 +37,7 @@ class StoreError(ValueError):
 
 @dataclass
 class JobSpec:
-    """Everything that identifies a job. Its id is a hash of all of it."""
+    """Everything that identifies a job. Its id is a hash of all of it but fps and source (see backend/identity.py)."""
 
     stage: str
     params: dict
@@ -42,16 +45,28 @@ class JobSpec:
     size: tuple[int, int]                  # source (width, height)
     fps: float = 24.0
     source: dict = field(default_factory=dict)  # where the frames came from, for take.json only
+    sides: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # side input -> (key, digest) each
+    version: int = 0                       # the stage's version (filled in by jobs.identify)
+    models: dict = field(default_factory=dict)  # role -> identity of its weights (filled in by jobs.identify)
 
     @property
     def job_id(self) -> str:
-        ident = {"stage": self.stage, "params": self.params, "frames": [list(f) for f in self.frames],
-                 "size": list(self.size)}
+        ident = {"stage": self.stage, "version": self.version, "params": self.params,
+                 "frames": [list(f) for f in self.frames], "size": list(self.size),
+                 "sides": {name: [list(s) for s in items] for name, items in self.sides.items()},
+                 "models": self.models}
         return f"{self.stage}-{digest_json(ident)}"
 
     @property
     def digests(self) -> dict[int, str]:
         return {frame: digest for frame, digest in self.frames}
+
+    def side_digests(self, name: str) -> dict[int, str]:
+        return {key: digest for key, digest in self.sides.get(name, [])}
+
+    def all_digests(self) -> set[str]:
+        """Every input this job reads: its frames and its side inputs."""
+        return {d for _, d in self.frames} | {d for items in self.sides.values() for _, d in items}
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,6 +76,8 @@ class JobSpec:
         return cls(
             stage=data["stage"], params=data["params"], frames=[(int(f), str(d)) for f, d in data["frames"]],
             size=tuple(data["size"]), fps=float(data.get("fps", 24.0)), source=data.get("source", {}),
+            sides={name: [(int(k), str(d)) for k, d in items] for name, items in data.get("sides", {}).items()},
+            version=int(data.get("version", 0)), models=data.get("models", {}),
         )
 
 
@@ -108,11 +125,28 @@ class Store:
         return self.root / "jobs" / job_id
 
     def save_job(self, spec: JobSpec) -> str:
+        """Record the job (once), and mark it and the inputs it already finds as just used (see store_gc)."""
         job_id = spec.job_id
         path = self.job_dir(job_id) / "job.json"
         if not path.is_file():
             atomic_write_bytes(path, json.dumps(spec.to_json(), indent=1).encode())
+        else:
+            os.utime(path)
+        for digest in spec.all_digests():
+            try:
+                os.utime(self._input_path(digest))
+            except FileNotFoundError:
+                pass
         return job_id
+
+    def running(self, job_id: str):
+        """Context manager held while the job computes: `collect` never removes it meanwhile."""
+        return store_gc.running(self.job_dir(job_id))
+
+    def collect(self, *, keep_days: float | None = None, max_bytes: int | None = None, dry_run: bool = False,
+                keep: tuple[str, ...] = ()) -> store_gc.GcReport:
+        """Remove unused jobs and unread inputs (backend/store_gc.py); never a running job or one in `keep`."""
+        return store_gc.collect(self.root, keep_days=keep_days, max_bytes=max_bytes, dry_run=dry_run, keep=keep)
 
     def load_job(self, job_id: str) -> JobSpec:
         path = self.job_dir(job_id) / "job.json"
@@ -123,12 +157,18 @@ class Store:
     def missing_inputs(self, spec: JobSpec) -> list[int]:
         return [frame for frame, digest in spec.frames if not self.has_input(digest)]
 
+    def missing_sides(self, spec: JobSpec) -> dict[str, list[int]]:
+        """The keys of each side input the store lacks (only side inputs with something missing)."""
+        out = {name: [key for key, digest in items if not self.has_input(digest)] for name, items in spec.sides.items()}
+        return {name: keys for name, keys in out.items() if keys}
+
     def take_info(self, spec: JobSpec, layers: dict) -> TakeInfo:
         frames = [f for f, _ in spec.frames]
         return TakeInfo(
             frame_start=min(frames), frame_end=max(frames), width=spec.size[0], height=spec.size[1],
-            fps=spec.fps, layers=layers, stage=spec.stage, job_id=spec.job_id, source=spec.source,
-            params=spec.params, versions={"diffusion_stage": __version__},
+            fps=spec.fps, layers=layers, stage=spec.stage, job_id=spec.job_id,
+            source={**spec.source, **({"sides": spec.sides} if spec.sides else {})}, params=spec.params,
+            versions={"diffusion_stage": __version__, "stage": spec.version, "models": spec.models},
         )
 
     def open_take(self, spec: JobSpec, layers: dict) -> Take:

@@ -47,7 +47,7 @@ def synthetic_frame(frame: int, size: tuple[int, int]) -> np.ndarray:
 
 def child(stage: str, frames: int, size: tuple[int, int], params: dict) -> dict:
     from backend.ipc.digest import digest_arrays
-    from backend.jobs import run_job
+    from backend.jobs import identify, run_job
     from backend.store import JobSpec, Store
 
     with tempfile.TemporaryDirectory(prefix="dstage-bench-") as tmp:
@@ -59,6 +59,7 @@ def child(stage: str, frames: int, size: tuple[int, int], params: dict) -> dict:
             store.put_input(d, arrays)
             digests.append((f, d))
         spec = JobSpec(stage, params, digests, size)
+        identify(spec)
         start = time.perf_counter()
         run_job(store, spec)
         elapsed = time.perf_counter() - start

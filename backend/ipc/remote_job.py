@@ -25,10 +25,17 @@ STALL_S = 10.0  # no word about this job for this long: ask again (submitting is
 class RemoteJob:
     def __init__(self, client: Client, *, stage: str, params: dict, digests: dict[int, str],
                  read_input: Callable[[int], dict[str, np.ndarray]], size: tuple[int, int], out_dir: str | Path,
-                 fps: float = 24.0, source: dict | None = None, window: int = 4):
+                 fps: float = 24.0, source: dict | None = None, window: int = 4,
+                 sides: dict[str, tuple[dict[int, str], Callable[[int], dict[str, np.ndarray]]]] | None = None):
+        """`sides`: side inputs (keyframes ...) by name, each ({key: digest}, read(key) -> arrays); they are
+        uploaded like frames, before them."""
         self.client = client
         self.request = {"stage": stage, "params": params, "frames": [[f, d] for f, d in sorted(digests.items())],
                         "size": list(size), "fps": fps, "source": source or {}}
+        self.sides = sides or {}
+        if self.sides:
+            self.request["sides"] = {name: [[k, d] for k, d in sorted(keyed.items())]
+                                     for name, (keyed, _) in self.sides.items()}
         self.frames = sorted(digests)
         self.digests = digests
         self.read_input = read_input
@@ -74,9 +81,9 @@ class RemoteJob:
 
     # -- internals ---------------------------------------------------------------------------
     def _submit(self) -> None:
-        self.uploads: deque[int] = deque()
+        self.uploads: deque[tuple[str | None, int]] = deque()   # (side input or None for a frame, key)
         self.fetches: deque[int] = deque()
-        self.in_flight_up: set[int] = set()
+        self.in_flight_up: dict[int, tuple[str | None, int]] = {}  # request id -> upload
         self.in_flight_down: set[int] = set()
         self._reqs: set[int] = set()
         self._last_word = time.monotonic()
@@ -90,10 +97,14 @@ class RemoteJob:
 
     def _pump(self) -> None:
         while self.uploads and len(self.in_flight_up) < self.window:
-            frame = self.uploads.popleft()
-            self._send("input", {"job_id": self.job_id, "frame": frame, "digest": self.digests[frame]},
-                             self.read_input(frame))
-            self.in_flight_up.add(frame)
+            side, key = item = self.uploads.popleft()
+            if side is None:
+                digest, arrays = self.digests[key], self.read_input(key)
+            else:
+                keyed, read = self.sides[side]
+                digest, arrays = keyed[key], read(key)
+            req = self._send("input", {"job_id": self.job_id, "frame": key, "digest": digest}, arrays)
+            self.in_flight_up[req] = item
         while self.fetches and len(self.in_flight_down) < self.window:
             frame = self.fetches.popleft()
             if frame in self.local_done or frame in self.in_flight_down:
@@ -122,7 +133,7 @@ class RemoteJob:
         if kind == "accepted" and msg.get("req") == self.submit_req:
             self._accepted(msg)
         elif kind == "stored":
-            self.in_flight_up.discard(msg.get("frame"))
+            self.in_flight_up.pop(msg.get("req"), None)
         elif kind == "frame":
             self._want([msg.get("frame")])
         elif kind == "result":
@@ -143,7 +154,9 @@ class RemoteJob:
         self.local_done = {f for f in self.frames if self.take.is_complete(f)}
         if self.kept is None:  # a resubmission after a reconnect finds frames this job fetched itself
             self.kept = len(self.local_done)
-        self.uploads = deque(msg.get("need") or [])
+        need_sides = msg.get("need_sides") or {}
+        self.uploads = deque([(name, key) for name in self.sides for key in need_sides.get(name, [])]
+                             + [(None, frame) for frame in msg.get("need") or []])
         self.state = "uploading"
         self._want(msg.get("done") or [])
 

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from backend.errors import ModelMissing
 from backend.params import ParamError, param
 from backend.pipelines.diffuse_controls import (
     ANNOTATORS, CONTROL_TYPES, Annotators, as_rgb_u8, prepare_map, resize_map,
 )
 from backend.pipelines.diffuse_loading import (
-    LoadedBase, apply_loras, load_base, load_controlnet, pipeline_classes, torch_dtype,
+    LoadedBase, apply_loras, checkpoint_family, load_base, load_controlnet, lora_role, pipeline_classes, torch_dtype,
 )
 from backend.pipelines.diffuse_schedulers import canonical_sampler, make_scheduler
 
@@ -225,11 +226,7 @@ class DiffusePipeline:
 
     # ---- pieces ---------------------------------------------------------------------------------------
     def _vae_role(self, params: DiffuseParams) -> str | None:
-        if params.vae == "none":
-            return None
-        if params.vae == "auto":
-            return "vae" if self.registry.has("vae") else None
-        return params.vae
+        return vae_role(self.registry, params)
 
     def _size(self, params, image, family) -> tuple[tuple[int, int], tuple[int, int]]:
         native = DEFAULT_SIZE[family]
@@ -247,14 +244,9 @@ class DiffusePipeline:
                 out[c.type] = self.annotators(c.type, as_rgb_u8(image), width, height)
         return out
 
-    def _controlnet_role(self, c: ControlParams, family: str) -> str:
-        if c.model:
-            return c.model
-        return {"sdxl": f"controlnet_xl.{c.type}", "sd2": f"controlnet_sd2.{c.type}"}.get(family, f"controlnet.{c.type}")
-
     def _pipeline(self, base: LoadedBase, params: DiffuseParams, dtype, offload):
         """The txt2img / img2img / ControlNet pipeline for this call, sharing the base's components."""
-        roles = tuple(self._controlnet_role(c, base.family) for c in params.controls)
+        roles = tuple(controlnet_role(c, base.family) for c in params.controls)
         controlnets = [load_controlnet(self.registry, r, self.device, dtype, offload) for r in roles]
         cls = pipeline_classes(base.family)[(params.mode == "img2img", bool(roles))]
         key = (cls.__name__, roles, tuple(id(m) for m in controlnets))
@@ -292,3 +284,43 @@ class DiffusePipeline:
                 control_guidance_end=[c.end for c in params.controls],
             )
         return kwargs
+
+
+def vae_role(registry: ModelRegistry, params: DiffuseParams) -> str | None:
+    if params.vae == "none":
+        return None
+    if params.vae == "auto":
+        return "vae" if registry.has("vae") else None
+    return params.vae
+
+
+def controlnet_role(c: ControlParams, family: str) -> str:
+    if c.model:
+        return c.model
+    return {"sdxl": f"controlnet_xl.{c.type}", "sd2": f"controlnet_sd2.{c.type}"}.get(family, f"controlnet.{c.type}")
+
+
+def model_roles(registry: ModelRegistry, params: DiffuseParams) -> list[str]:
+    """Every registry role a call with these parameters may load: what a job's identity covers.
+
+    The ControlNet roles depend on the checkpoint's family, read from its config on disk (offline); a
+    checkpoint not on this machine counts as SD 1.x here, and the job reports it missing when it loads.
+    """
+    if registry is None:
+        from backend.models import load_registry
+
+        registry = load_registry()
+    registry = registry.offline()
+    roles = [params.checkpoint, vae_role(registry, params)]
+    family = "sd1"
+    if params.controls:
+        try:
+            family = checkpoint_family(registry, registry.resolve(params.checkpoint))
+        except (ModelMissing, OSError, ValueError):
+            pass
+    roles += [controlnet_role(c, family) for c in params.controls]
+    if any(c.source != "map" and (ANNOTATORS.get(c.type) or ("CannyDetector",))[0] != "CannyDetector"
+           for c in params.controls):
+        roles.append("annotators")
+    roles += [lora_role(lo.name) for lo in params.loras]
+    return [r for r in roles if r]

@@ -195,7 +195,7 @@ def _controlnet_config(registry: ModelRegistry, role: str) -> Path:
 def apply_loras(registry: ModelRegistry, base: LoadedBase, loras: list[tuple[str, float]]) -> None:
     """Make exactly these LoRAs active at these strengths. Loads or unloads only when the set changes."""
     pipe = base.pipe
-    resolved = [(name, registry.resolve(_lora_role(name)), strength) for name, strength in loras]
+    resolved = [(name, registry.resolve(lora_role(name)), strength) for name, strength in loras]
     wanted = tuple((name, r.fingerprint()) for name, r, _ in resolved)
     if wanted != base.loras:
         if base.loras:
@@ -210,7 +210,7 @@ def apply_loras(registry: ModelRegistry, base: LoadedBase, loras: list[tuple[str
         pipe.set_adapters([_adapter(n) for n, _, _ in resolved], adapter_weights=[s for _, _, s in resolved])
 
 
-def _lora_role(name: str) -> str:
+def lora_role(name: str) -> str:
     return name if name.startswith("lora.") else f"lora.{name}"
 
 

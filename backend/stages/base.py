@@ -12,12 +12,24 @@ Arrays a stage yields, by layer name:
 
 Inputs a stage reads with `ctx.read_input(frame)` use the same names: `color` always, plus whatever
 layers the source has (a take rendered by the add-on brings depth, normal, segmentation, mask ...).
+
+What a stage declares so that a job's id covers everything its output depends on (backend/identity.py):
+    version        an int, bumped whenever a change to the stage or a pipeline it runs alters its output
+                   (an old take is then recomputed instead of replayed); `register` refuses a stage without one
+    model_roles    (params, models) -> the model registry roles it loads for these parameters (or
+                   `rembg:<name>` for one of rembg's own models); the identity of their weights joins the id.
+                   Leave it out only when the stage loads no model.
+    side_inputs    (params) -> {name: what it holds} for the side inputs it needs (keyframes, a clean
+                   plate, reference images): images the client uploads into the store like frames, read
+                   with `ctx.read_side(name, key)` (keys: frame numbers, or 0 for a single image; the keys
+                   present are in `ctx.sides[name]`), their digests in the id. Never a path on the server:
+                   `dstage run --side NAME=PATH` reads the folder or image on the client and uploads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Protocol
 
@@ -38,6 +50,8 @@ class StageContext:
     size: tuple[int, int]                                # (width, height) of the source frames
     models: Any = None                                   # backend.models registry, when the stage needs one
     device: str = "cpu"
+    sides: dict[str, list[int]] = field(default_factory=dict)          # side input -> its keys (frame numbers)
+    read_side: Callable[[str, int], dict[str, np.ndarray]] = None      # (side input, key) -> its arrays
     on_progress: Callable[[int, int, int, str], None] = lambda frame, step, steps, message: None
     is_cancelled: Callable[[], bool] = lambda: False
 
@@ -72,6 +86,13 @@ class Stage(Protocol):
     name: ClassVar[str]
     Params: ClassVar[type]          # a dataclass; see backend.params
     summary: ClassVar[str]          # one line for `dstage stages` and the add-on
+    version: ClassVar[int]          # bump when the output for the same inputs changes (see above)
+
+    def model_roles(self, params: Any, models: Any) -> list[str]:
+        """Optional: the registry roles this job loads (its weights' identity joins the job id)."""
+
+    def side_inputs(self, params: Any) -> dict[str, str]:
+        """Optional: the side inputs this job needs, by name, with what each holds."""
 
     def layers(self, params: Any, size: tuple[int, int]) -> dict[str, Layer]:
         """The take layers this stage writes for these parameters and source size (width, height)."""
@@ -95,6 +116,9 @@ _REGISTRY: dict[str, Stage] = {}
 
 def register(stage_cls: type) -> type:
     """Class decorator: make a stage reachable by name from the server and `dstage run`."""
+    from backend.identity import stage_version
+
+    stage_version(stage_cls)  # a stage without a version could never invalidate its old takes
     _REGISTRY[stage_cls.name] = stage_cls()
     return stage_cls
 

@@ -29,6 +29,10 @@ class DepthStage:
     name = "depth"
     Params = DepthParams
     summary = "depth per frame (Depth Anything V2, ZoeDepth, DPT), steady over the shot, optionally fitted to the Z pass"
+    version = 1
+
+    def model_roles(self, params: DepthParams, models) -> list[str]:
+        return ["depth"]
 
     def layers(self, params: DepthParams, size: tuple[int, int]) -> dict[str, Layer]:
         if params.output == "relative":

@@ -17,7 +17,7 @@ import cv2
 
 from backend.ipc.take import Layer
 from backend.params import ParamError, param
-from backend.pipelines.diffuse import DiffuseParams, DiffusePipeline
+from backend.pipelines.diffuse import DiffuseParams, DiffusePipeline, model_roles
 from backend.pipelines.diffuse_controls import CONTROL_LAYERS, ControlMapError
 from backend.stages.base import StageContext, StageError, register
 
@@ -42,6 +42,10 @@ class DiffuseStage:
     name = "diffuse"
     Params = DiffuseStageParams
     summary = "ControlNet diffusion per frame (SD 1.x/2.x, SDXL; txt2img or img2img; LoRAs; A1111 samplers)"
+    version = 1
+
+    def model_roles(self, params: DiffuseStageParams, models) -> list[str]:
+        return model_roles(models, params)
 
     def layers(self, params: DiffuseStageParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"color": Layer("png8")}

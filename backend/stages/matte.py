@@ -11,6 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
+from backend.identity import REMBG_PREFIX
 from backend.ipc.take import Layer
 from backend.loaders.matte import load_matte_session
 from backend.params import param
@@ -36,6 +37,12 @@ class MatteStage:
     name = "matte"
     Params = MatteParams
     summary = "alpha matte per frame (chroma key with despill, or rembg), smoothed over time, grown/shrunk and feathered"
+    version = 1
+
+    def model_roles(self, params: MatteParams, models) -> list[str]:
+        if params.method != "rembg":
+            return []
+        return ["matte"] if params.rembg.model == "config" else [REMBG_PREFIX + params.rembg.model]
 
     def layers(self, params: MatteParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"color": Layer("png8"), "alpha": Layer("png16")}

@@ -19,6 +19,7 @@ class PreviewDepthStage:
     name = "preview_depth"
     Params = PreviewDepthParams
     summary = "PREVIEW depth: a rounded relief from the matte's silhouette (no weights; not a depth model)"
+    version = 1
 
     def layers(self, params: PreviewDepthParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"depth": Layer("png16", near=0.0, far=1.0, units="relative")}

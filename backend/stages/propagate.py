@@ -4,8 +4,9 @@ Keyframes come from one of
     diffuse  ControlNet diffusion of the keyframe grids (the `diffuse` parameters: prompt, checkpoint,
              ControlNet units ...), one pass per grid so keyframes share a style; the stability dial
              diffuses the in-between frames one by one;
-    folder   the artist's own stylized keyframes: numbered images (0012.png ...) in `keyframes_folder`,
-             or in its `color/` subfolder, with optional `alpha/` and `depth/` subfolders beside it;
+    folder   the artist's own stylized keyframes, the side input `keyframes`: the client uploads a folder of
+             numbered images (0012.png ..., or in its `color/` subfolder, with optional `alpha/` and `depth/`
+             subfolders beside it) into the store, like frames (`dstage run --side keyframes=DIR`);
     preview  PREVIEW ONLY: a pixel-wise colour grade (backend/pipelines/preview.py) applied through the
              keyframe grids, so the whole chain runs without model weights. It is not diffusion.
 All three go through the same grid path: `stylize_keyframes(keys, read_key, stylizer, ...)` with
@@ -18,17 +19,15 @@ recomputes neither); frames are then rebuilt in order, holding only the two brac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
 
-from backend.imageio import numbered_images, read_image
 from backend.ipc.take import Layer
 from backend.params import ParamError, param
 from backend.pipelines.flow import DIS_PRESETS
-from backend.pipelines.diffuse import DiffuseParams, DiffusePipeline
+from backend.pipelines.diffuse import DiffuseParams, DiffusePipeline, model_roles
 from backend.pipelines.footage import fit_frame
 from backend.pipelines.grid_diffusion import control_maps_for, diffusion_stylizer
 from backend.pipelines.grid import GridParams, GridReport, stylize_keyframes
@@ -39,15 +38,16 @@ from backend.pipelines.stability import mix_stability
 from backend.stages.base import StageContext, StageError, flow_layers, register
 
 LAYERS = ("color", "alpha", "depth")
+KEYFRAMES = "keyframes"   # the side input of keyframes_from=folder
 
 
 @dataclass
 class PropagateStageParams:
     keyframes_from: str = param("preview", choices=["diffuse", "folder", "preview"],
                                 help="diffuse: ControlNet diffusion of keyframe grids; folder: the artist's "
-                                     "stylized keyframes; preview: a weightless colour grade")
+                                     "stylized keyframes, uploaded as the side input `--side keyframes=DIR`; "
+                                     "preview: a weightless colour grade")
     diffuse: DiffuseParams = field(default_factory=DiffuseParams)
-    keyframes_folder: str = param("", help="folder of numbered stylized keyframes (for keyframes_from=folder)")
     preview_levels: int = param(0, min=0, max=64, help="preview only: posterize to this many levels (0 = off)")
     layers: list[str] = param(["color"], choices=list(LAYERS), help="layers to write; alpha and depth ride along")
     depth_near: float = param(0.0, help="depth value stored as 0 in the 16-bit depth layer")
@@ -73,8 +73,6 @@ class PropagateStageParams:
     def validate(self) -> None:
         if "color" not in self.layers:
             raise ParamError("layers", "must include color")
-        if self.keyframes_from == "folder" and not self.keyframes_folder:
-            raise ParamError("keyframes_folder", "keyframes_from=folder needs the folder of stylized keyframes")
         if self.depth_far <= self.depth_near:
             raise ParamError("depth_far", f"{self.depth_far} must be above depth_near {self.depth_near}")
 
@@ -83,32 +81,24 @@ class PropagateStageParams:
                               self.motion_threshold, self.detect_cuts, self.cut_threshold, user_keys)
 
 
-class KeyframeFolder:
-    """The artist's stylized keyframes: color (the folder or its color/), optional alpha/ and depth/."""
+class KeyframeImages:
+    """The artist's stylized keyframes, uploaded as the side input `keyframes`: color, optional alpha and depth."""
 
-    def __init__(self, root: str):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise StageError(f"keyframes folder {self.root} does not exist", code="bad_input")
-        color_dir = self.root / "color" if (self.root / "color").is_dir() else self.root
-        self.files = {name: dict(numbered_images(folder)) for name, folder in
-                      (("color", color_dir), ("alpha", self.root / "alpha"), ("depth", self.root / "depth"))
-                      if folder.is_dir()}
-        if not self.files.get("color"):
-            raise StageError(f"{color_dir} holds no numbered images (e.g. 0012.png)", code="bad_input")
-
-    @property
-    def frames(self) -> list[int]:
-        return sorted(self.files["color"])
+    def __init__(self, ctx: StageContext):
+        self.ctx = ctx
+        self.frames = sorted(ctx.sides.get(KEYFRAMES, []))
+        if not self.frames:
+            raise StageError("keyframes_from=folder needs the side input 'keyframes' (the stylized keyframes); "
+                             "give it with `dstage run --side keyframes=DIR`", code="bad_input")
 
     def read(self, frame: int, size: tuple[int, int]) -> dict[str, np.ndarray] | None:
-        if frame not in self.files["color"]:
+        if frame not in self.frames:
             return None
-        out = {"color": fit_frame(read_image(self.files["color"][frame]), size)}
+        images = self.ctx.read_side(KEYFRAMES, frame)
+        out = {"color": fit_frame(images["color"], size)}
         for name in ("alpha", "depth"):
-            path = self.files.get(name, {}).get(frame)
-            if path is not None:
-                image = read_image(path)
+            image = images.get(name)
+            if image is not None:
                 image = image[..., 0] if image.ndim == 3 else image
                 out[name] = cv2.resize(image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else
                                        65535.0 if image.dtype == np.uint16 else 1.0), size)
@@ -120,12 +110,21 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
+    version = 1
+
+    def model_roles(self, params: PropagateStageParams, models) -> list[str]:
+        return model_roles(models, params.diffuse) if params.keyframes_from == "diffuse" else []
+
+    def side_inputs(self, params: PropagateStageParams) -> dict[str, str]:
+        if params.keyframes_from != "folder":
+            return {}
+        return {KEYFRAMES: "the stylized keyframes: numbered images (color/, optional alpha/ and depth/)"}
 
     def layers(self, params: PropagateStageParams, size: tuple[int, int]) -> dict[str, Layer]:
         return flow_layers(params.layers, params.depth_near, params.depth_far)
 
     def run(self, params: PropagateStageParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        folder = KeyframeFolder(params.keyframes_folder) if params.keyframes_from == "folder" else None
+        folder = KeyframeImages(ctx) if params.keyframes_from == "folder" else None
         plan = self._plan(params, ctx, folder)
         self._stylize_keys(params, ctx, plan, folder)
         propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
@@ -170,15 +169,15 @@ class PropagateStage:
             raise StageError(f"frame {frame} of the source has no color", code="bad_input", frame=frame)
         return data
 
-    def _plan(self, params, ctx: StageContext, folder: KeyframeFolder | None) -> KeyframePlan:
+    def _plan(self, params, ctx: StageContext, folder: KeyframeImages | None) -> KeyframePlan:
         saved = ctx.load_scratch("plan")
         if saved is not None:
             return KeyframePlan([int(k) for k in saved["keys"]], [tuple(map(int, s)) for s in saved["segments"]])
         user = list(params.keyframes) or (folder.frames if folder is not None else [])
         if folder is not None:
-            absent = [k for k in user if k not in folder.files["color"]]
+            absent = [k for k in user if k not in folder.frames]
             if absent:
-                raise StageError(f"keyframes {absent} have no image in {params.keyframes_folder}", code="bad_input")
+                raise StageError(f"keyframes {absent} have no image among the uploaded keyframes", code="bad_input")
         frames = ((f, self._source(ctx, f)["color"]) for f in ctx.frames)
         try:
             plan = plan_keyframes(frames, params.keyframe_params(user))
@@ -187,7 +186,7 @@ class PropagateStage:
         ctx.save_scratch("plan", {"keys": np.array(plan.keys), "segments": np.array(plan.segments).reshape(-1, 2)})
         return plan
 
-    def _stylize_keys(self, params, ctx: StageContext, plan: KeyframePlan, folder: KeyframeFolder | None) -> None:
+    def _stylize_keys(self, params, ctx: StageContext, plan: KeyframePlan, folder: KeyframeImages | None) -> None:
         if folder is not None:
             return  # the artist's keyframes are read as they are needed
         stylizer = self._stylizer(params, ctx)
@@ -243,7 +242,7 @@ class PropagateStage:
         source = self._source(ctx, frame)
         size = source["color"].shape[1::-1]
         if params.keyframes_from == "folder":
-            layers = KeyframeFolder(params.keyframes_folder).read(frame, size)
+            layers = KeyframeImages(ctx).read(frame, size)
         else:
             saved = ctx.load_scratch(f"key_{frame:06d}")
             if saved is None:
@@ -254,7 +253,7 @@ class PropagateStage:
                 layers[name] = source[name].astype(np.float32)
         return Keyframe(frame, source["color"], layers)
 
-    def _per_frame(self, params, ctx, folder: KeyframeFolder | None, t: int, source) -> dict[str, np.ndarray]:
+    def _per_frame(self, params, ctx, folder: KeyframeImages | None, t: int, source) -> dict[str, np.ndarray]:
         if params.keyframes_from == "diffuse":
             layers = {k: v for k, v in source.items() if k != "color"}
             image = self._diffusion(ctx)(params.diffuse, image=source["color"],
@@ -268,7 +267,7 @@ class PropagateStage:
             if out is None:
                 raise StageError(
                     f"stability {params.stability} mixes in every frame stylized on its own, but frame {t} has no "
-                    f"image in {params.keyframes_folder}; set stability to 0 or add every frame", code="bad_input",
+                    f"stylized image among the keyframes; set stability to 0 or add every frame", code="bad_input",
                     frame=t)
         for name in ("alpha", "depth"):
             if name in source and name not in out:

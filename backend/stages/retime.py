@@ -36,6 +36,7 @@ class RetimeStage:
     name = "retime"
     Params = RetimeStageParams
     summary = "drop every k-th frame and rebuild it by occlusion-aware flow interpolation (smooths flicker)"
+    version = 1
 
     def layers(self, params: RetimeStageParams, size: tuple[int, int]) -> dict[str, Layer]:
         return flow_layers(params.layers, params.depth_near, params.depth_far)

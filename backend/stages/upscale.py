@@ -19,6 +19,10 @@ class UpscaleStage:
     name = "upscale"
     Params = UpscaleParams
     summary = "colour upscaled 2x or 4x (Swin2SR or SD x4 upscaler in blended tiles, or Lanczos); alpha resized to match"
+    version = 1
+
+    def model_roles(self, params: UpscaleParams, models) -> list[str]:
+        return ["upscaler"] if params.method == "model" else []
 
     def layers(self, params: UpscaleParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"color": Layer("png8"), "alpha": Layer("png16")}

@@ -1,5 +1,10 @@
-"""Take frames back as numpy arrays inside Blender (Blender's own image loader, no OpenCV), in
-the values the take means: uint8 RGB / grey for png8, metres for depth, float32 for EXR."""
+"""Take frames back as numpy arrays inside Blender, in the values the take means: uint8 RGB / grey for png8,
+metres for depth, float32 for EXR.
+
+Blender's own image loader reads them (any PNG; any EXR compression, as the backend writes ZIP). The one
+exception is the add-on's own uncompressed EXR (render passes it wrote itself, read again to upload them):
+the small reader of backend/ipc/imagefiles.py takes those about 10-30 times faster than Blender's loader,
+which decodes to RGBA float and copies through `pixels` (bench/take_read.py), on Blender's main thread."""
 
 from __future__ import annotations
 
@@ -20,9 +25,11 @@ def read_frame(take: Take, layer: str, frame: int) -> np.ndarray:
     spec = take.info.layers[layer]
     if spec.format == "exr":
         try:
-            planes = read_exr(path)
-        except ImageFileError:  # compressed EXR from elsewhere: Blender decodes it
-            return _load(path)[..., 0].astype(np.float32)
+            planes = read_exr(path)  # the add-on's own uncompressed files: the fast path
+        except ImageFileError:  # compressed (the backend's ZIP, other tools): Blender decodes it
+            pixels = _load(path)  # one channel (Y, depth) comes back grey: R = G = B
+            grey = np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])
+            return pixels[..., 0].copy() if grey else pixels[..., :3].copy()
         return next(iter(planes.values())) if len(planes) == 1 else np.stack([planes[k] for k in sorted(planes)], -1)
     pixels = _load(path)
     if spec.format == "png16":

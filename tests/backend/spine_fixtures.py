@@ -29,10 +29,10 @@ def env() -> dict:
     return out
 
 
-def dstage(*args: str, timeout: float = 120.0, **kw) -> subprocess.CompletedProcess:
-    """Run `dstage ARGS` to completion in another process."""
-    return subprocess.run([PYTHON, "-m", "backend.cli", *args], cwd=REPO, env=env(), capture_output=True,
-                          text=True, timeout=timeout, **kw)
+def dstage(*args: str, timeout: float = 120.0, env_extra: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run `dstage ARGS` to completion in another process (`env_extra`: variables to add)."""
+    return subprocess.run([PYTHON, "-m", "backend.cli", *args], cwd=REPO, env={**env(), **(env_extra or {})},
+                          capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def free_port() -> int:
@@ -139,16 +139,14 @@ class FrameSet:
 
 def reference_take(tmp: Path, frames: FrameSet, params: dict | None = None, stage: str = "matte") -> Path:
     """The take of an uninterrupted run of the same job, computed in this process by the job runner."""
-    from backend.jobs import prepare, run_job
-    from backend.params import params_to_json
+    from backend.jobs import identify, run_job
     from backend.store import JobSpec, Store
 
     store = Store(tmp)
     for frame, arrays in frames.arrays.items():
         store.put_input(frames.digests[frame], arrays)
     spec = JobSpec(stage, dict(params or {}), sorted(frames.digests.items()), frames.size)
-    _, parsed, _ = prepare(spec)
-    spec.params = params_to_json(parsed)
+    identify(spec)  # canonical params, stage version, model identities: the id the CLI and server give it
     store.save_job(spec)
     return run_job(store, spec).root
 

@@ -29,5 +29,22 @@ def test_png8_colour_is_lossless_and_stays_rgb():
 
 def test_a_file_that_is_not_an_exr_is_named(tmp_path):
     (tmp_path / "bad.exr").write_bytes(b"not an exr")
-    with pytest.raises(ImageError, match="not an OpenEXR file"):
+    with pytest.raises(ImageError, match="bad.exr could not be read as OpenEXR"):
         read_image(tmp_path / "bad.exr")
+
+
+def test_exr_of_any_compression_and_the_add_ons_own_files_read_through_openexr(tmp_path):
+    """The backend reads what other tools write (PIZ, half floats) and what the add-on writes (its own
+    uncompressed files, backend/ipc/imagefiles.py), through the OpenEXR bindings."""
+    import OpenEXR
+
+    from backend.ipc.imagefiles import exr_bytes as addon_exr_bytes
+
+    depth = (np.random.default_rng(2).random((12, 20)) * 30).astype(np.float32)
+    half = OpenEXR.File({"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage},
+                        {"Z": depth.astype(np.float16)})
+    half.write(str(tmp_path / "piz.exr"))
+    assert np.array_equal(read_image(tmp_path / "piz.exr"), depth.astype(np.float16).astype(np.float32))
+    assert np.array_equal(decode_layer(Layer("exr"), addon_exr_bytes({"Y": depth})), depth)
+    ours = encode_layer(Layer("exr"), depth)
+    assert len(ours) < len(addon_exr_bytes({"Y": depth}))  # the take's EXR files are compressed (ZIP)

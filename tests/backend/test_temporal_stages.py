@@ -8,6 +8,7 @@ from backend.imageio import write_image
 from backend.params import ParamError, parse_params
 from backend.pipelines.metrics import psnr
 from backend.pipelines.preview import preview_grade
+from backend.sources import open_side
 from backend.stages.base import StageError, all_stages, get_stage
 from tests.backend.temporal_fixtures import Shot, context
 
@@ -17,6 +18,14 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def shot():
     return Shot(size=(128, 96), count=13, pan=(1.5, 0.5), disc_speed=2.0, disc_radius=22, disc_start=40)
+
+
+def with_keyframes(ctx, folder):
+    """The context a job with the side input `keyframes` gets: the folder as the client reads and uploads it."""
+    side = open_side("keyframes", folder)
+    ctx.sides = {"keyframes": side.keys}
+    ctx.read_side = lambda name, key: side.read(key)
+    return ctx
 
 
 def run(stage, values, ctx):
@@ -72,10 +81,11 @@ def test_the_artists_keyframes_with_alpha_and_depth(shot, tmp_path):
         write_image(folder / "color" / f"{frame:04d}.png", preview_grade(layers["color"]))
         write_image(folder / "alpha" / f"{frame:04d}.png", np.round(layers["alpha"] * 255).astype(np.uint8))
     stage = get_stage("propagate")
-    values = {"keyframes_from": "folder", "keyframes_folder": str(folder), "layers": ["color", "alpha", "depth"]}
+    values = {"keyframes_from": "folder", "layers": ["color", "alpha", "depth"]}
     layers = stage.layers(parse_params(stage.Params, values), shot.size)
     assert layers["depth"].format == "png16" and layers["depth"].far == 1.0
-    out = run(stage, values, context(shot, tmp_path / "scratch"))
+    assert stage.side_inputs(parse_params(stage.Params, values)).keys() == {"keyframes"}
+    out = run(stage, values, with_keyframes(context(shot, tmp_path / "scratch"), folder))
     for frame in (4, 10):
         truth = shot.layers(frame - 1)
         assert psnr(out[frame]["color"], preview_grade(truth["color"])) > 27.0
@@ -86,16 +96,15 @@ def test_the_artists_keyframes_with_alpha_and_depth(shot, tmp_path):
 
 def test_clear_errors(shot, tmp_path):
     stage = get_stage("propagate")
-    with pytest.raises(ParamError, match="keyframes_folder"):
-        parse_params(stage.Params, {"keyframes_from": "folder"})
-    with pytest.raises(StageError, match="does not exist"):
-        run(stage, {"keyframes_from": "folder", "keyframes_folder": str(tmp_path / "none")}, context(shot, tmp_path))
+    with pytest.raises(ParamError, match="keyframes_folder"):  # a server path is no parameter any more
+        parse_params(stage.Params, {"keyframes_from": "folder", "keyframes_folder": "/elsewhere"})
+    with pytest.raises(StageError, match="--side keyframes="):
+        run(stage, {"keyframes_from": "folder"}, context(shot, tmp_path))
     folder = tmp_path / "keys"
     write_image(folder / "0001.png", preview_grade(shot.frame(0)))
     write_image(folder / "0013.png", preview_grade(shot.frame(12)))
     with pytest.raises(StageError, match="set stability to 0"):
-        run(stage, {"keyframes_from": "folder", "keyframes_folder": str(folder), "stability": 0.5},
-            context(shot, tmp_path / "s"))
+        run(stage, {"keyframes_from": "folder", "stability": 0.5}, with_keyframes(context(shot, tmp_path / "s"), folder))
 
 
 def test_retime_rebuilds_the_dropped_frames_and_keeps_the_others(shot, tmp_path):

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.failures import BAD_INPUT, INTERRUPTED, debug, exit_status, explain
+from backend.failures import BAD_INPUT, FAILED, INTERRUPTED, debug, exit_status, explain
 from backend.image_header import DEFAULT_MAX_MEGAPIXELS
 from backend.memory import keep_freed_memory
 
@@ -94,10 +94,18 @@ def cmd_serve(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     print(f"dstage: listening on {server.url} (store {service.store.root}, {service.describe()['device']})", flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever()  # on SIGTERM: the running job stops at its next step, then sockets close
     except KeyboardInterrupt:
         pass
-    return 0
+    if getattr(server, "abandoned", False):
+        print("dstage: stopped; the running job was abandoned mid-step and resumes when resubmitted", flush=True)
+    else:
+        print("dstage: stopped", flush=True)
+    # Our sockets are closed and every store file is written atomically; what is left are library threads
+    # (libzmq's I/O threads, torch's pool, a job abandoned mid-step) that abort the process (exit 134,
+    # "terminate called without an active exception") when interpreter shutdown races them. Leave now.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def load_models(args):
@@ -290,14 +298,24 @@ def run_remote(args, source, params, digests, sides, side_digests) -> int:
                     size=source.size, out_dir=args.out, fps=source.fps, source=source.description,
                     sides={name: (side_digests[name], side.read) for name, side in sides.items()})
     bar = ProgressBar(len(source.frames), args.stage)
-    reconnects = 0
+    heard = answered_at = 0   # messages heard; how many reconnects there were when the backend last answered
+    shown = None
     try:
         while job.active:
             job.step(0.2)
-            if client.reconnects != reconnects:
-                reconnects = client.reconnects
-                print(f"\ndstage: lost the backend at {args.server}; reconnecting (attempt {reconnects})",
-                      file=sys.stderr, flush=True)
+            if client.heard != heard:
+                heard, answered_at = client.heard, client.reconnects
+            tries = client.reconnects - answered_at   # reconnects in a row without an answer
+            if tries > args.retries:
+                raise CommandError(f"no answer from the backend at {args.server} after {tries} tries "
+                                   f"({args.timeout:g} s each); start it there (`dstage serve --bind ...`) or fix "
+                                   "--server", FAILED)
+            if client.silent_for > min(2.0, args.timeout / 2):  # a visible countdown to the next try
+                left = max(0, int(args.timeout - client.silent_for + 0.999))
+                if (tries, left) != shown:
+                    shown = (tries, left)
+                    print(f"\rdstage: no answer from {args.server}; try {tries + 1} of {args.retries + 1} ends in "
+                          f"{left} s ", end="", file=sys.stderr, flush=True)
             note = ""
             if job.progress.get("steps"):
                 note = f"frame {job.progress.get('frame')} step {job.progress.get('step')}/{job.progress.get('steps')}"
@@ -497,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-max-gb", type=positive_float,
                    help="after the run, remove the least recently used jobs until the store fits")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds of silence before reconnecting")
+    p.add_argument("--retries", type=int, default=5,
+                   help="reconnects in a row without an answer before giving up (with --server)")
     p.add_argument("--models", help="model config file (JSON)")
     key_args(p)
     p.set_defaults(func=cmd_run)
@@ -544,9 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()  # frames reuse the last frame's buffers (see backend/memory.py)
+    # `kill` ends a command like Ctrl-C does: its cleanup runs (shared memory unlinked, the job cancelled)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except CommandError as e:

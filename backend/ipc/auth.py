@@ -84,6 +84,22 @@ class ServerKeys:
                 f"`dstage keys --out DIR --name artist` then `dstage keys --allow DIR/artist.key --keys {self.dir}`"
             )
 
+    def _clients_state(self) -> tuple:
+        try:
+            return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in self.clients_dir.glob("*.key")))
+        except OSError:
+            return ()
+
+    def clients_changed(self) -> bool:
+        """Whether a client key was added, removed or rewritten since the last (re)load."""
+        return self._clients_state() != self._loaded
+
+    def reload(self, auth: zmq.auth.Authenticator) -> None:
+        """Read clients/ again: a removed key is refused from its next handshake (connections already
+        made stay until they drop)."""
+        self._loaded = self._clients_state()
+        auth.configure_curve(domain="*", location=str(self.clients_dir))
+
     def apply(self, socket: zmq.Socket) -> None:
         socket.curve_server = True
         socket.curve_secretkey = self.secret
@@ -93,6 +109,7 @@ class ServerKeys:
         """A ZAP handler the server polls on its own thread (no hidden thread)."""
         auth = zmq.auth.Authenticator(context)
         auth.start()
+        self._loaded = self._clients_state()
         auth.configure_curve(domain="*", location=str(self.clients_dir))
         return auth
 

@@ -54,12 +54,13 @@ class Client:
         self.server_info: dict = {}
         self.max_message_bytes = wire.MAX_MESSAGE_BYTES
         self.reconnects = 0
+        self.heard = 0    # messages received from the server, ever (a reconnect does not reset it)
         self.session: str | None = None   # the server process we talk to; a new value means it restarted
         self._ids = itertools.count(1)
         self.socket: zmq.Socket | None = None
         self._connect()
 
-    def _connect(self) -> None:
+    def _connect(self, offer: bool = True) -> None:
         self.socket = self.ctx.socket(zmq.DEALER)
         self.socket.linger = 0
         self.socket.sndhwm = self.socket.rcvhwm = 1000
@@ -70,13 +71,15 @@ class Client:
         self.last_heard = now
         self.last_sent = 0.0
         self.connected = False
-        self._hello()
+        self._hello(offer)
 
-    def _hello(self) -> None:
-        """Say hello, offering a fresh shared-memory arena if this connection may use one."""
+    def _hello(self, offer: bool = True) -> None:
+        """Say hello, offering a fresh shared-memory arena if this connection may use one. After the server
+        fell silent the hello offers none (an arena it never attaches would stay in /dev/shm if this process
+        is killed meanwhile); the offer follows once it answers."""
         self._drop_shm()
         self._offer = None
-        if self.shm_allowed:
+        if self.shm_allowed and offer:
             try:
                 self._offer = shm.Outbox()
             except OSError as e:
@@ -92,8 +95,14 @@ class Client:
     def _welcome(self, msg: wire.Message) -> None:
         self.connected = True
         self.server_info = msg.header
-        self.max_message_bytes = int(msg.get("max_message_bytes", self.max_message_bytes))
-        if msg.get("req") != self.hello_req or self._offer is None:
+        limit = msg.get("max_message_bytes")
+        if type(limit) is int and limit > 0:
+            self.max_message_bytes = limit
+        if msg.get("req") != self.hello_req:
+            return
+        if self._offer is None:
+            if self.shm_allowed and self.outbox is None and "shm" not in msg.header:
+                self._hello()  # the server is back: now offer the arena
             return
         offer, self._offer = self._offer, None
         answer = msg.get("shm")
@@ -149,6 +158,7 @@ class Client:
                 except zmq.Again:
                     break
                 self.last_heard = time.monotonic()
+                self.heard += 1
                 try:
                     msg = wire.decode(parts, accept=wire.EVENTS, shm=self.inbox)
                 except wire.WireError as e:
@@ -188,7 +198,7 @@ class Client:
         """Drop the socket (and whatever it queued) and start again; the caller resubmits its jobs."""
         self.socket.close(linger=0)
         self.reconnects += 1
-        self._connect()
+        self._connect(offer=False)
 
     def request(self, type: str, fields: dict | None = None, arrays: dict | None = None,
                 timeout_s: float | None = None) -> wire.Message:
@@ -207,6 +217,7 @@ class Client:
             except zmq.Again:
                 continue
             self.last_heard = time.monotonic()
+            self.heard += 1
             msg = wire.decode(parts, accept=wire.EVENTS, shm=self.inbox)
             if msg.type == "welcome":
                 self._welcome(msg)

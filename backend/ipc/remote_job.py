@@ -16,10 +16,14 @@ from typing import Callable
 import numpy as np
 
 from backend.ipc.client import Client
-from backend.ipc.take import Take, TakeInfo
+from backend.ipc.take import Take, TakeError, TakeInfo
 
 ACTIVE = ("submitting", "uploading", "running")
 STALL_S = 10.0  # no word about this job for this long: ask again (submitting is idempotent)
+
+
+# a server that keeps forgetting the job after accepting it again is broken: fail rather than loop
+MAX_FORGOTTEN = 50
 
 
 class RemoteJob:
@@ -48,6 +52,7 @@ class RemoteJob:
         self.progress: dict = {}
         self.local_done: set[int] = set()
         self.kept: int | None = None  # frames already in the local take when the job first got one
+        self._forgotten = 0  # 'unknown_job' answers so far, each answered by submitting again
         self._submit()
 
     # -- public ------------------------------------------------------------------------------
@@ -162,6 +167,10 @@ class RemoteJob:
 
     def _result(self, msg) -> None:
         frame = msg.get("frame")
+        if type(frame) is not int or frame not in self.take.info.frames:
+            raise TakeError(f"the backend sent frame {str(frame)[:40]!r}, which this job did not ask for")
+        for layer in msg.arrays:  # every name checked before any file is written
+            self.take.path(layer, frame)
         for layer, data in msg.arrays.items():
             self.take.write_file(layer, frame, data)
         self.in_flight_down.discard(frame)
@@ -175,6 +184,13 @@ class RemoteJob:
         code = msg.get("code", "error")
         if code == "not_ready":
             self.in_flight_down.discard(msg.get("frame"))
+            return
+        if code == "unknown_job" and self._forgotten < MAX_FORGOTTEN:
+            # the server does not know the job as ours: it restarted, or our connection is a new one to it
+            # (jobs belong to the connection that submitted them); submitting again resumes it
+            self._forgotten += 1
+            if self.state != "submitting":
+                self._submit()
             return
         self.error = (code, msg.get("message", ""))
         self.state = "failed"

@@ -25,6 +25,7 @@ import zmq
 
 from backend.ipc import shm, wire
 from backend.ipc.auth import AuthError, ServerKeys, answer_zap, is_loopback
+from backend.ipc.redact import redact
 
 log = logging.getLogger("dstage.server")
 
@@ -33,6 +34,17 @@ CLIENT_TIMEOUT_S = 10.0
 # A client silent this long loses its shared memory here (a client forgotten after CLIENT_TIMEOUT_S, say
 # Blender busy rendering, keeps it and carries on); it renegotiates if it comes back later.
 SHM_GRACE_S = 600.0
+# Messages queued for one client before further ones to it are dropped (a client that stops reading must
+# not grow the server's memory: at most this many replies, the biggest a fetched frame's files).
+SEND_HWM = 64
+# Jobs one client may have submitted and not yet given all their inputs; more are refused until some run.
+MAX_PENDING = 32
+# Jobs a client keeps access to (status, fetch, cancel); the oldest are forgotten beyond it.
+MAX_OWNED = 4096
+# On SIGTERM, how long the running job may take to reach its next step and stop before it is abandoned.
+STOP_GRACE_S = 10.0
+# `req` is echoed in replies: only a small integer or a short text, anything else is answered without it.
+MAX_REQ_TEXT = 64
 
 
 class RequestError(Exception):
@@ -59,7 +71,27 @@ class JobService(Protocol):
 @dataclass
 class ClientState:
     last_seen: float
+    owner: bytes
     jobs: set[str] = field(default_factory=set)
+
+
+def owner_of(identity: bytes, parts: list) -> bytes:
+    """Who a message comes from: its CURVE public key (the ZAP handler's User-Id), which stays the same across
+    reconnects, or without keys the connection's routing id (libzmq makes it; a peer cannot claim another's)."""
+    try:
+        user = parts[0].get("User-Id") if parts and hasattr(parts[0], "get") else None
+    except zmq.ZMQError:
+        user = None
+    return b"key:" + user.encode() if user else b"conn:" + identity
+
+
+def safe_req(req: Any) -> Any:
+    """The request id to echo back, or None when it is not a plain small integer or short text."""
+    if type(req) is int and -(1 << 53) <= req <= (1 << 53):
+        return req
+    if isinstance(req, str) and len(req) <= MAX_REQ_TEXT:
+        return req
+    return None
 
 
 @dataclass
@@ -100,11 +132,13 @@ class Server:
         self.socket.linger = 0
         self.socket.router_mandatory = True    # a send to a vanished client raises instead of vanishing
         self.socket.maxmsgsize = max_message_bytes  # libzmq drops a peer that sends a bigger frame
-        self.socket.sndhwm = self.socket.rcvhwm = 1000
+        self.socket.sndhwm = SEND_HWM
+        self.socket.rcvhwm = 1000
+        self.keys = None
         if keys_dir is not None:
-            keys = ServerKeys(keys_dir)
-            self.auth = keys.authenticator(self.ctx)
-            keys.apply(self.socket)
+            self.keys = ServerKeys(keys_dir)
+            self.auth = self.keys.authenticator(self.ctx)
+            self.keys.apply(self.socket)
         if bind.startswith("tcp://") and bind.endswith(":0"):
             port = self.socket.bind_to_random_port(bind.rsplit(":", 1)[0])
             bind = f"{bind.rsplit(':', 1)[0]}:{port}"
@@ -116,6 +150,9 @@ class Server:
         self._events_url = f"inproc://dstage-events-{id(self)}"
         self.events.bind(self._events_url)
         self.clients: dict[bytes, ClientState] = {}
+        self.owned: dict[bytes, dict[str, None]] = {}     # owner -> its jobs, oldest first
+        self.pending: dict[bytes, dict[str, None]] = {}   # owner -> jobs still waiting for inputs
+        self.store_root = getattr(getattr(service, "store", None), "root", None)  # for redacted messages
         self.queues: dict[bytes, deque[str]] = {}
         self.last_served: dict[bytes, float] = {}
         self.subscribers: dict[str, set[bytes]] = {}
@@ -155,11 +192,20 @@ class Server:
                     next_beat = time.monotonic() + self.heartbeat_s
                 self._dispatch()
         finally:
-            self._work.put(None)
+            self._stop_worker()
             self.close()
 
     def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler): the running job stops at its next step."""
         self._stop.set()
+
+    def _stop_worker(self) -> None:
+        for flag in self.cancel_flags.values():
+            flag.set()
+        self._work.put(None)
+        if self._worker.is_alive():
+            self._worker.join(STOP_GRACE_S)
+        self.abandoned = self._worker.is_alive()  # a step longer than the grace: the caller exits without it
 
     def close(self) -> None:
         for peer in self.peers.values():
@@ -172,26 +218,50 @@ class Server:
 
     # -- requests ----------------------------------------------------------------------------
     def _handle(self, identity: bytes, parts: list) -> None:
-        state = self.clients.setdefault(identity, ClientState(time.monotonic()))
+        state = self.clients.get(identity)
+        if state is None:
+            state = self.clients[identity] = ClientState(time.monotonic(), owner_of(identity, parts))
         state.last_seen = time.monotonic()
         peer = self.peers.get(identity)
         if peer is not None:
             peer.last_seen = state.last_seen
+        req = None
         try:
             msg = wire.decode(parts, accept=wire.REQUESTS, max_message_bytes=self.max_message_bytes,
                               shm=peer.inbox if peer is not None else None)
+            req = safe_req(msg.get("req"))
+            getattr(self, f"_on_{msg.type}")(identity, msg, req)
         except wire.WireError as e:
-            self._send(identity, wire.error_frames(e.code, str(e)))
-            return
-        req = msg.get("req")
-        try:
-            handler = getattr(self, f"_on_{msg.type}")
-            handler(identity, msg, req)
+            self._error(identity, e.code, str(e), req)
         except RequestError as e:
-            self._send(identity, wire.error_frames(e.code, str(e), req=req, **e.ids))
+            self._error(identity, e.code, str(e), req, **e.ids)
         except Exception as e:  # a bug in one request must not take the server down
-            log.exception("request %s failed", msg.type)
-            self._send(identity, wire.error_frames("internal", f"{type(e).__name__}: {e}", req=req))
+            log.exception("request failed")
+            self._error(identity, "internal", f"{type(e).__name__}: {e}", req)
+
+    def _error(self, identity: bytes, code: str, message: str, req, **ids) -> None:
+        """An error reply built only from values this server controls or checked: no unvalidated field."""
+        ids = {k: v for k, v in ids.items() if v is None or type(v) is int or (isinstance(v, str) and len(v) <= 128)}
+        try:
+            frames = wire.error_frames(str(code)[:64], redact(str(message), self.store_root)[:2000], req=req, **ids)
+        except Exception:  # never expected; the reply must not be what ends the loop
+            frames = wire.error_frames("internal", "the server could not describe this error", req=req)
+        self._send(identity, frames)
+
+    def _owner(self, identity: bytes) -> bytes:
+        state = self.clients.get(identity)  # (gone when a send to it failed earlier in this request)
+        return state.owner if state is not None else b"conn:" + identity
+
+    def _owns(self, identity: bytes, job_id: str) -> bool:
+        return job_id in self.owned.get(self._owner(identity), ())
+
+    def _check_owner(self, identity: bytes, job_id: Any) -> str:
+        """The job id when this client submitted it; others' jobs answer exactly like jobs that do not exist."""
+        if not isinstance(job_id, str):
+            raise RequestError("bad_request", "this request needs job_id (text), as the 'accepted' reply gave it")
+        if not self._owns(identity, job_id):
+            raise RequestError("unknown_job", f"no job {job_id[:80]} was submitted by this client; submit it first")
+        return job_id
 
     def _reply(self, identity: bytes, type: str, req, fields: dict | None = None, arrays=None) -> None:
         peer = self.peers.get(identity)
@@ -233,10 +303,13 @@ class Server:
         pass  # being heard from is the point; the server beats back on its own timer
 
     def _on_status(self, identity, msg, req):
+        # another client's jobs are not this one's business: only that the backend is busy, and how long the queue is
         queued = [job for q in self.queues.values() for job in q]
+        mine = self.running if self.running is not None and self._owns(identity, self.running) else None
         self._reply(identity, "status", req, {
-            **self.service.describe(), "running": self.running, "progress": self.progress.get(self.running),
-            "queued": queued, "clients": len(self.clients),
+            **self.service.describe(), "running": mine, "busy": self.running is not None,
+            "progress": self.progress.get(mine), "queued": [j for j in queued if self._owns(identity, j)],
+            "queue_length": len(queued), "clients": len(self.clients),
         })
 
     def _on_stages(self, identity, msg, req):
@@ -246,10 +319,22 @@ class Server:
         self._reply(identity, "echo", req, {}, msg.arrays)
 
     def _on_submit(self, identity, msg, req):
+        owner = self._owner(identity)
+        pending = self.pending.setdefault(owner, {})
+        if len(pending) >= MAX_PENDING:
+            raise RequestError("too_many_pending", f"this client has {len(pending)} jobs still waiting for their "
+                                                   "inputs; send their frames or cancel some before submitting more")
         sub = self.service.submit(msg.header)
         job_id = sub["job_id"]
+        owned = self.owned.setdefault(owner, {})
+        owned.pop(job_id, None)
+        owned[job_id] = None
+        while len(owned) > MAX_OWNED:
+            owned.pop(next(iter(owned)))
+        pending[job_id] = None
         self.subscribers.setdefault(job_id, set()).add(identity)
-        self.clients[identity].jobs.add(job_id)
+        if identity in self.clients:
+            self.clients[identity].jobs.add(job_id)
         self._reply(identity, "accepted", req, sub)
         self._maybe_queue(identity, job_id)
 
@@ -257,6 +342,7 @@ class Server:
         job_id, frame, digest = msg.get("job_id"), msg.get("frame"), msg.get("digest")
         if not isinstance(job_id, str) or not isinstance(frame, int) or not isinstance(digest, str):
             raise RequestError("bad_request", "input needs job_id (text), frame (integer) and digest (text)")
+        self._check_owner(identity, job_id)
         self.service.put_input(job_id, frame, digest, msg.arrays)
         self._reply(identity, "stored", req, {"job_id": job_id, "frame": frame})
         self._maybe_queue(identity, job_id)
@@ -265,6 +351,7 @@ class Server:
         job_id, frame = msg.get("job_id"), msg.get("frame")
         if not isinstance(job_id, str) or not isinstance(frame, int):
             raise RequestError("bad_request", "fetch needs job_id (text) and frame (integer)")
+        self._check_owner(identity, job_id)
         files = self.service.read_result(job_id, frame)
         arrays = {name: np.frombuffer(data, dtype=np.uint8) for name, data in files.items()}
         self._reply(identity, "result", req, {"job_id": job_id, "frame": frame}, arrays)
@@ -273,6 +360,8 @@ class Server:
         job_id = msg.get("job_id")
         if not isinstance(job_id, str):
             raise RequestError("bad_request", "cancel needs job_id (text)")
+        self._check_owner(identity, job_id)
+        self.pending.get(self._owner(identity), {}).pop(job_id, None)
         if job_id == self.running:
             self.cancel_flags[job_id].set()  # the worker stops between steps and reports 'cancelled'
             return
@@ -287,6 +376,7 @@ class Server:
             return
         if self.service.missing_inputs(job_id):
             return
+        self.pending.get(self._owner(identity), {}).pop(job_id, None)
         if self.service.is_complete(job_id):
             self._publish(job_id, "done", {"job_id": job_id, "frames": self.service.done_frames(job_id)})
             return
@@ -360,6 +450,8 @@ class Server:
                 self.running = None
                 self.progress.pop(job_id, None)
                 self.cancel_flags.pop(job_id, None)
+                if kind == "error":
+                    event["message"] = redact(str(event.get("message", "")), self.store_root)
                 if kind == "done":
                     event["frames"] = self.service.done_frames(job_id)
                 self._publish(job_id, kind, event)
@@ -374,6 +466,8 @@ class Server:
     # -- liveness ----------------------------------------------------------------------------
     def _heartbeat(self) -> None:
         now = time.monotonic()
+        if self.keys is not None and self.keys.clients_changed():
+            self.keys.reload(self.auth)  # a key removed from clients/ is refused from the next handshake on
         for identity, peer in list(self.peers.items()):
             if now - peer.last_seen > SHM_GRACE_S:
                 self.peers.pop(identity).close()
@@ -403,6 +497,9 @@ class Server:
             self._unsent(identity, frames)
             if e.errno == zmq.EHOSTUNREACH:
                 self._forget(identity)
+                # keyless, its jobs were this connection's, and no one can name them any more
+                self.pending.pop(b"conn:" + identity, None)
+                self.owned.pop(b"conn:" + identity, None)
                 peer = self.peers.pop(identity, None)  # gone for good: its connection is closed
                 if peer is not None:
                     peer.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from pathlib import Path
 TAKE_FORMAT = "diffusion-stage/take"
 TAKE_VERSION = 1
 LAYER_FORMATS = {"png8": ".png", "png16": ".png", "exr": ".exr"}
+# A layer name is a folder of the take: one plain name (a take.json from a server or a disk is not trusted)
+LAYER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 
 
 class TakeError(ValueError):
@@ -66,6 +69,14 @@ def frame_name(frame: int, ext: str = ".png") -> str:
     return f"{frame:04d}{ext}"
 
 
+def check_layer_name(name: object) -> str:
+    """A layer name that is one plain folder name: letters, digits, '_' and '-', no separators, no '..'."""
+    if not isinstance(name, str) or not LAYER_NAME.fullmatch(name):
+        raise TakeError(f"the take names a layer {str(name)[:80]!r}; layer names are 1-64 letters, digits, '_' or '-' "
+                        "(no path separators or '..'); the backend that sent it is broken or hostile")
+    return name
+
+
 @dataclass
 class Layer:
     """One image sequence of a take. `near`/`far` map png16 depth values to distances."""
@@ -84,6 +95,9 @@ class Layer:
 
     @classmethod
     def from_json(cls, name: str, data: dict) -> "Layer":
+        check_layer_name(name)
+        if not isinstance(data, dict):
+            raise TakeError(f"layer {name!r} must be described by an object {{format, ...}}")
         fmt = data.get("format")
         if fmt not in LAYER_FORMATS:
             raise TakeError(f"layer {name!r} has format {fmt!r}; accepted: {sorted(LAYER_FORMATS)}")
@@ -117,14 +131,18 @@ class TakeInfo:
 
     @classmethod
     def from_json(cls, data: dict) -> "TakeInfo":
-        if data.get("format") != TAKE_FORMAT:
-            raise TakeError(f"not a Diffusion Stage take (format is {data.get('format')!r})")
+        if not isinstance(data, dict) or data.get("format") != TAKE_FORMAT:
+            raise TakeError(f"not a Diffusion Stage take (format is "
+                           f"{data.get('format') if isinstance(data, dict) else type(data).__name__!r:.80})")
         if data.get("version", 0) > TAKE_VERSION:
             raise TakeError(
                 f"take version {data['version']} is newer than this code understands ({TAKE_VERSION}); "
                 "update Diffusion Stage"
             )
-        layers = {name: Layer.from_json(name, spec) for name, spec in data.get("layers", {}).items()}
+        layers = data.get("layers", {})
+        if not isinstance(layers, dict):
+            raise TakeError("the take's 'layers' must be an object {name: {format, ...}}")
+        layers = {name: Layer.from_json(name, spec) for name, spec in layers.items()}
         keys = ("frame_start", "frame_end", "width", "height", "fps", "stage", "job_id", "source", "params", "versions")
         return cls(layers=layers, **{k: data[k] for k in keys if k in data})
 
@@ -169,6 +187,7 @@ class Take:
         atomic_write_bytes(self.root / "take.json", text.encode())
 
     def path(self, layer: str, frame: int) -> Path:
+        check_layer_name(layer)
         if layer not in self.info.layers:
             raise TakeError(f"take has no layer {layer!r}; it has {sorted(self.info.layers)}")
         return self.root / layer / frame_name(frame, self.info.layers[layer].ext)

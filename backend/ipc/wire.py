@@ -23,6 +23,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from backend.ipc import bounded_json
+
 PROTOCOL_VERSION = 1
 
 # Client -> server requests and server -> client events.
@@ -135,9 +137,9 @@ def decode(
     if head.nbytes > MAX_HEADER_BYTES:
         raise WireError("header_too_large", f"header of {head.nbytes} bytes is over the limit of {MAX_HEADER_BYTES}")
     try:
-        header = json.loads(bytes(head))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise WireError("bad_header", f"header is not valid UTF-8 JSON ({type(e).__name__}: {str(e)[:120]})") from None
+        header = bounded_json.loads(bytes(head))
+    except bounded_json.BoundedJSONError as e:
+        raise WireError("bad_header", f"header refused as JSON: {e}") from None
     if not isinstance(header, dict):
         raise WireError("bad_header", f"header must be a JSON object, got {type(header).__name__}")
     version = header.get("v")
@@ -154,12 +156,12 @@ def decode(
     specs = header.pop("arrays", [])
     if not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
         raise WireError("bad_arrays", f"'arrays' must be a list of at most {MAX_ARRAYS} {{name, dtype, shape}} entries")
-    inline = [s for s in specs if not (isinstance(s, dict) and "shm" in s)]
+    checked = [_check_spec(spec) for spec in specs]  # each entry first: the count below trusts their form
+    inline = [s for s in specs if "shm" not in s]
     if len(inline) != len(buffers) - 1:
         raise WireError(
             "array_count", f"header declares {len(inline)} inline arrays but the message carries {len(buffers) - 1} buffers"
         )
-    checked = [_check_spec(spec) for spec in specs]
     shared = sum(math.prod(shape) * np.dtype(dtype).itemsize
                  for spec, (_, dtype, shape) in zip(specs, checked) if "shm" in spec)
     if shared and total + shared > max_message_bytes:

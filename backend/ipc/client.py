@@ -23,6 +23,7 @@ from backend.ipc.auth import apply_client_keys
 
 # errors that mean the server no longer holds our shared memory: renegotiate, and the job resubmits
 SHM_LOST = frozenset({"shm_unavailable", "shm_unknown_arena"})
+SEND_TIMEOUT_MS = 1000
 
 
 class RemoteError(RuntimeError):
@@ -64,6 +65,9 @@ class Client:
         self.socket = self.ctx.socket(zmq.DEALER)
         self.socket.linger = 0
         self.socket.sndhwm = self.socket.rcvhwm = 1000
+        # a send never blocks for long: with no usable connection (a refused CURVE handshake drops it) a
+        # plain send would wait forever, and Blender's timer with it
+        self.socket.sndtimeo = SEND_TIMEOUT_MS
         if self.keys is not None:
             apply_client_keys(self.socket, self.keys.client_secret, self.keys.server_public)
         self.socket.connect(self.url)
@@ -141,6 +145,11 @@ class Client:
                     "too_large", f"{type} message of {size} bytes is over the server's limit of {self.max_message_bytes}"
                 )
             self.socket.send_multipart(frames, copy=False)
+        except zmq.Again:
+            for slot in frames.slots:
+                self.outbox.release(slot)
+            raise TimeoutError(f"could not send {type!r} to {self.url}: no connection takes it (the backend refused "
+                               "this client's key, or is not reading); check the address and the key files") from None
         except BaseException:
             for slot in frames.slots:
                 self.outbox.release(slot)
@@ -185,7 +194,10 @@ class Client:
             self.reconnect()
             out.append(wire.Message("reconnected", {"url": self.url, "attempt": self.reconnects}))
         elif now - self.last_sent > self.heartbeat_s:
-            self.send("heartbeat")
+            try:
+                self.send("heartbeat")
+            except TimeoutError:
+                pass  # no connection takes it; the silence above ends in a reconnect
         return out
 
     def _restarted(self, session: str | None) -> bool:

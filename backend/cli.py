@@ -78,7 +78,7 @@ def cmd_serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     service = StoreService(open_store(args.store), models=load_models(args), device=args.device,
-                           store_max_bytes=gb_to_bytes(args.store_max_gb))
+                           store_max_bytes=gb_to_bytes(args.store_max_gb), max_megapixels=args.max_megapixels)
     try:
         server = Server(service, args.bind, keys_dir=args.keys,
                         max_message_bytes=int(args.max_message_mb * (1 << 20)),
@@ -491,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse messages larger than this (MiB); a single frame part over it drops the peer")
     p.add_argument("--store-max-gb", type=positive_float,
                    help="after each job, remove the least recently used jobs until the store fits (see `store gc`)")
+    p.add_argument("--max-megapixels", type=positive_float,
+                   help="refuse jobs with larger frames (default: 50, less on a machine with under 13 GB of memory)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ping", help="check that a backend answers")

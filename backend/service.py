@@ -6,7 +6,9 @@ drive the same service without a socket.
 
 from __future__ import annotations
 
+import os
 import platform
+from collections import OrderedDict
 from typing import Any
 
 from backend import __version__
@@ -15,6 +17,22 @@ from backend.jobs import JobCallbacks, check_frame_size, identify, prepare, run_
 from backend.params import ParamError, describe
 from backend.stages.base import Cancelled, StageError, all_stages
 from backend.failures import failure_message
+from backend.image_header import DEFAULT_MAX_MEGAPIXELS
+
+# Specs kept in memory (the store holds them all; an evicted one is read back when asked for)
+SPEC_CACHE = 1024
+# A frame in flight costs about this much per pixel at its peak (float32 RGBA copies: input, warped layers,
+# weights, output): the default pixel budget keeps one frame within a sixteenth of this machine's memory.
+PEAK_BYTES_PER_PIXEL = 16 * 16
+
+
+def default_max_megapixels() -> float:
+    """The CLI's pixel budget, lowered on a machine whose memory could not hold a frame that big."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: the CLI's budget alone
+        return DEFAULT_MAX_MEGAPIXELS
+    return max(1.0, min(DEFAULT_MAX_MEGAPIXELS, memory / PEAK_BYTES_PER_PIXEL / 1e6))
 from backend.store import JobSpec, Store, StoreError
 
 
@@ -29,7 +47,7 @@ def device_name() -> str:
     return f"cpu: {platform.processor() or platform.machine()}"
 
 
-def spec_from_fields(fields: dict) -> JobSpec:
+def spec_from_fields(fields: dict, max_megapixels: float | None = None) -> JobSpec:
     """A JobSpec from a submit request, with a clear error for each malformed field."""
     stage, params, frames, size = (fields.get(k) for k in ("stage", "params", "frames", "size"))
     if not isinstance(stage, str):
@@ -43,6 +61,10 @@ def spec_from_fields(fields: dict) -> JobSpec:
         raise RequestError("bad_request", "submit 'frames' lists a frame number twice")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 < n <= 16384 for n in size)):
         raise RequestError("bad_request", "submit needs 'size': [width, height] in pixels, each 1..16384")
+    if max_megapixels is not None and size[0] * size[1] > max_megapixels * 1e6:
+        raise RequestError("too_large", f"frames of {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.1f} MP) are above "
+                                        f"this backend's pixel budget of {max_megapixels:g} MP; scale them down, or "
+                                        "start the backend with a larger `dstage serve --max-megapixels`")
     fps = fields.get("fps", 24.0)
     if not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
         raise RequestError("bad_request", f"fps must be a number in (0, 1000], got {fps!r}")
@@ -66,13 +88,14 @@ def sides_from_fields(sides) -> dict[str, list[tuple[int, str]]]:
 
 class StoreService:
     def __init__(self, store: Store, *, models: Any = None, device: str | None = None,
-                 store_max_bytes: int | None = None):
+                 store_max_bytes: int | None = None, max_megapixels: float | None = None):
         self.store = store
+        self.max_megapixels = default_max_megapixels() if max_megapixels is None else max_megapixels
         self.store_max_bytes = store_max_bytes  # after each job, least recently used jobs go until the store fits
         self.models = models
         self.device_label = device_name() if device is None else device
         self.device = device or ("cuda" if self.device_label.startswith("cuda") else "cpu")
-        self._specs: dict[str, JobSpec] = {}
+        self._specs: OrderedDict[str, JobSpec] = OrderedDict()  # the most recently used last
 
     def describe(self) -> dict:
         return {"version": __version__, "device": self.device_label, "stages": sorted(all_stages())}
@@ -83,13 +106,20 @@ class StoreService:
     def spec(self, job_id: str) -> JobSpec:
         if job_id not in self._specs:
             try:
-                self._specs[job_id] = self.store.load_job(job_id)
+                self._remember(job_id, self.store.load_job(job_id))
             except StoreError as e:
                 raise RequestError(e.code, str(e), job_id=job_id) from None
+        self._specs.move_to_end(job_id)
         return self._specs[job_id]
 
+    def _remember(self, job_id: str, spec: JobSpec) -> None:
+        self._specs[job_id] = spec
+        self._specs.move_to_end(job_id)
+        while len(self._specs) > SPEC_CACHE:
+            self._specs.popitem(last=False)
+
     def submit(self, fields: dict) -> dict:
-        spec = spec_from_fields(fields)
+        spec = spec_from_fields(fields, self.max_megapixels)
         try:
             _, _, layers = identify(spec, self.models)  # canonical params, stage version, model identities
         except ParamError as e:
@@ -97,7 +127,7 @@ class StoreService:
         except StageError as e:
             raise RequestError(e.code, str(e)) from None
         job_id = self.store.save_job(spec)
-        self._specs[job_id] = spec
+        self._remember(job_id, spec)
         take = self.store.open_take(spec, layers)
         return {"job_id": job_id, "take": take.info.to_json(), "done": self.store.done_frames(spec),
                 "need": self.store.missing_inputs(spec), "need_sides": self.store.missing_sides(spec)}

@@ -152,6 +152,7 @@ class Server:
         self.clients: dict[bytes, ClientState] = {}
         self.owned: dict[bytes, dict[str, None]] = {}     # owner -> its jobs, oldest first
         self.pending: dict[bytes, dict[str, None]] = {}   # owner -> jobs still waiting for inputs
+        self.forgotten: dict[bytes, float] = {}            # silent clients' identities -> since when
         self.store_root = getattr(getattr(service, "store", None), "root", None)  # for redacted messages
         self.queues: dict[bytes, deque[str]] = {}
         self.last_served: dict[bytes, float] = {}
@@ -221,6 +222,7 @@ class Server:
         state = self.clients.get(identity)
         if state is None:
             state = self.clients[identity] = ClientState(time.monotonic(), owner_of(identity, parts))
+            self.forgotten.pop(identity, None)
         state.last_seen = time.monotonic()
         peer = self.peers.get(identity)
         if peer is not None:
@@ -473,6 +475,9 @@ class Server:
                 self.peers.pop(identity).close()
             elif not peer.outbox.attached and now - peer.since > self.client_timeout_s:
                 peer.outbox.unlink()  # never taken: the client fell back or vanished; ours stays unused
+        for identity, since in list(self.forgotten.items()):
+            if now - since > SHM_GRACE_S:  # silent that long: a keyless connection's jobs go with it
+                self._drop_connection(identity)
         for identity, state in list(self.clients.items()):
             if now - state.last_seen > self.client_timeout_s:
                 self._forget(identity)
@@ -480,7 +485,8 @@ class Server:
                 self._send(identity, wire.encode("heartbeat", {"busy": self.running is not None, "session": self.session}))
 
     def _forget(self, identity: bytes) -> None:
-        self.clients.pop(identity, None)
+        if self.clients.pop(identity, None) is not None:
+            self.forgotten[identity] = time.monotonic()
         if not self.queues.get(identity):  # its queued jobs (if any) still run; otherwise drop its slot
             self.queues.pop(identity, None)
             self.last_served.pop(identity, None)
@@ -497,14 +503,18 @@ class Server:
             self._unsent(identity, frames)
             if e.errno == zmq.EHOSTUNREACH:
                 self._forget(identity)
-                # keyless, its jobs were this connection's, and no one can name them any more
-                self.pending.pop(b"conn:" + identity, None)
-                self.owned.pop(b"conn:" + identity, None)
+                self._drop_connection(identity)
                 peer = self.peers.pop(identity, None)  # gone for good: its connection is closed
                 if peer is not None:
                     peer.close()
             else:
                 raise
+
+    def _drop_connection(self, identity: bytes) -> None:
+        """A connection that is gone: without keys its jobs were its own, and no one can name them any more."""
+        self.forgotten.pop(identity, None)
+        self.pending.pop(b"conn:" + identity, None)
+        self.owned.pop(b"conn:" + identity, None)
 
     def _unsent(self, identity: bytes, frames: list) -> None:
         """A message that never left: the client will not free the shared-memory slots it filled."""

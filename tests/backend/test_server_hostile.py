@@ -22,7 +22,7 @@ from spine_fixtures import (PYTHON, REPO, Backend, FrameSet, dstage, env, free_p
                             write_frames)
 
 from backend.ipc import wire  # noqa: E402
-from backend.ipc.client import Client, RemoteError  # noqa: E402
+from backend.ipc.client import Client, ClientKeys, RemoteError  # noqa: E402
 from backend.ipc.remote_job import RemoteJob  # noqa: E402
 from backend.ipc.server import MAX_PENDING  # noqa: E402
 from backend.ipc.take import TakeError  # noqa: E402
@@ -368,3 +368,56 @@ def test_a_client_killed_while_the_backend_is_unreachable_leaves_no_shared_memor
     if sig == signal.SIGTERM:
         assert proc.returncode == 130
     assert not [n for n in shm_names() - before if not held_by_a_live_process(n)]
+
+
+# -- budgets -----------------------------------------------------------------------------------------
+def test_a_frame_size_over_the_servers_pixel_budget_is_refused_at_submit(backend):
+    with Client(backend.url, timeout_s=ANSWER_S) as client:
+        with pytest.raises(RemoteError) as e:
+            client.request("submit", {"stage": "matte", "params": PARAMS, "frames": [[1, "d" * 64]],
+                                      "size": [16000, 16000]}, timeout_s=ANSWER_S)
+        assert e.value.code == "too_large"
+        assert "16000x16000" in str(e.value) and "--max-megapixels" in str(e.value)
+
+
+def test_the_service_keeps_a_bounded_number_of_specs_and_reads_others_back(tmp_path, monkeypatch):
+    from backend import service as service_module
+    from backend.store import Store
+
+    monkeypatch.setattr(service_module, "SPEC_CACHE", 3)
+    service = service_module.StoreService(Store(tmp_path / "store"), device="cpu")
+    ids = [service.submit({"stage": "matte", "params": PARAMS, "frames": [[1, f"{i:064x}"]], "size": [32, 32]})
+           ["job_id"] for i in range(6)]
+    assert len(service._specs) == 3
+    assert service.spec(ids[0]).digests == {1: f"{0:064x}"}   # evicted, read back from the store
+    assert len(service._specs) == 3
+
+
+# -- revoking a key ----------------------------------------------------------------------------------
+def test_a_client_key_removed_from_the_folder_is_refused_without_a_restart(tmp_path):
+    keys, artist = tmp_path / "keys", tmp_path / "artist"
+    for args in (["--out", str(keys)], ["--out", str(artist), "--name", "artist"],
+                 ["--allow", str(artist / "artist.key"), "--keys", str(keys)]):
+        result = dstage("keys", *args, timeout=60)
+        assert result.returncode == 0, result.stderr
+    server = Backend(tmp_path / "store", None, keys=keys).start()
+    allowed = ClientKeys(artist / "artist.key_secret", keys / "server.key")
+
+    def answers(timeout: float) -> bool:
+        with Client(server.url, keys=allowed) as client:
+            try:
+                return client.request("ping", timeout_s=timeout).type == "pong"
+            except TimeoutError:
+                return False
+
+    try:
+        assert answers(ANSWER_S)
+        allowed_key = keys / "clients" / "artist.key"
+        saved = allowed_key.read_bytes()
+        allowed_key.unlink()
+        wait_for(lambda: not answers(2.0), 30, "the removed key to be refused")
+        allowed_key.write_bytes(saved)
+        wait_for(lambda: answers(3.0), 30, "the key to be accepted again")
+        assert server.proc.poll() is None
+    finally:
+        server.stop()

@@ -130,7 +130,7 @@ def cmd_ping(args) -> int:
         ms = (time.monotonic() - start) * 1000
         info = client.request("status", timeout_s=args.timeout).header
     print(f"backend at {args.server} answered in {ms:.1f} ms: version {info.get('version')}, {info.get('device')}, "
-          f"{'busy with ' + info['running'] if info.get('running') else 'idle'}")
+          f"{'busy with ' + info['running'] if info.get('running') else 'busy' if info.get('busy') else 'idle'}")
     return 0
 
 

@@ -22,6 +22,10 @@ ACTIVE = ("submitting", "uploading", "running")
 STALL_S = 10.0  # no word about this job for this long: ask again (submitting is idempotent)
 
 
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 # a server that keeps forgetting the job after accepting it again is broken: fail rather than loop
 MAX_FORGOTTEN = 50
 
@@ -160,8 +164,13 @@ class RemoteJob:
         if self.kept is None:  # a resubmission after a reconnect finds frames this job fetched itself
             self.kept = len(self.local_done)
         need_sides = msg.get("need_sides") or {}
-        self.uploads = deque([(name, key) for name in self.sides for key in need_sides.get(name, [])]
-                             + [(None, frame) for frame in msg.get("need") or []])
+        if not isinstance(need_sides, dict) or not isinstance(msg.get("need") or [], list):
+            raise TakeError("the backend's 'accepted' reply is malformed (need, need_sides); it is broken or hostile")
+        # only what this job has: a server cannot make the client read (or upload) anything else
+        self.uploads = deque([(name, key) for name in self.sides for key in _list(need_sides.get(name))
+                              if type(key) is int and key in self.sides[name][0]]
+                             + [(None, frame) for frame in msg.get("need") or []
+                                if type(frame) is int and frame in self.digests])
         self.state = "uploading"
         self._want(msg.get("done") or [])
 

@@ -50,7 +50,8 @@ def show_status(context, address: str, info: dict | None, message: str = "") -> 
     status.connected = info is not None
     status.device = (info or {}).get("device", "")
     status.stages = ", ".join((info or {}).get("stages", []))
-    status.busy = (info or {}).get("running") or ""
+    # the server names only this connection's own job; it says `busy` for anyone's
+    status.busy = (info or {}).get("running") or ("a job" if (info or {}).get("busy") else "")
     status.message = message
     if context.area is not None:
         context.area.tag_redraw()

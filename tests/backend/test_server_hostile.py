@@ -164,7 +164,8 @@ def test_replies_a_client_never_reads_do_not_pile_up_in_the_server(backend):
 
 # -- SIGTERM -----------------------------------------------------------------------------------------
 def test_sigterm_mid_job_exits_0_every_time(tmp_path):
-    frames = FrameSet(40, 128, seed=3)
+    frames = FrameSet(60, 256, seed=3)
+    computed = []
     for attempt in range(3):
         backend = Backend(tmp_path / f"store{attempt}").start()
         try:
@@ -180,8 +181,11 @@ def test_sigterm_mid_job_exits_0_every_time(tmp_path):
             log = backend.log.read_text()
             assert code == 0, f"exit {code}:\n{log[-2000:]}"
             assert "terminate called" not in log and "Traceback" not in log
+            computed.append(len(list((backend.store / "jobs" / job.job_id / "take" / "alpha").glob("*.png"))))
         finally:
             backend.kill()
+    assert min(computed) < len(frames.digests), f"every job finished before SIGTERM came: {computed}"
+    print("frames computed when SIGTERM came:", computed)
 
 
 # -- a hostile server --------------------------------------------------------------------------------
@@ -421,3 +425,34 @@ def test_a_client_key_removed_from_the_folder_is_refused_without_a_restart(tmp_p
         assert server.proc.poll() is None
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("need", [[[1]], ["../x"], [99], [None, 1.5]])
+def test_a_hostile_accepted_reply_cannot_make_the_client_read_or_upload_other_frames(tmp_path, need):
+    asked = []
+
+    def answer(header):
+        if header["type"] == "hello":
+            return welcome(header)
+        if header["type"] == "submit":
+            return json.dumps({"v": 1, "type": "accepted", "req": header["req"], "job_id": "j", "need": need,
+                               "need_sides": {"keyframes": need}, "done": [],
+                               "take": take_with_layer("alpha"), "arrays": []}).encode()
+        if header["type"] == "input":
+            asked.append(header.get("frame"))
+        return None
+
+    server = HostileServer(answer)
+    frames = FrameSet(2, 64)
+    read = []
+    try:
+        with Client(server.url, timeout_s=ANSWER_S, shm_enabled=False) as client:
+            job = RemoteJob(client, stage="matte", params=PARAMS, digests=frames.digests,
+                            read_input=lambda f: read.append(f) or frames.read(f), size=frames.size,
+                            out_dir=tmp_path / "out", sides={"keyframes": ({1: "k" * 64}, frames.read)})
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                job.step(0.05)
+    finally:
+        server.close()
+    assert read == [] and asked == [], (read, asked)

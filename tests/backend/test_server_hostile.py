@@ -456,3 +456,26 @@ def test_a_hostile_accepted_reply_cannot_make_the_client_read_or_upload_other_fr
     finally:
         server.close()
     assert read == [] and asked == [], (read, asked)
+
+
+# -- paths in error replies --------------------------------------------------------------------------
+def test_error_replies_name_files_without_the_servers_absolute_paths(tmp_path):
+    secret = tmp_path / "home-of-someone" / "models-dir"
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps({"models": {"depth": str(secret / "nothing-here")}}))
+    backend = Backend(tmp_path / "store", None, "--models", str(models)).start()
+    frames = FrameSet(1, 64)
+    try:
+        with Client(backend.url, timeout_s=ANSWER_S) as client:
+            job = RemoteJob(client, stage="depth", params={}, digests=frames.digests, read_input=frames.read,
+                            size=frames.size, out_dir=tmp_path / "out")
+            deadline = time.monotonic() + JOB_S
+            while job.active and time.monotonic() < deadline:
+                job.step(0.05)
+        assert job.state == "failed" and job.error[0] == "model_missing", (job.state, job.error)
+        message = job.error[1]
+        assert "nothing-here" in message and "'depth'" in message, message
+        assert str(tmp_path) not in message and "home-of-someone" not in message, message
+        assert backend.proc.poll() is None
+    finally:
+        backend.stop()

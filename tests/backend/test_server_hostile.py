@@ -148,14 +148,22 @@ def test_replies_a_client_never_reads_do_not_pile_up_in_the_server(backend):
         raise AssertionError("no VmRSS")
 
     before = rss_mb()
-    sock = raw_dealer(backend.url)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
     sock.sndhwm = 0
+    sock.rcvhwm = 1   # so that this process's I/O thread stops reading too, and the server's queue fills
+    sock.connect(backend.url)
     try:
         payload = np.zeros(4 << 20, np.uint8)
+        dropped_before = backend.log.read_text().count("is not reading")
         for req in range(150):   # 600 MB of echoes that are never read
             sock.send_multipart(wire.encode("echo", {"req": req}, {"x": payload}), copy=False)
+        # until the server has handled them all: past its queue for this client it drops the replies
+        wait_for(lambda: backend.log.read_text().count("is not reading") - dropped_before >= 150 - 64 - 20, 120,
+                 "the server to drop replies the client does not read")
         assert_alive(backend)
         grown = rss_mb() - before
+        print(f"server grew {grown:.0f} MB")
         assert grown < 450, f"the server holds {grown:.0f} MB for a client that does not read"
     finally:
         sock.close()
@@ -479,3 +487,29 @@ def test_error_replies_name_files_without_the_servers_absolute_paths(tmp_path):
         assert backend.proc.poll() is None
     finally:
         backend.stop()
+
+
+def test_with_keys_a_job_belongs_to_the_key_across_connections(tmp_path):
+    keys, artist, other = tmp_path / "keys", tmp_path / "artist", tmp_path / "other"
+    for args in (["--out", str(keys)], ["--out", str(artist), "--name", "artist"],
+                 ["--out", str(other), "--name", "other"],
+                 ["--allow", str(artist / "artist.key"), "--keys", str(keys)],
+                 ["--allow", str(other / "other.key"), "--keys", str(keys)]):
+        result = dstage("keys", *args, timeout=60)
+        assert result.returncode == 0, result.stderr
+    server = Backend(tmp_path / "store", None, keys=keys).start()
+    artist_keys = ClientKeys(artist / "artist.key_secret", keys / "server.key")
+    other_keys = ClientKeys(other / "other.key_secret", keys / "server.key")
+    frames = FrameSet(2, 64, seed=5)
+    try:
+        with Client(server.url, keys=artist_keys, timeout_s=ANSWER_S) as client:
+            job_id = run_job(client, frames, tmp_path / "take").job_id
+        fetch = {"job_id": job_id, "frame": 1}
+        with Client(server.url, keys=artist_keys, timeout_s=ANSWER_S) as again:  # a new connection, same key
+            assert again.request("fetch", fetch, timeout_s=ANSWER_S).arrays
+        with Client(server.url, keys=other_keys, timeout_s=ANSWER_S) as stranger:
+            with pytest.raises(RemoteError) as e:
+                stranger.request("fetch", fetch, timeout_s=ANSWER_S)
+            assert e.value.code == "unknown_job"
+    finally:
+        server.stop()

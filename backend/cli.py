@@ -82,7 +82,7 @@ def cmd_serve(args) -> int:
     try:
         server = Server(service, args.bind, keys_dir=args.keys,
                         max_message_bytes=int(args.max_message_mb * (1 << 20)),
-                        shm_enabled=False if args.no_shm else None)
+                        shm_enabled=False if args.no_shm else None, stop_grace_s=args.stop_grace)
     except AuthError as e:
         raise CommandError(str(e), 2) from None
     except zmq.ZMQError as e:
@@ -97,7 +97,7 @@ def cmd_serve(args) -> int:
         server.serve_forever()  # on SIGTERM: the running job stops at its next step, then sockets close
     except KeyboardInterrupt:
         pass
-    if getattr(server, "abandoned", False):
+    if server.abandoned:
         print("dstage: stopped; the running job was abandoned mid-step and resumes when resubmitted", flush=True)
     else:
         print("dstage: stopped", flush=True)
@@ -491,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse messages larger than this (MiB); a single frame part over it drops the peer")
     p.add_argument("--store-max-gb", type=positive_float,
                    help="after each job, remove the least recently used jobs until the store fits (see `store gc`)")
+    p.add_argument("--stop-grace", type=float, default=10.0, metavar="SECONDS",
+                   help="on SIGTERM, how long the running job may take to reach its next step before it is abandoned")
     p.add_argument("--max-megapixels", type=positive_float,
                    help="refuse jobs with larger frames (default: 50, less on a machine with under 13 GB of memory)")
     p.set_defaults(func=cmd_serve)

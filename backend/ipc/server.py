@@ -110,13 +110,15 @@ class Server:
     def __init__(self, service: JobService, bind: str = "tcp://127.0.0.1:5555", *, keys_dir=None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES, heartbeat_s: float = HEARTBEAT_S,
                  client_timeout_s: float = CLIENT_TIMEOUT_S, context: zmq.Context | None = None,
-                 shm_enabled: bool | None = None):
+                 shm_enabled: bool | None = None, stop_grace_s: float = STOP_GRACE_S):
         if not is_loopback(bind) and keys_dir is None:
             raise AuthError(
                 f"refusing to listen on {bind} without CURVE keys: anyone on the network could use this GPU. "
                 "Create keys with `dstage keys --out KEYS` and start with `--keys KEYS`, or bind tcp://127.0.0.1"
             )
         self.service = service
+        self.stop_grace_s = stop_grace_s
+        self.abandoned = False
         self.session = uuid.uuid4().hex  # a new one per process: clients learn of a restart from it
         self.max_message_bytes = max_message_bytes
         self.heartbeat_s = heartbeat_s
@@ -205,7 +207,7 @@ class Server:
             flag.set()
         self._work.put(None)
         if self._worker.is_alive():
-            self._worker.join(STOP_GRACE_S)
+            self._worker.join(self.stop_grace_s)
         self.abandoned = self._worker.is_alive()  # a step longer than the grace: the caller exits without it
 
     def close(self) -> None:

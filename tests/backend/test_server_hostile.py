@@ -18,8 +18,8 @@ import pytest
 import zmq
 
 sys.path.insert(0, str(Path(__file__).parent))
-from spine_fixtures import (PYTHON, REPO, Backend, FrameSet, dstage, env, free_port, wait_for,  # noqa: E402
-                            write_frames)
+from spine_fixtures import (PYTHON, REPO, Backend, FrameSet, assert_no_corrupt_files, dstage, env,  # noqa: E402
+                            frame_files, free_port, reference_take, wait_for, write_frames)
 
 from backend.ipc import wire  # noqa: E402
 from backend.ipc.client import Client, ClientKeys, RemoteError  # noqa: E402
@@ -194,6 +194,32 @@ def test_sigterm_mid_job_exits_0_every_time(tmp_path):
             backend.kill()
     assert min(computed) < len(frames.digests), f"every job finished before SIGTERM came: {computed}"
     print("frames computed when SIGTERM came:", computed)
+
+
+def test_sigterm_abandoning_a_step_exits_0_and_the_job_resumes_to_the_same_take(tmp_path):
+    frames = FrameSet(30, 256, seed=8)
+    store, out = tmp_path / "store", tmp_path / "take"
+    backend = Backend(store, None, "--stop-grace", "0").start()   # no grace: the step in progress is abandoned
+    try:
+        with Client(backend.url, timeout_s=ANSWER_S) as client:
+            job = RemoteJob(client, stage="matte", params=PARAMS, digests=frames.digests, read_input=frames.read,
+                            size=frames.size, out_dir=out)
+            deadline = time.monotonic() + JOB_S
+            while not job.progress and job.active and time.monotonic() < deadline:
+                job.step(0.02)   # until the backend reports work in progress
+        backend.proc.send_signal(signal.SIGTERM)
+        assert backend.proc.wait(timeout=60) == 0, backend.log.read_text()[-2000:]
+        assert "Traceback" not in backend.log.read_text()
+    finally:
+        backend.kill()
+    assert_no_corrupt_files(store)
+    backend = Backend(store).start()
+    try:
+        with Client(backend.url, timeout_s=ANSWER_S) as client:
+            run_job(client, frames, out)
+    finally:
+        backend.stop()
+    assert frame_files(out) == frame_files(reference_take(tmp_path / "ref", frames, PARAMS))
 
 
 # -- a hostile server --------------------------------------------------------------------------------

@@ -68,6 +68,8 @@ class Client:
         # a send never blocks for long: with no usable connection (a refused CURVE handshake drops it) a
         # plain send would wait forever, and Blender's timer with it
         self.socket.sndtimeo = SEND_TIMEOUT_MS
+        # what decode would refuse anyway is not even received: a hostile server cannot fill our memory
+        self.socket.maxmsgsize = wire.MAX_MESSAGE_BYTES
         if self.keys is not None:
             apply_client_keys(self.socket, self.keys.client_secret, self.keys.server_public)
         self.socket.connect(self.url)

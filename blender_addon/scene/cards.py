@@ -23,6 +23,8 @@ from mathutils import Matrix, Vector
 
 from backend.ipc.take import Take
 
+from ..compat import mix_factor
+
 EXTEND_MODES = ("HOLD", "LOOP", "STOP")
 DISPLACE_MODES = ("MATERIAL", "MODIFIER", "NONE")
 STAND_MODES = ("FEET", "FRAME")
@@ -314,7 +316,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace) -> bpy.t
     lit_value.name = lit_value.label = LIT_NODE
     lit_value.outputs[0].default_value = lit
     shade = nodes.new("ShaderNodeMixShader")
-    links.new(lit_value.outputs[0], shade.inputs["Factor"])
+    links.new(lit_value.outputs[0], mix_factor(shade))
     links.new(emission.outputs[0], shade.inputs[1])
     links.new(principled.outputs[0], shade.inputs[2])
 
@@ -322,7 +324,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace) -> bpy.t
     if "alpha" in textures:
         cutout = nodes.new("ShaderNodeMixShader")
         transparent = nodes.new("ShaderNodeBsdfTransparent")
-        links.new(textures["alpha"].outputs["Color"], cutout.inputs["Factor"])
+        links.new(textures["alpha"].outputs["Color"], mix_factor(cutout))
         links.new(transparent.outputs[0], cutout.inputs[1])
         links.new(shade.outputs[0], cutout.inputs[2])
         links.new(cutout.outputs[0], output.inputs["Surface"])

@@ -57,6 +57,8 @@ DEFAULT_MODELS: dict[str, str] = {
     "controlnet_xl.depth": "diffusers/controlnet-depth-sdxl-1.0",
     "controlnet_xl.canny": "diffusers/controlnet-canny-sdxl-1.0",
     "depth": "depth-anything/Depth-Anything-V2-Base-hf",
+    "normal": "prs-eth/marigold-normals-v1-1",
+    "albedo": "prs-eth/marigold-iid-appearance-v1-1",
     "upscaler": "caidas/swin2SR-classical-sr-x2-64",
     "matte": "u2net_human_seg",  # a rembg model name: rembg keeps its file in REMBG_HOME
 }

@@ -35,7 +35,9 @@ from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyfr
 from backend.pipelines.preview import preview_grade, preview_stylizer
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from backend.pipelines.stability import mix_stability
+from backend.pipelines.video_params import ENGINES, VideoParams
 from backend.stages.base import StageContext, StageError, flow_layers, register
+from backend.stages.video_engine import REFERENCE, VideoEngine
 
 LAYERS = ("color", "alpha", "depth")
 KEYFRAMES = "keyframes"   # the side input of keyframes_from=folder
@@ -43,6 +45,11 @@ KEYFRAMES = "keyframes"   # the side input of keyframes_from=folder
 
 @dataclass
 class PropagateStageParams:
+    engine: str = param("keyframes", choices=list(ENGINES),
+                        help="keyframes: stylised keyframes propagated by optical flow (low memory, CPU preview); "
+                             "vace: Wan VACE restyles the footage keeping its structure (depth, pose, line art); "
+                             "animate: Wan-Animate makes a reference character perform the footage")
+    video: VideoParams = field(default_factory=VideoParams)
     keyframes_from: str = param("preview", choices=["diffuse", "folder", "preview"],
                                 help="diffuse: ControlNet diffusion of keyframe grids; folder: the artist's "
                                      "stylized keyframes, uploaded as the side input `--side keyframes=DIR`; "
@@ -110,20 +117,37 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 1
+    version = 2
+
+    def _uses_keyframes(self, params: PropagateStageParams) -> bool:
+        video = params.video
+        return params.engine == "keyframes" or video.pin_keyframes and params.engine == "vace" or \
+            video.reference == "keyframe"
 
     def model_roles(self, params: PropagateStageParams, models) -> list[str]:
-        return model_roles(models, params.diffuse) if params.keyframes_from == "diffuse" else []
+        roles = [] if params.engine == "keyframes" else [params.video.role(params.engine)]
+        if params.keyframes_from == "diffuse" and self._uses_keyframes(params):
+            roles += model_roles(models, params.diffuse)
+        return roles
 
     def side_inputs(self, params: PropagateStageParams) -> dict[str, str]:
-        if params.keyframes_from != "folder":
-            return {}
-        return {KEYFRAMES: "the stylized keyframes: numbered images (color/, optional alpha/ and depth/)"}
+        sides = {}
+        if params.keyframes_from == "folder" and self._uses_keyframes(params):
+            sides[KEYFRAMES] = "the stylized keyframes: numbered images (color/, optional alpha/ and depth/)"
+        if params.engine != "keyframes" and params.video.reference == "side":
+            sides[REFERENCE] = "the character's reference image (one image)"
+        return sides
+
+    def keyframe_folder(self, params: PropagateStageParams, ctx: StageContext) -> KeyframeImages | None:
+        return KeyframeImages(ctx) if params.keyframes_from == "folder" else None
 
     def layers(self, params: PropagateStageParams, size: tuple[int, int]) -> dict[str, Layer]:
         return flow_layers(params.layers, params.depth_near, params.depth_far)
 
     def run(self, params: PropagateStageParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        if params.engine != "keyframes":
+            yield from VideoEngine(self, params, ctx).run()
+            return
         folder = KeyframeImages(ctx) if params.keyframes_from == "folder" else None
         plan = self._plan(params, ctx, folder)
         self._stylize_keys(params, ctx, plan, folder)

@@ -63,8 +63,9 @@ class PropagateStageParams:
     grid_max_side: int = param(1920, min=64, max=8192, help="largest side of a keyframe grid")
     grid_max_tiles: int = param(6, min=1, max=64, help="keyframes per grid")
     colour_match: str = param("mkl", choices=["mkl", "meanstd", "none"], help="colour transfer between grids")
-    blend: str = param("confidence", choices=["confidence", "warp_crossfade", "crossfade"],
-                       help="confidence: occlusion-aware (default); the others are baselines")
+    blend: str = param("guided", choices=["guided", "confidence", "warp_crossfade", "crossfade"],
+                       help="guided: keyframes' colour models applied to each frame, style residual chosen per "
+                            "region (default); confidence: warped colour blended; the others are baselines")
     flow_preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS optical flow preset")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
     stability: float = param(0.0, min=0.0, max=1.0,
@@ -110,7 +111,7 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 1
+    version = 2  # 2: guided synthesis by default
 
     def model_roles(self, params: PropagateStageParams, models) -> list[str]:
         return model_roles(models, params.diffuse) if params.keyframes_from == "diffuse" else []

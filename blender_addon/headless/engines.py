@@ -33,6 +33,14 @@ STEPS: dict[str, tuple[Engine, ...]] = {
     "stylize": (Engine("diffuse", "ControlNet diffusion (Stable Diffusion + ControlNets)", weights=True),
                 Engine("propagate", "PREVIEW: non-diffusion stylisation (colour-graded keyframes propagated by "
                        "optical flow; no weights)", False, True, (("keyframes_from", "preview"),))),
+    "normal": (Engine("normal", "normals model (Marigold normals)", weights=True),
+               Engine("preview_normal", "PREVIEW: normals from the depth layer / silhouette (no weights)", False, True)),
+    "albedo": (Engine("albedo", "albedo model (Marigold intrinsics)", weights=True),
+               Engine("preview_albedo", "PREVIEW: albedo as the colour over a smooth shading estimate (no weights)",
+                      False, True)),
+    "upscale": (Engine("upscale", "super-resolution model (Swin2SR / SD x4 upscaler)", weights=True),
+                Engine("upscale", "PREVIEW: Lanczos resample to the frame's resolution (no weights)", False, True,
+                       (("method", "resample"),))),
 }
 
 

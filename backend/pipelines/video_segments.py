@@ -37,7 +37,9 @@ def plan_segments(count: int, length: int, overlap: int) -> list[Segment]:
     while True:
         last = start + length >= count
         short = 1 + -(-(count - start - 1) // 4) * 4 if last else length  # the shortest 4k + 1 that covers the rest
-        length_here = min(length, short)
+        # past a shared stretch a segment needs more new frames than shared ones (Wan-Animate's own rule)
+        least = 2 * overlap + 1 + (-(2 * overlap) % 4) if segments else 1
+        length_here = min(length, max(short, least))
         owned_end = count if last else start + stride
         segments.append(Segment(len(segments), start, length_here, owned_end, overlap if segments else 0))
         if last:

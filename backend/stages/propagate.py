@@ -84,6 +84,12 @@ class PropagateStageParams:
                              help="0 = fully propagated (steady), 1 = every frame stylized on its own")
 
     def validate(self) -> None:
+        if self.engine == "animate" and self.video.overlap not in (1, 5):
+            raise ParamError("video.overlap", f"{self.video.overlap}: Wan-Animate conditions a segment on 1 or 5 "
+                                              f"frames of the previous one; use 1 or 5")
+        if self.engine == "animate" and self.video.reference == "none":
+            raise ParamError("video.reference", "animate needs the character's image: keyframe (a stylised "
+                                                "keyframe) or side (`--side reference=IMAGE`)")
         if "color" not in self.layers:
             raise ParamError("layers", "must include color")
         if self.depth_far <= self.depth_near:

@@ -81,6 +81,9 @@ class StageSettings(bpy.types.PropertyGroup):
     matte_feather: FloatProperty(name="Feather", default=0.0, min=0.0, max=64.0)
     use_depth: BoolProperty(name="Depth", default=False, description="estimate a depth map for displacement")
     use_diffusion: BoolProperty(name="Diffuse", default=False, description="restyle the footage with the prompt")
+    use_relight: BoolProperty(name="Relight", default=False,
+                              description="estimate normals and albedo (Marigold models) so the card is shaded like a "
+                                          "body by the scene's lights")
     card_height: FloatProperty(name="Height", default=1.8, min=0.01, unit="LENGTH")
     card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
     # stylize / compositing

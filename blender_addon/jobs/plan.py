@@ -134,6 +134,17 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Pla
             if len(keys) < len(frames):
                 plan.notes.append("the backend has no propagate stage: every frame is diffused instead of keyframes")
             plan.jobs.append(JobSpec("diffuse", "diffuse", params, frames, ("color",)))
+    if s.get("use_relight", False):
+        # normals from the footage; albedo too, unless diffusion repaints the colour (the footage's albedo
+        # would then replace the painting on a relit card)
+        need("normal", "untick Relight in Stage > Cards")
+        plan.jobs.append(JobSpec("normal", "normal", {}, frames, ("normal",)))
+        if s.get("use_diffusion", False):
+            plan.notes.append("Relight with Diffuse: the card is shaded by the footage's normals; its colour stays "
+                              "the diffused one (no albedo layer)")
+        else:
+            need("albedo", "untick Relight in Stage > Cards")
+            plan.jobs.append(JobSpec("albedo", "albedo", {}, frames, ("albedo",)))
     if not plan.jobs:
         raise PlanError("nothing to do: tick at least one of Matte, Depth or Diffuse in Stage > Cards")
     return plan

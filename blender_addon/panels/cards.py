@@ -16,6 +16,7 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
         row.prop(settings, "use_matte", toggle=True)
         row.prop(settings, "use_depth", toggle=True)
         row.prop(settings, "use_diffusion", toggle=True)
+        row.prop(settings, "use_relight", toggle=True)
         if settings.use_matte:
             row = layout.row(align=True)
             row.prop(settings, "screen", text="")

@@ -22,6 +22,7 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
             row.prop(settings, "screen", text="")
             row.prop(settings, "matte_grow")
             row.prop(settings, "matte_feather")
+        layout.prop(settings, "texture_upscale")
         col = layout.column(align=True)
         col.prop(settings, "card_height")
         col.prop(settings, "card_depth_scale")

@@ -61,6 +61,8 @@ DEFAULT_MODELS: dict[str, str] = {
     "albedo": "prs-eth/marigold-iid-appearance-v1-1",
     "upscaler": "caidas/swin2SR-classical-sr-x2-64",
     "matte": "u2net_human_seg",  # a rembg model name: rembg keeps its file in REMBG_HOME
+    "tracker": "facebook/sam2.1-hiera-tiny",                 # matte method=video: SAM 2 video
+    "matting": "hustvl/vitmatte-small-composition-1k",       # matte method=video: trimap -> soft alpha
 }
 
 # Diffusers configs (json + tokenizer files only) that let a single-file checkpoint load offline.

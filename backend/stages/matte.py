@@ -26,6 +26,8 @@ from backend.pipelines.matte_temporal import smooth_alpha
 from backend.pipelines.rembg_matte import RembgParams, rembg_alpha
 from backend.pipelines.screen_model import ScreenModel, estimate_screen, screen_from_plate
 from backend.pipelines.screen_shadow import shadow_layer
+from backend.pipelines.video_matte import VideoMatteParams
+from backend.stages.matte_video import video_matter
 from backend.stages.base import StageContext, StageError, register
 from backend.stages.frame_window import FrameWindow
 from backend.stages.model_source import model_source, warm
@@ -33,9 +35,12 @@ from backend.stages.model_source import model_source, warm
 
 @dataclass
 class MatteParams:
-    method: str = param("chroma", choices=("chroma", "rembg"), help="how the matte is made")
+    method: str = param("chroma", choices=("chroma", "rembg", "video"),
+                        help="chroma: a green/blue screen; rembg: a person per frame; video: a person tracked "
+                             "through the shot (roles 'tracker' and 'matting')")
     key: ChromaKeyParams = field(default_factory=ChromaKeyParams)
     rembg: RembgParams = field(default_factory=RembgParams)
+    video: VideoMatteParams = field(default_factory=VideoMatteParams)
     refine: RefineParams = field(default_factory=RefineParams)
     shadow: bool = param(False, help="chroma: also write a 'shadow' layer, the screen's darkening under the "
                                      "figure (0 = no shadow), for a shadow catcher")
@@ -44,6 +49,9 @@ class MatteParams:
         if self.shadow and (self.method != "chroma" or self.key.model != "difference"):
             raise ParamError("shadow", "the shadow layer comes from the difference keyer: use it with "
                                        "method=chroma and key.model=difference")
+        if self.method == "video" and not self.video.box and not self.video.point:
+            raise ParamError("video.box", "video matting needs the person marked on the first frame: "
+                                          "set video.box=x0,y0,x1,y1 or video.point=x,y (pixels)")
         if self.key.clean_plate and self.method != "chroma":
             raise ParamError("key.clean_plate", "a clean plate is for the chroma key: set method=chroma")
 
@@ -56,10 +64,13 @@ SCREEN_SAMPLES = 8
 class MatteStage:
     name = "matte"
     Params = MatteParams
-    summary = "alpha matte per frame (chroma key with despill, or rembg), smoothed over time, grown/shrunk and feathered"
+    summary = ("alpha matte per frame (shadow-proof chroma key with despill, rembg, or a person tracked through the "
+               "shot), smoothed over time, grown/shrunk and feathered")
     version = 2
 
     def model_roles(self, params: MatteParams, models) -> list[str]:
+        if params.method == "video":
+            return ["tracker"] + (["matting"] if params.video.refine == "vitmatte" else [])
         if params.method != "rembg":
             return []
         return ["matte"] if params.rembg.model == "config" else [REMBG_PREFIX + params.rembg.model]
@@ -81,6 +92,8 @@ class MatteStage:
 
         def raw(frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             source = _colour(ctx, frame)
+            if params.method == "video":
+                return (*matte_one(frame, source), source)
             return (*matte_one(source), source)
 
         window = FrameWindow(ctx.frames, params.refine.temporal_radius, raw)
@@ -125,6 +138,8 @@ class MatteStage:
         """A function colour -> (straight colour, alpha) for the chosen method (models loaded once, here)."""
         if params.method == "chroma":
             return lambda color: chroma_key(color, params.key, screen)
+        if params.method == "video":
+            return video_matter(params.video, ctx, lambda f: _colour(ctx, f))
         if params.rembg.model == "config":
             source, local_only = model_source(ctx, "matte")
         else:

@@ -1,4 +1,10 @@
-"""Chroma key for green and blue screens, with despill. Needs no model weights."""
+"""Chroma key for green and blue screens, with despill. Needs no model weights.
+
+Two keyers: `difference` (the default) judges a pixel by how far the screen channel leads the others, as a
+share of the screen's own lead at that place (backend/pipelines/screen_model.py), so shadows and light
+falloff on the screen, which change brightness only, key as screen; `distance` is the older distance to
+one screen colour in the chroma plane.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,19 @@ import numpy as np
 
 from backend.params import ParamError, param
 from backend.pipelines.chroma_edges import sample_screen, unmix_alpha, unmix_colour
+from backend.pipelines.key_difference import difference_key
+from backend.pipelines.screen_model import ScreenModel
 
 KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 
 
 @dataclass
 class ChromaKeyParams:
+    model: str = param("difference", choices=("difference", "distance"),
+                       help="difference: screen channel's lead relative to the screen's own (shadow-proof); "
+                            "distance: chroma distance to one screen colour (older keyer)")
+    clean_plate: bool = param(False, help="difference: take the screen from the side input 'clean_plate' "
+                                          "(an image of the empty screen) instead of estimating it from the shot")
     screen: str = param("green", choices=("green", "blue", "custom"), help="which screen colour to key")
     key_rgb: list[float] = param([0.0, 1.0, 0.0], help="screen colour in 0..1 when screen=custom")
     tolerance: float = param(0.18, min=0.0, max=1.0, help="chroma distance below which a pixel is screen")
@@ -43,11 +56,18 @@ def _chroma(rgb: np.ndarray) -> np.ndarray:
     return np.stack([cb, cr], axis=-1)
 
 
-def chroma_key(color: np.ndarray, params: ChromaKeyParams) -> tuple[np.ndarray, np.ndarray]:
-    """Key one RGB uint8 frame. Returns (despilled colour uint8, alpha float32 in [0, 1])."""
+def chroma_key(color: np.ndarray, params: ChromaKeyParams,
+               screen: ScreenModel | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Key one RGB uint8 frame. Returns (despilled colour uint8, alpha float32 in [0, 1]).
+
+    `screen`: the shot's screen model for the difference keyer (estimated from this frame when None).
+    """
     if color.ndim != 3 or color.shape[2] < 3:
         raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
     rgb = color[..., :3].astype(np.float32) / 255.0
+    if params.model == "difference":
+        straight, alpha = difference_key(rgb, params, screen)
+        return despill(straight, params.key, params.despill), alpha
     key = params.key
     if params.sample_screen and params.screen != "custom":
         key = sample_screen(rgb, key)

@@ -67,3 +67,35 @@ def export_subject_net(path: Path) -> Path:
     torch.onnx.export(net, torch.zeros(1, 3, 320, 320), str(path), input_names=["input"], output_names=["mask"],
                       dynamo=False)
     return path
+
+
+def shadow_coverage(height: int, width: int, shift: int = 0) -> np.ndarray:
+    """Where the figure's shadow falls on the screen: a soft ellipse to the side of its feet, 0..1."""
+    shadow = np.zeros((height, width), np.float32)
+    cv2.ellipse(shadow, (width // 2 + shift + int(0.22 * width), int(0.90 * height)),
+                (int(0.26 * width), int(0.07 * height)), 0, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(shadow, (0, 0), 0.02 * width)
+
+
+def lit_screen(height: int, width: int, falloff: float = 0.45, warm: float = 0.0) -> np.ndarray:
+    """The screen as lit: darker towards the right (`falloff`), and towards the right tinted by a warm lamp (`warm`)."""
+    x = np.linspace(0, 1, width)[None, :, None]
+    level = 1.0 - falloff * x
+    tint = SCREEN + warm * x * np.array([150.0, 0.0, 40.0])   # red and blue added: the screen's lead shrinks
+    return np.broadcast_to(tint * level, (height, width, 3)).astype(np.float32)
+
+
+def shadowed_screen_frame(height: int = 128, width: int = 128, *, shadow: float = 0.55, falloff: float = 0.45,
+                          warm: float = 0.0, shift: int = 0, noise: float = 1.5,
+                          seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, true alpha, true shadow 0..1, clean plate): the figure on an unevenly lit screen, casting a shadow."""
+    alpha = figure_coverage(height, width, shift)
+    cast = shadow * shadow_coverage(height, width, shift)
+    plate = lit_screen(height, width, falloff, warm)
+    screen = plate * (1.0 - cast[..., None])
+    frame = alpha[..., None] * subject_colours(height, width) + (1 - alpha[..., None]) * screen
+    rng = np.random.default_rng(seed)
+    frame = frame + rng.normal(0, noise, frame.shape)
+    plate = plate + rng.normal(0, noise, plate.shape)
+    as_uint8 = lambda image: np.clip(np.round(image), 0, 255).astype(np.uint8)   # noqa: E731
+    return as_uint8(frame), alpha, cast * (1 - alpha), as_uint8(plate)

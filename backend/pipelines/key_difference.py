@@ -1,0 +1,87 @@
+"""The colour-difference keyer: how much a pixel still looks like the screen at its place, whatever its brightness.
+
+Screen in shadow has the same hue as lit screen (all channels scale together), so the screen channel's
+lead over the others, as a share of the screen channel, stays the screen's own: it keys as screen. The
+subject's pixels lead by less (or not at all). `1 - lead / screen_lead` is the raw key: 0 on screen,
+1 on anything not screen-coloured.
+
+At the fringe, the raw key is only a guess; alpha is solved from the mix p = a * subject + (1 - a) * screen
+in RGB, with the subject colour from the solid subject next to it and the screen colour from the actual
+screen next to it (shadowed or not). Channels clipped at white carry no mix and are left out of the solve,
+so an edge next to a blown highlight does not come out opaque.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from backend.pipelines.screen_model import MIN_LEAD, ScreenModel, channel_lead, estimate_screen
+
+if TYPE_CHECKING:
+    from backend.pipelines.chroma_key import ChromaKeyParams
+
+CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
+MIN_CONTRAST = 0.08      # subject and screen colours closer than this (RGB distance) cannot be unmixed
+
+
+def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
+    """0 where the pixel has the screen's hue at its place, rising to 1 where it has none of it."""
+    lead, _ = channel_lead(rgb, screen.channel)
+    return np.clip(1.0 - lead / np.maximum(screen.lead, MIN_LEAD), 0.0, 1.0).astype(np.float32)
+
+
+def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean colour of the masked pixels near each pixel, their weight there)."""
+    weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    total = cv2.GaussianBlur(rgb * mask[..., None], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    return total / np.maximum(weight, 1e-6)[..., None], weight
+
+
+def difference_key(rgb: np.ndarray, params: "ChromaKeyParams",
+                   screen: ScreenModel | None) -> tuple[np.ndarray, np.ndarray]:
+    """(straight colour float RGB in [0, 1], alpha float32) of one frame; despill is left to the caller."""
+    channel = int(np.argmax(params.key))
+    if screen is None:
+        screen = estimate_screen([rgb], channel)
+    if screen is None:       # no screen in the frame: everything is subject
+        return rgb, np.ones(rgb.shape[:2], np.float32)
+    if screen.lead.shape != rgb.shape[:2]:
+        raise ValueError(f"the screen model is {screen.lead.shape[1]}x{screen.lead.shape[0]} but the frame is "
+                         f"{rgb.shape[1]}x{rgb.shape[0]}: key frames of one size per shot")
+    raw = raw_key(rgb, screen)
+    lo, hi = params.tolerance, params.tolerance + max(params.softness, 1e-6)
+    ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+    if params.edges == "ramp":
+        return rgb, ramp.astype(np.float32)
+    alpha, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius)
+    return _straight(rgb, alpha, background), alpha
+
+
+def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: float,
+           radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha solved in RGB at the fringe against the nearby subject and screen colours; and that screen colour."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    core = cv2.erode((raw >= hi).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    clear = cv2.erode((raw <= lo).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    sigma = 2.0 * radius + 1.0
+    subject, w_subject = _local_mean(rgb, core, sigma)
+    background, w_screen = _local_mean(rgb, clear, sigma)
+    towards = subject - background
+    usable_channels = ((rgb < CLIPPED) & (subject < CLIPPED)).astype(np.float32)
+    reach = (usable_channels * towards ** 2).sum(-1)
+    along = (usable_channels * (rgb - background) * towards).sum(-1)
+    solved = np.clip(along / np.maximum(reach, 1e-12), 0.0, 1.0)
+    usable = (w_subject > 1e-3) & (w_screen > 1e-3) & (reach > MIN_CONTRAST ** 2)
+    alpha = np.where(usable, solved, ramp)
+    alpha = np.where(core, 1.0, np.where(raw <= lo, 0.0, alpha)).astype(np.float32)
+    return alpha, np.where((w_screen > 1e-3)[..., None], background, rgb)
+
+
+def _straight(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray, min_alpha: float = 0.05) -> np.ndarray:
+    """The subject's own colour at the fringe: the screen's share removed, (p - (1 - a) * screen) / a."""
+    a = alpha[..., None]
+    subject = (rgb - (1.0 - a) * background) / np.maximum(a, min_alpha)
+    return np.where((a >= min_alpha) & (a < 1.0), np.clip(subject, 0.0, 1.0), rgb).astype(np.float32)

@@ -42,6 +42,34 @@ def test_footage_plan_names_the_missing_stage_and_the_setting_to_change():
     assert plan.layer_sources() == {"color": "matte", "alpha": "matte", "depth": "depth"}
 
 
+def test_relight_adds_normal_and_albedo_jobs_and_keeps_a_diffused_colour():
+    settings = {"use_matte": True, "use_relight": True}
+    with pytest.raises(PlanError, match=r"no 'normal' stage .*untick Relight"):
+        footage_plan(settings, [1, 2], ["matte"])
+    plan = footage_plan(settings, [1, 2], ["matte", "normal", "albedo"])
+    assert plan.layer_sources() == {"color": "matte", "alpha": "matte", "normal": "normal", "albedo": "albedo"}
+    painted = footage_plan({**settings, "use_diffusion": True, "prompt": "ink", "keyframe_mode": "ALL"}, [1, 2], None)
+    assert "albedo" not in painted.layer_sources() and "normal" in painted.layer_sources()
+    assert "no albedo layer" in painted.notes[0]
+
+
+def test_a_taller_frame_adds_an_upscale_job_reading_the_colour_matte_and_albedo():
+    settings = {"use_matte": True, "use_relight": True}
+    stages = ["matte", "normal", "albedo", "upscale"]
+    assert "upscale" not in footage_plan(settings, [1], stages, heights=(1080, 720)).layer_sources().values()
+    plan = footage_plan(settings, [1], stages, heights=(480, 2160))
+    upscale = plan.jobs[-1]
+    assert upscale.reads == ("matte", "albedo") and upscale.provides == ("color", "alpha", "albedo")
+    assert upscale.params == {"method": "resample", "scale": 4, "layers": ["albedo"]}
+    assert plan.layer_sources() == {"color": "upscale", "alpha": "upscale", "albedo": "upscale", "normal": "normal"}
+    assert "PREVIEW" in plan.notes[-1]
+    model = footage_plan({**settings, "texture_upscale": "MODEL"}, [1], stages, heights=(1080, 2160)).jobs[-1]
+    assert model.params == {"method": "model", "layers": ["albedo"]}
+    assert len(footage_plan({**settings, "texture_upscale": "OFF"}, [1], stages, heights=(480, 2160)).jobs) == 3
+    with pytest.raises(PlanError, match="Textures to Off"):
+        footage_plan(settings, [1], ["matte", "normal", "albedo"], heights=(480, 2160))
+
+
 def test_diffusion_supplies_the_colour_over_the_matte():
     settings = {"use_matte": True, "use_diffusion": True, "prompt": "a knight in armour", "seed": 7,
                 "keyframe_mode": "ALL"}

@@ -30,6 +30,14 @@ KEYFRAME_MODES = [
     ("ALL", "Every frame", "diffuse every frame"),
     ("ENDS", "First and last", "diffuse the first and last frames only"),
 ]
+ENGINES = [
+    ("KEYFRAMES", "Keyframes + flow", "keyframes diffused in grids, every frame rebuilt by optical flow: low memory, "
+                                      "runs on a CPU"),
+    ("VACE", "Wan VACE", "video diffusion that restyles the footage keeping its structure, the diffused keyframes "
+                         "pinned (role 'vace'; 8 GB+ GPU)"),
+    ("ANIMATE", "Wan-Animate", "video diffusion: the first diffused keyframe's character performs the footage "
+                               "(role 'animate'; 24 GB+ GPU)"),
+]
 BLEND_MODES = [(m, m.title().replace("_", " "), "") for m in composite.BLEND_MODES]
 
 
@@ -53,6 +61,8 @@ class StageSettings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="what the backend paints")
     negative_prompt: StringProperty(name="Negative", description="what to avoid")
     checkpoint: StringProperty(name="Checkpoint", description="model config role of the checkpoint (empty: 'checkpoint')")
+    engine: EnumProperty(name="Engine", items=ENGINES, default="KEYFRAMES",
+                         description="how Diffuse makes the character's frames")
     loras: CollectionProperty(type=StageLora)
     lora_index: IntProperty()
     sampler: EnumProperty(name="Sampler", items=[(s, s, "") for s in SAMPLERS], default="Euler a")
@@ -125,7 +135,7 @@ def settings_dict(settings: StageSettings) -> dict:
     plain = {name: getattr(settings, name) for name in (
         "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
         "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
-        "use_diffusion", "use_relight", "texture_upscale")}
+        "use_diffusion", "use_relight", "texture_upscale", "engine")}
     plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
                          for u in settings.controls]
     plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]

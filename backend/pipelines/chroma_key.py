@@ -15,7 +15,8 @@ import numpy as np
 from backend.params import ParamError, param
 from backend.pipelines.chroma_edges import sample_screen, unmix_alpha, unmix_colour
 from backend.pipelines.key_difference import difference_key
-from backend.pipelines.screen_model import ScreenModel
+from backend.pipelines.screen_model import ScreenModel, linear_light
+from backend.pipelines.srgb import linear_to_srgb
 
 KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 
@@ -60,14 +61,15 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
                screen: ScreenModel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Key one RGB uint8 frame. Returns (despilled colour uint8, alpha float32 in [0, 1]).
 
-    `screen`: the shot's screen model for the difference keyer (estimated from this frame when None).
+    `screen`: the shot's screen model for the difference keyer (estimated from this frame when None). The
+    difference keyer works in linear light (the frame is taken as sRGB-encoded), where edges mix linearly.
     """
     if color.ndim != 3 or color.shape[2] < 3:
         raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
-    rgb = color[..., :3].astype(np.float32) / 255.0
     if params.model == "difference":
-        straight, alpha = difference_key(rgb, params, screen)
-        return despill(straight, params.key, params.despill), alpha
+        straight, alpha = difference_key(linear_light(color), params, screen)
+        return despill(linear_to_srgb(straight), params.key, params.despill), alpha
+    rgb = color[..., :3].astype(np.float32) / 255.0
     key = params.key
     if params.sample_screen and params.screen != "custom":
         key = sample_screen(rgb, key)

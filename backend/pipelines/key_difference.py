@@ -5,9 +5,9 @@ lead over the others, as a share of the screen channel, stays the screen's own: 
 subject's pixels lead by less (or not at all). `1 - lead / screen_lead` is the raw key: 0 on screen,
 1 on anything not screen-coloured.
 
-At the fringe, the raw key is only a guess; alpha is solved from the mix p = a * subject + (1 - a) * screen
-in RGB, with the subject colour from the solid subject next to it and the screen colour from the actual
-screen next to it (shadowed or not). Channels clipped at white carry no mix and are left out of the solve,
+At the fringe, the raw key is only a guess; alpha is solved from the mix p = u * subject + (1 - a) * screen
+in linear RGB (u free: the subject's own shading), with the subject colour from the solid subject next to
+it and the screen colour from the actual screen next to it (shadowed or not). Channels clipped at white carry no mix and are left out of the solve,
 so an edge next to a blown highlight does not come out opaque.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
 
 CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
-MIN_CONTRAST = 0.08      # subject and screen colours closer than this (RGB distance) cannot be unmixed
+MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 
 
 def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
@@ -42,7 +42,7 @@ def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.nda
 
 def difference_key(rgb: np.ndarray, params: "ChromaKeyParams",
                    screen: ScreenModel | None) -> tuple[np.ndarray, np.ndarray]:
-    """(straight colour float RGB in [0, 1], alpha float32) of one frame; despill is left to the caller."""
+    """(straight colour, alpha float32) of one frame in linear light (float RGB); despill is left to the caller."""
     channel = int(np.argmax(params.key))
     if screen is None:
         screen = estimate_screen([rgb], channel)
@@ -56,12 +56,18 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams",
     ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
     if params.edges == "ramp":
         return rgb, ramp.astype(np.float32)
-    alpha, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius)
+    alpha, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, screen.channel)
     return _straight(rgb, alpha, background), alpha
 
 
+def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:
+    """How far the screen channel exceeds the larger of the others (linear light, not divided by anything)."""
+    others = [c for c in range(3) if c != channel]
+    return rgb[..., channel] - np.maximum(rgb[..., others[0]], rgb[..., others[1]])
+
+
 def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: float,
-           radius: int) -> tuple[np.ndarray, np.ndarray]:
+           radius: int, channel: int) -> tuple[np.ndarray, np.ndarray]:
     """Alpha solved in RGB at the fringe against the nearby subject and screen colours; and that screen colour."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     core = cv2.erode((raw >= hi).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
@@ -69,13 +75,20 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     sigma = 2.0 * radius + 1.0
     subject, w_subject = _local_mean(rgb, core, sigma)
     background, w_screen = _local_mean(rgb, clear, sigma)
-    towards = subject - background
-    usable_channels = ((rgb < CLIPPED) & (subject < CLIPPED)).astype(np.float32)
-    reach = (usable_channels * towards ** 2).sum(-1)
-    along = (usable_channels * (rgb - background) * towards).sum(-1)
-    solved = np.clip(along / np.maximum(reach, 1e-12), 0.0, 1.0)
-    usable = (w_subject > 1e-3) & (w_screen > 1e-3) & (reach > MIN_CONTRAST ** 2)
-    alpha = np.where(usable, solved, ramp)
+    # p = u * subject + v * screen: u free, so a subject pixel in its own shade (darker than the lit subject
+    # next to it) is not mistaken for a mix with the screen; alpha = 1 - v
+    w = ((rgb < CLIPPED) & (subject < CLIPPED)).astype(np.float32)
+    ff, ss, fs = (w * subject * subject).sum(-1), (w * background * background).sum(-1), (w * subject * background).sum(-1)
+    fp, sp = (w * subject * rgb).sum(-1), (w * background * rgb).sum(-1)
+    det = ff * ss - fs * fs
+    v = (ff * sp - fs * fp) / np.maximum(det, 1e-12)
+    solved = np.clip(1.0 - v, 0.0, 1.0)
+    distinct = det > MIN_ANGLE * ff * ss          # subject and screen colours far enough apart in hue
+    usable = (w_subject > 1e-3) & (w_screen > 1e-3) & distinct & (ss > 1e-6)
+    # no solid subject near (hair, thin strands): the screen's lead lost against the actual screen next to it,
+    # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
+    lost = np.clip(1.0 - _lead(rgb, channel) / np.maximum(_lead(background, channel), 1e-4), 0.0, 1.0)
+    alpha = np.where(usable, solved, np.where(w_screen > 1e-3, lost, ramp))
     alpha = np.where(core, 1.0, np.where(raw <= lo, 0.0, alpha)).astype(np.float32)
     return alpha, np.where((w_screen > 1e-3)[..., None], background, rgb)
 

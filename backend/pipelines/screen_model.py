@@ -19,11 +19,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-CELL = 32                 # grid cell size in pixels (at the frame's size)
+from backend.pipelines.srgb import srgb_to_linear
+
+CELLS_ACROSS = 8          # grid cells along the frame's shorter side: coarse enough that a cell is rarely all shadow
 MIN_LEAD = 0.10           # the screen channel must lead the others by this share of itself to count as screen
 MIN_CELL_SHARE = 0.15     # a cell needs this share of screen pixels to have its own estimate
 LEVEL_PERCENTILE = 90     # shadows only darken: the lit screen is near the top of a cell's levels
 EPS = 1e-4
+_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+
+
+def linear_light(color: np.ndarray) -> np.ndarray:
+    """8-bit sRGB-encoded colour -> float32 linear light: the camera mixes subject and screen in linear light."""
+    return _LINEAR[color[..., :3]]
 
 
 @dataclass
@@ -48,7 +56,8 @@ def cell_stats(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, n
     h, w = rgb.shape[:2]
     lead, value = channel_lead(rgb, channel)
     screen = lead > MIN_LEAD
-    gh, gw = max(1, round(h / CELL)), max(1, round(w / CELL))
+    cell = max(4, round(min(h, w) / CELLS_ACROSS))
+    gh, gw = max(1, round(h / cell)), max(1, round(w / cell))
     ys = np.linspace(0, h, gh + 1).astype(int)
     xs = np.linspace(0, w, gw + 1).astype(int)
     cell_lead = np.zeros((gh, gw), np.float32)
@@ -90,7 +99,7 @@ def _to_pixels(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def estimate_screen(frames: list[np.ndarray], channel: int) -> ScreenModel | None:
-    """The shot's screen from a few of its RGB float frames (None when no screen is found in any)."""
+    """The shot's screen from a few of its frames, in linear light (None when no screen is found in any)."""
     stats = [cell_stats(rgb, channel) for rgb in frames]
     shapes = {s[0].shape for s in stats}
     if len(shapes) != 1:
@@ -111,7 +120,8 @@ def estimate_screen(frames: list[np.ndarray], channel: int) -> ScreenModel | Non
 
 def screen_from_plate(plate: np.ndarray, channel: int, size: tuple[int, int]) -> ScreenModel:
     """The screen from a clean plate (the empty set, same camera): its hue and level at every pixel."""
-    rgb = plate[..., :3].astype(np.float32) / (65535.0 if plate.dtype == np.uint16 else 255.0)
+    rgb = (linear_light(plate) if plate.dtype == np.uint8 else
+           srgb_to_linear(plate[..., :3].astype(np.float32) / (65535.0 if plate.dtype == np.uint16 else 1.0)))
     if rgb.shape[:2] != size:
         rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     rgb = cv2.GaussianBlur(rgb, (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)   # the plate's grain is not the screen

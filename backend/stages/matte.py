@@ -24,7 +24,7 @@ from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
 from backend.pipelines.matte_refine import RefineParams, refine_alpha
 from backend.pipelines.matte_temporal import smooth_alpha
 from backend.pipelines.rembg_matte import RembgParams, rembg_alpha
-from backend.pipelines.screen_model import ScreenModel, estimate_screen, screen_from_plate
+from backend.pipelines.screen_model import ScreenModel, estimate_screen, linear_light, screen_from_plate
 from backend.pipelines.screen_shadow import shadow_layer
 from backend.pipelines.video_matte import VideoMatteParams
 from backend.stages.matte_video import video_matter
@@ -106,7 +106,7 @@ class MatteStage:
             alpha = refine_alpha(alpha, params.refine)
             out = {"color": color, "alpha": alpha}
             if params.shadow and screen is not None:
-                out["shadow"] = shadow_layer(source[..., :3].astype(np.float32) / 255.0, alpha, screen)
+                out["shadow"] = shadow_layer(linear_light(source), alpha, screen)
             elif params.shadow:
                 out["shadow"] = np.zeros_like(alpha)      # no screen in the shot: no shadow on it
             ctx.progress(frame, 1, 1, "matted")
@@ -131,7 +131,7 @@ class MatteStage:
                 return screen_from_plate(plate, channel, size)
             except ValueError as exc:
                 raise StageError(str(exc), code="bad_input") from exc
-        frames = [_colour(ctx, f)[..., :3].astype(np.float32) / 255.0 for f in screen_samples(ctx.frames)]
+        frames = [linear_light(_colour(ctx, f)) for f in screen_samples(ctx.frames)]
         return estimate_screen(frames, channel)
 
     def _matter(self, params: MatteParams, ctx: StageContext, screen: ScreenModel | None):

@@ -34,7 +34,7 @@ def stage_inputs(frames):
 
 def test_a_clean_plate_improves_a_badly_lit_screen(tmp_path):
     # a warm lamp on the right turns the screen yellow there: its hue differs across the frame
-    frames = [shadowed_screen_frame(128, 128, warm=0.6, seed=s, shift=3 * s) for s in range(3)]
+    frames = [shadowed_screen_frame(128, 128, warm=0.8, seed=s, shift=3 * s) for s in range(3)]
     plate = frames[0][3]
     truth = {i + 1: f[1] for i, f in enumerate(frames)}
 
@@ -46,7 +46,7 @@ def test_a_clean_plate_improves_a_badly_lit_screen(tmp_path):
     for f in truth:
         with_plate = soft_iou(plated[f]["alpha"], truth[f])
         assert with_plate >= 0.98
-        assert with_plate > soft_iou(estimated[f]["alpha"], truth[f]) + 0.02
+        assert with_plate > soft_iou(estimated[f]["alpha"], truth[f]) + 0.03
 
 
 def test_a_clean_plate_that_is_missing_says_how_to_give_it(tmp_path):
@@ -63,8 +63,8 @@ def test_the_shadow_layer_is_where_the_figures_shadow_is(tmp_path):
         assert layer.shape == truth_alpha.shape and layer.dtype == np.float32
         inside, outside = truth_shadow > 0.3, truth_shadow < 0.01
         assert abs(layer[inside].mean() - truth_shadow[inside].mean()) < 0.08
-        assert layer[outside].mean() < 0.03
-        assert np.abs(layer - truth_shadow).mean() < 0.03
+        assert layer[outside].mean() < 0.04                    # the screen's falloff is not taken for shadow
+        assert np.abs(layer - truth_shadow).mean() < 0.04
         centre = np.unravel_index(np.argmax(layer), layer.shape)
         assert truth_shadow[centre] > 0.3                     # its darkest point is in the true shadow
 

@@ -18,19 +18,35 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.screen_model import MIN_LEAD, ScreenModel, channel_lead, estimate_screen
+from backend.pipelines.screen_model import MIN_LEAD, ScreenModel, balance_of, channel_lead, estimate_screen
 
 if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
 
 CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
+BALANCE = 0.35           # how far (log ratio) the other two channels may stray from the screen's balance
+HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 
 
 def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
     """0 where the pixel has the screen's hue at its place, rising to 1 where it has none of it."""
-    lead, _ = channel_lead(rgb, screen.channel)
-    return np.clip(1.0 - lead / np.maximum(screen.lead, MIN_LEAD), 0.0, 1.0).astype(np.float32)
+    lead, value = channel_lead(rgb, screen.channel)
+    hot = (value >= HOT) & (lead > MIN_LEAD / 2) & (np.abs(balance_of(rgb, screen.channel) - screen.balance) < BALANCE)
+    return np.clip(1.0 - lead / np.maximum(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2),
+                   0.0, 1.0).astype(np.float32)
+
+
+def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel) -> np.ndarray:
+    """The screen's lead, taken locally where the screen channel clips: there the lead falls steeply (the other
+    channels keep rising while the screen's cannot), faster than the smooth screen model can follow. `hot`:
+    pixels near clipping whose other two channels keep the screen's balance (a pale subject does not)."""
+    hot = hot.astype(np.float32)
+    if not hot.any():
+        return screen.lead
+    weight = cv2.GaussianBlur(hot, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
+    local = cv2.GaussianBlur(lead * hot, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE) / np.maximum(weight, 1e-6)
+    return np.where(weight > 0.2, np.minimum(screen.lead, local), screen.lead)
 
 
 def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,7 @@ def test_a_clean_plate_improves_a_badly_lit_screen(tmp_path):
     plated = run_stage("matte", {"key": {"clean_plate": True}}, ctx)
     for f in truth:
         with_plate = soft_iou(plated[f]["alpha"], truth[f])
-        assert with_plate >= 0.98
+        assert with_plate >= 0.97
         assert with_plate > soft_iou(estimated[f]["alpha"], truth[f]) + 0.03
 
 

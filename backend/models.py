@@ -60,7 +60,11 @@ DEFAULT_MODELS: dict[str, str] = {
     "normal": "prs-eth/marigold-normals-v1-1",
     "albedo": "prs-eth/marigold-iid-appearance-v1-1",
     "upscaler": "caidas/swin2SR-classical-sr-x2-64",
+    "vace": "Wan-AI/Wan2.1-VACE-1.3B-diffusers",        # engine=vace (14B: Wan-AI/Wan2.1-VACE-14B-diffusers)
+    "animate": "Wan-AI/Wan2.2-Animate-14B-Diffusers",   # engine=animate
     "matte": "u2net_human_seg",  # a rembg model name: rembg keeps its file in REMBG_HOME
+    "tracker": "facebook/sam2.1-hiera-tiny",                 # matte method=video: SAM 2 video
+    "matting": "hustvl/vitmatte-small-composition-1k",       # matte method=video: trimap -> soft alpha
 }
 
 # Diffusers configs (json + tokenizer files only) that let a single-file checkpoint load offline.

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--frames", type=int, default=12, help="length of the shot (and of the sample footage)")
     p.add_argument("--samples", type=int, default=4, help="Cycles samples (the CPU demo keeps them low)")
+    p.add_argument("--server", help="backend address (default: the shot runner's; one is started when none answers)")
     args = p.parse_args(argv)
     if args.frames < 1 or args.samples < 1:
         p.error("--frames and --samples must be at least 1")
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for title, extra in runs:
         print(f"\n== demo: {title} ==", flush=True)
-        status = subprocess.call(shot_command(args.out, args.frames, args.samples, extra))
+        server = ["--server", args.server] if args.server else []
+        status = subprocess.call(shot_command(args.out, args.frames, args.samples, extra + server))
         if status != 0:
             print(f"demo: the run for {title} stopped (exit {status}); run `make demo` again to continue "
                   f"from what is in {args.out}", file=sys.stderr)

@@ -25,7 +25,8 @@ class PreviewAlbedoParams:
     radius: float = param(0.08, min=0.005, max=1.0, help="shading blur radius, as a fraction of the frame height")
     strength: float = param(1.0, min=0.0, max=1.0, help="how much of the estimated shading to take out")
     threshold: float = param(0.5, min=0.01, max=0.99, help="alpha above this is inside the figure")
-    floor: float = param(0.05, min=0.001, max=1.0, help="shading never counts as darker than this (no blow-up in black)")
+    floor: float = param(0.3, min=0.001, max=1.0,
+                         help="shading never counts as darker than this (at most 1/floor brighter: no blow-up of dark cloth or holes)")
 
 
 def shading_estimate(linear: np.ndarray, alpha: np.ndarray, params: PreviewAlbedoParams) -> np.ndarray:

@@ -57,7 +57,7 @@ class PreviewAlbedoStage:
     name = "preview_albedo"
     Params = PreviewAlbedoParams
     summary = "PREVIEW albedo: the colour divided by a smooth shading estimate (no weights; not an intrinsics model)"
-    version = 1
+    version = 2
 
     def layers(self, params: PreviewAlbedoParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"albedo": Layer("png8")}

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final", action="store_true", help="render at 3840x2160")
     p.add_argument("--still", type=int, metavar="FRAME", help="render only this frame")
     p.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE")
-    p.add_argument("--engine", action="append", default=[], metavar="STEP=STAGE", help="force matte/depth/stylize")
+    p.add_argument("--engine", action="append", default=[], metavar="STEP=STAGE", help="force a step's engine: matte/depth/stylize/normal/albedo/upscale=STAGE; "
+                                                                             "stylize=vace or stylize=animate for video diffusion")
     p.add_argument("--card-height", type=float, default=2.6, help="metres the footage frame spans on the card")
     p.add_argument("--depth-scale", type=float, default=0.3, help="metres of relief the depth gives the card")
     p.add_argument("--spot", default="Card Spot", help="object the card stands on (in a .blend)")

@@ -253,7 +253,7 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             result.notes.append(f"{step}: no engine; the card goes without it")
             continue
         stage = choice.engine.stage
-        params = {**dict(choice.engine.params), **config.params.get(stage, {})}
+        params = merged(expand_dotted(dict(choice.engine.params)), config.params.get(stage, {}))
         if step == "upscale":
             params.setdefault("layers", ["albedo"] if "albedo" in takes else [])
             if params.get("method") == "resample":
@@ -348,3 +348,23 @@ def _write_summary(result: ShotResult) -> None:
         (result.out / "shot.json").write_text(json.dumps(summary, indent=1))
     except OSError as e:
         print(f"could not write {result.out / 'shot.json'}: {e}", file=sys.stderr)
+
+
+def expand_dotted(flat: dict) -> dict:
+    """{"video.steps": 2} -> {"video": {"steps": 2}}."""
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -16,11 +16,13 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
         row.prop(settings, "use_matte", toggle=True)
         row.prop(settings, "use_depth", toggle=True)
         row.prop(settings, "use_diffusion", toggle=True)
+        row.prop(settings, "use_relight", toggle=True)
         if settings.use_matte:
             row = layout.row(align=True)
             row.prop(settings, "screen", text="")
             row.prop(settings, "matte_grow")
             row.prop(settings, "matte_feather")
+        layout.prop(settings, "texture_upscale")
         col = layout.column(align=True)
         col.prop(settings, "card_height")
         col.prop(settings, "card_depth_scale")

@@ -1,0 +1,45 @@
+"""The matte stage's `video` method: tracker and matting models loaded once, frames tracked strictly in order.
+
+The tracker remembers earlier frames, so a frame's mask depends on every frame before it. When a
+resumed job starts later in the shot, the frames before are tracked again (not written) so that its
+mattes are the ones an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from backend.loaders.video_matte import load_matting, load_tracker
+from backend.pipelines.video_matte import Tracker, VideoMatteParams, trimap, vitmatte_alpha
+from backend.stages.base import StageContext, StageError
+from backend.stages.model_source import model_source, warm
+
+
+def video_matter(params: VideoMatteParams, ctx: StageContext, read: Callable[[int], np.ndarray]):
+    """A function (frame, colour) -> (colour, alpha); frames must come in increasing order."""
+    source, local_only = model_source(ctx, "tracker")
+    model, processor = warm(ctx, "tracker", (source,), lambda: load_tracker(source, local_files_only=local_only))
+    matting = None
+    if params.refine == "vitmatte":
+        m_source, m_local = model_source(ctx, "matting")
+        matting = warm(ctx, "matting", (m_source,), lambda: load_matting(m_source, local_files_only=m_local))
+    tracker = Tracker(model, processor, params)
+    order = {f: i for i, f in enumerate(ctx.frames)}
+    done = [-1]   # index in ctx.frames of the last frame tracked
+
+    def matte(frame: int, color: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at = order[frame]
+        if at <= done[0]:
+            raise StageError("video matting tracks frames in order; a frame was asked for twice", code="internal")
+        for skipped in ctx.frames[done[0] + 1:at]:       # catch up: the tracker must see every frame
+            tracker.mask(np.ascontiguousarray(read(skipped)[..., :3]))
+        rgb = np.ascontiguousarray(color[..., :3])
+        mask = tracker.mask(rgb)
+        done[0] = at
+        if matting is None:
+            return rgb, mask
+        return rgb, vitmatte_alpha(*matting, rgb, trimap(mask, params.band))
+
+    return matte

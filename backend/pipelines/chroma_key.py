@@ -30,13 +30,15 @@ class ChromaKeyParams:
                                           "(an image of the empty screen) instead of estimating it from the shot")
     screen: str = param("green", choices=("green", "blue", "custom"), help="which screen colour to key")
     key_rgb: list[float] = param([0.0, 1.0, 0.0], help="screen colour in 0..1 when screen=custom")
-    tolerance: float = param(0.18, min=0.0, max=1.0, help="chroma distance below which a pixel is screen")
-    softness: float = param(0.12, min=0.0, max=1.0, help="chroma distance over which alpha ramps to opaque")
+    tolerance: float = param(0.12, min=0.0, max=1.0,
+                             help="difference: share of the screen's lead a pixel may lose and still be screen; "
+                                  "distance: chroma distance below which a pixel is screen")
+    softness: float = param(0.2, min=0.0, max=1.0, help="how far past the tolerance a pixel counts as solid subject")
     despill: float = param(1.0, min=0.0, max=1.0, help="how much screen colour to remove from the subject")
     sample_screen: bool = param(True, help="green/blue: key the screen's real colour, sampled from the frame")
     edges: str = param("unmix", choices=("unmix", "ramp"),
                        help="unmix: solve fringe alpha against the nearby subject colour; ramp: distance ramp only")
-    edge_radius: int = param(2, min=1, max=32,
+    edge_radius: int = param(1, min=1, max=32,
                              help="unmix: how wide the fringe may be, in pixels; raise it for motion blur or soft focus")
 
     def validate(self) -> None:
@@ -67,8 +69,11 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
     if color.ndim != 3 or color.shape[2] < 3:
         raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
     if params.model == "difference":
-        straight, alpha = difference_key(linear_light(color), params, screen)
-        return despill(linear_to_srgb(straight), params.key, params.despill), alpha
+        fringe, straight, alpha = difference_key(linear_light(color), params, screen)
+        rgb = color[..., :3].astype(np.float32) * np.float32(1 / 255)
+        if fringe is not None:
+            rgb[fringe] = linear_to_srgb(straight)
+        return despill(rgb, params.key, params.despill), alpha
     rgb = color[..., :3].astype(np.float32) / 255.0
     key = params.key
     if params.sample_screen and params.screen != "custom":

@@ -41,6 +41,13 @@ class ScreenModel:
     channel: int
     lead: np.ndarray      # HxW float32: (screen channel - max(others)) / screen channel, of the screen itself
     level: np.ndarray     # HxW float32: the screen channel's value where the screen is lit and unshadowed
+    balance: float = 0.0  # log ratio of the other two channels (for green: blue over red), kept when it clips
+
+
+def balance_of(rgb: np.ndarray, channel: int) -> np.ndarray:
+    """log(second other channel / first other channel): over- or underexposure does not change it."""
+    others = [c for c in range(3) if c != channel]
+    return np.log((rgb[..., others[1]] + 0.01) / (rgb[..., others[0]] + 0.01))
 
 
 def channel_lead(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +122,10 @@ def estimate_screen(frames: list[np.ndarray], channel: int) -> ScreenModel | Non
     cell_lead = np.where(seen, np.nanmedian(np.where(seen[None], lead, 0.0), axis=0), 0.0).astype(np.float32)
     cell_level = np.where(valid, levels, 0.0).max(0).astype(np.float32)
     size = frames[0].shape[:2]
-    return ScreenModel(channel, _to_pixels(_fill(cell_lead, seen), size), _to_pixels(_fill(cell_level, seen), size))
+    balance = float(np.median(np.concatenate([balance_of(f[::4, ::4], channel)[channel_lead(f[::4, ::4], channel)[0] > MIN_LEAD]
+                                              for f in frames])))
+    return ScreenModel(channel, _to_pixels(_fill(cell_lead, seen), size), _to_pixels(_fill(cell_level, seen), size),
+                       balance)
 
 
 def screen_from_plate(plate: np.ndarray, channel: int, size: tuple[int, int]) -> ScreenModel:
@@ -129,4 +139,5 @@ def screen_from_plate(plate: np.ndarray, channel: int, size: tuple[int, int]) ->
     if (lead > MIN_LEAD).mean() < MIN_CELL_SHARE:
         raise ValueError("the clean plate shows too little screen: give an image of the empty screen, "
                          "shot with the same camera and light")
-    return ScreenModel(channel, np.clip(lead, MIN_LEAD, 1.0).astype(np.float32), value.astype(np.float32))
+    balance = float(np.median(balance_of(rgb, channel)[lead > MIN_LEAD]))
+    return ScreenModel(channel, np.clip(lead, MIN_LEAD, 1.0).astype(np.float32), value.astype(np.float32), balance)

@@ -30,6 +30,14 @@ KEYFRAME_MODES = [
     ("ALL", "Every frame", "diffuse every frame"),
     ("ENDS", "First and last", "diffuse the first and last frames only"),
 ]
+ENGINES = [
+    ("KEYFRAMES", "Keyframes + flow", "keyframes diffused in grids, every frame rebuilt by optical flow: low memory, "
+                                      "runs on a CPU"),
+    ("VACE", "Wan VACE", "video diffusion that restyles the footage keeping its structure, the diffused keyframes "
+                         "pinned (role 'vace'; 8 GB+ GPU)"),
+    ("ANIMATE", "Wan-Animate", "video diffusion: the first diffused keyframe's character performs the footage "
+                               "(role 'animate'; 24 GB+ GPU)"),
+]
 BLEND_MODES = [(m, m.title().replace("_", " "), "") for m in composite.BLEND_MODES]
 
 
@@ -53,6 +61,8 @@ class StageSettings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="what the backend paints")
     negative_prompt: StringProperty(name="Negative", description="what to avoid")
     checkpoint: StringProperty(name="Checkpoint", description="model config role of the checkpoint (empty: 'checkpoint')")
+    engine: EnumProperty(name="Engine", items=ENGINES, default="KEYFRAMES",
+                         description="how Diffuse makes the character's frames")
     loras: CollectionProperty(type=StageLora)
     lora_index: IntProperty()
     sampler: EnumProperty(name="Sampler", items=[(s, s, "") for s in SAMPLERS], default="Euler a")
@@ -81,6 +91,16 @@ class StageSettings(bpy.types.PropertyGroup):
     matte_feather: FloatProperty(name="Feather", default=0.0, min=0.0, max=64.0)
     use_depth: BoolProperty(name="Depth", default=False, description="estimate a depth map for displacement")
     use_diffusion: BoolProperty(name="Diffuse", default=False, description="restyle the footage with the prompt")
+    texture_upscale: EnumProperty(
+        name="Textures", default="PREVIEW",
+        items=[("PREVIEW", "Resample", "footage shorter than the rendered frame: colour and albedo resampled (Lanczos) "
+                                       "to its height; a labelled preview of real upscaling"),
+               ("MODEL", "Upscaler", "the backend's upscaler model (Swin2SR / SD x4) brings them to the frame's height"),
+               ("OFF", "Off", "the card keeps the footage's resolution")],
+        description="how the card's textures reach the rendered frame's height")
+    use_relight: BoolProperty(name="Relight", default=False,
+                              description="estimate normals and albedo (Marigold models) so the card is shaded like a "
+                                          "body by the scene's lights")
     card_height: FloatProperty(name="Height", default=1.8, min=0.01, unit="LENGTH")
     card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
     # stylize / compositing
@@ -115,7 +135,7 @@ def settings_dict(settings: StageSettings) -> dict:
     plain = {name: getattr(settings, name) for name in (
         "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
         "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
-        "use_diffusion")}
+        "use_diffusion", "use_relight", "texture_upscale", "engine")}
     plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
                          for u in settings.controls]
     plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]

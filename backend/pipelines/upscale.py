@@ -32,6 +32,8 @@ class UpscaleParams:
     guidance: float = param(7.5, min=0.0, max=30.0, help="diffusion upscaler: classifier-free guidance scale")
     noise_level: int = param(20, min=0, max=350, help="diffusion upscaler: noise added to the input (more: more invention)")
     seed: int = param(0, min=0, help="diffusion upscaler: seed of the whole-frame noise")
+    layers: list[str] = param([], choices=("albedo", "normal"),
+                              help="layers upscaled with the colour: albedo (the same way), normal (resampled, renormalised)")
 
     def validate(self) -> None:
         if self.overlap * 2 > self.tile:

@@ -18,6 +18,7 @@ recomputes neither); frames are then rebuilt in order, holding only the two brac
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -35,14 +36,22 @@ from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyfr
 from backend.pipelines.preview import preview_grade, preview_stylizer
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from backend.pipelines.stability import mix_stability
+from backend.pipelines.video_params import ENGINES, VideoParams
 from backend.stages.base import StageContext, StageError, flow_layers, register
+from backend.stages.video_engine import REFERENCE, VideoEngine
 
+log = logging.getLogger(__name__)
 LAYERS = ("color", "alpha", "depth")
 KEYFRAMES = "keyframes"   # the side input of keyframes_from=folder
 
 
 @dataclass
 class PropagateStageParams:
+    engine: str = param("keyframes", choices=list(ENGINES),
+                        help="keyframes: stylised keyframes propagated by optical flow (low memory, CPU preview); "
+                             "vace: Wan VACE restyles the footage keeping its structure (depth, pose, line art); "
+                             "animate: Wan-Animate makes a reference character perform the footage")
+    video: VideoParams = field(default_factory=VideoParams)
     keyframes_from: str = param("preview", choices=["diffuse", "folder", "preview"],
                                 help="diffuse: ControlNet diffusion of keyframe grids; folder: the artist's "
                                      "stylized keyframes, uploaded as the side input `--side keyframes=DIR`; "
@@ -59,26 +68,38 @@ class PropagateStageParams:
     motion_threshold: float = param(0.04, min=0.001, max=1.0, help="adaptive: motion (fraction of width) per key")
     detect_cuts: bool = param(True, help="split at scene cuts")
     cut_threshold: float = param(0.5, min=0.05, max=1.0, help="histogram distance that counts as a cut")
+    cut_residual: float = param(20.0, min=0.0, max=255.0,
+                                help="grey levels left after warping the previous frame onto a frame that count "
+                                     "as a cut (0 = histogram only)")
     keyframes: list[int] = param([], help="keyframes chosen by hand (frame numbers); overrides key_mode")
     grid_max_side: int = param(1920, min=64, max=8192, help="largest side of a keyframe grid")
     grid_max_tiles: int = param(6, min=1, max=64, help="keyframes per grid")
     colour_match: str = param("mkl", choices=["mkl", "meanstd", "none"], help="colour transfer between grids")
-    blend: str = param("confidence", choices=["confidence", "warp_crossfade", "crossfade"],
-                       help="confidence: occlusion-aware (default); the others are baselines")
+    blend: str = param("guided", choices=["guided", "confidence", "warp_crossfade", "crossfade"],
+                       help="guided: keyframes' colour models applied to each frame, style residual chosen per "
+                            "region (default); confidence: warped colour blended; the others are baselines")
     flow_preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS optical flow preset")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
     stability: float = param(0.0, min=0.0, max=1.0,
                              help="0 = fully propagated (steady), 1 = every frame stylized on its own")
 
     def validate(self) -> None:
+        if self.engine == "animate" and self.video.overlap not in (1, 5):
+            raise ParamError("video.overlap", f"{self.video.overlap}: Wan-Animate conditions a segment on 1 or 5 "
+                                              f"frames of the previous one; use 1 or 5")
+        if self.engine == "animate" and self.video.reference == "none":
+            raise ParamError("video.reference", "animate needs the character's image: keyframe (a stylised "
+                                                "keyframe) or side (`--side reference=IMAGE`)")
         if "color" not in self.layers:
             raise ParamError("layers", "must include color")
         if self.depth_far <= self.depth_near:
             raise ParamError("depth_far", f"{self.depth_far} must be above depth_near {self.depth_near}")
 
     def keyframe_params(self, user_keys: list[int]) -> KeyframeParams:
-        return KeyframeParams(self.key_mode, self.key_interval, self.key_min_interval, self.key_max_interval,
-                              self.motion_threshold, self.detect_cuts, self.cut_threshold, user_keys)
+        return KeyframeParams(mode=self.key_mode, interval=self.key_interval, min_interval=self.key_min_interval,
+                              max_interval=self.key_max_interval, motion_threshold=self.motion_threshold,
+                              detect_cuts=self.detect_cuts, cut_threshold=self.cut_threshold,
+                              cut_residual=self.cut_residual, keyframes=user_keys)
 
 
 class KeyframeImages:
@@ -110,22 +131,42 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 1
+    version = 3  # 2: guided synthesis by default; 3: engines (vace, animate)
+
+    def _uses_keyframes(self, params: PropagateStageParams) -> bool:
+        video = params.video
+        return params.engine == "keyframes" or video.pin_keyframes and params.engine == "vace" or \
+            video.reference == "keyframe"
 
     def model_roles(self, params: PropagateStageParams, models) -> list[str]:
-        return model_roles(models, params.diffuse) if params.keyframes_from == "diffuse" else []
+        roles = [] if params.engine == "keyframes" else [params.video.role(params.engine)]
+        if params.keyframes_from == "diffuse" and self._uses_keyframes(params):
+            roles += model_roles(models, params.diffuse)
+        return roles
 
     def side_inputs(self, params: PropagateStageParams) -> dict[str, str]:
-        if params.keyframes_from != "folder":
-            return {}
-        return {KEYFRAMES: "the stylized keyframes: numbered images (color/, optional alpha/ and depth/)"}
+        sides = {}
+        if params.keyframes_from == "folder" and self._uses_keyframes(params):
+            sides[KEYFRAMES] = "the stylized keyframes: numbered images (color/, optional alpha/ and depth/)"
+        if params.engine != "keyframes" and params.video.reference == "side":
+            sides[REFERENCE] = "the character's reference image (one image)"
+        return sides
+
+    def keyframe_folder(self, params: PropagateStageParams, ctx: StageContext) -> KeyframeImages | None:
+        return KeyframeImages(ctx) if params.keyframes_from == "folder" else None
 
     def layers(self, params: PropagateStageParams, size: tuple[int, int]) -> dict[str, Layer]:
         return flow_layers(params.layers, params.depth_near, params.depth_far)
 
     def run(self, params: PropagateStageParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        if params.engine != "keyframes":
+            yield from VideoEngine(self, params, ctx).run()
+            return
         folder = KeyframeImages(ctx) if params.keyframes_from == "folder" else None
         plan = self._plan(params, ctx, folder)
+        for warning in plan.warnings():  # on the command line (stderr) and in the job's progress
+            log.warning(warning)
+            ctx.progress(plan.segments[0][0], 0, len(ctx.todo), f"warning: {warning}")
         self._stylize_keys(params, ctx, plan, folder)
         propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
                                                 flow_scale=params.flow_scale))

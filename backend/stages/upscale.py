@@ -1,4 +1,9 @@
-"""The `upscale` stage: colour 2x or 4x by a super-resolution model in tiles (or Lanczos); alpha follows."""
+"""The `upscale` stage: colour 2x or 4x by a super-resolution model in tiles (or Lanczos); alpha follows.
+
+With `layers`, the albedo goes through the same upscaler as the colour (it is a colour image too), and the
+normals are resampled and renormalised (a super-resolution model trained on photographs would invent
+texture in them). Alpha is written in 16 bits: resized, it carries more than 8 bits of edge.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from backend.imageio import to_unit
 from backend.ipc.take import Layer
 from backend.loaders.upscale import load_upscaler
 from backend.pipelines.upscale import UpscaleParams, upscale_frame
@@ -19,13 +25,13 @@ class UpscaleStage:
     name = "upscale"
     Params = UpscaleParams
     summary = "colour upscaled 2x or 4x (Swin2SR or SD x4 upscaler in blended tiles, or Lanczos); alpha resized to match"
-    version = 1
+    version = 2
 
     def model_roles(self, params: UpscaleParams, models) -> list[str]:
         return ["upscaler"] if params.method == "model" else []
 
     def layers(self, params: UpscaleParams, size: tuple[int, int]) -> dict[str, Layer]:
-        return {"color": Layer("png8"), "alpha": Layer("png16")}
+        return {"color": Layer("png8"), "alpha": Layer("png16"), **{name: Layer("png8") for name in params.layers}}
 
     def run(self, params: UpscaleParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         upscaler = None
@@ -49,7 +55,28 @@ class UpscaleStage:
             else:  # a matte is smooth: a plain resize keeps it aligned with the upscaled colour
                 unit = alpha.astype(np.float32) / (65535.0 if alpha.dtype == np.uint16 else 255.0 if alpha.dtype == np.uint8 else 1.0)
                 alpha = np.clip(cv2.resize(unit, (width, height), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
-            yield frame, {"color": color, "alpha": alpha}
+            out = {"color": color, "alpha": alpha}
+            for name in params.layers:
+                out[name] = self._extra(name, inputs, frame, params, upscaler, (width, height), ctx)
+            yield frame, out
+
+    def _extra(self, name, inputs, frame, params, upscaler, size, ctx) -> np.ndarray:
+        if name not in inputs:
+            raise StageError(f"layers={name} but the source has no {name!r} layer on frame {frame}; give a take that "
+                             f"has one (run the {name} stage first) or leave {name} out of layers",
+                             code="bad_input", frame=frame)
+        image = np.asarray(inputs[name])
+        if image.ndim != 3 or image.shape[2] < 3:
+            raise StageError(f"the {name} layer of frame {frame} is not an RGB image (shape {image.shape})",
+                             code="bad_input", frame=frame)
+        if name == "albedo":
+            albedo = image[..., :3] if image.dtype == np.uint8 else np.round(to_unit(image[..., :3]) * 255).astype(np.uint8)
+            out = upscale_frame(albedo, params, upscaler, on_tile=self._tile_done(ctx, frame))
+            return out if out.shape[:2] == size[::-1] else cv2.resize(out, size, interpolation=cv2.INTER_LANCZOS4)
+        normal = to_unit(image[..., :3]) * 2.0 - 1.0
+        normal = cv2.resize(normal, size, interpolation=cv2.INTER_CUBIC)
+        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-6)
+        return ((normal + 1.0) * 0.5).astype(np.float32)
 
     @staticmethod
     def _tile_done(ctx: StageContext, frame: int):

@@ -6,6 +6,7 @@
     --still FRAME    render only that frame (at 3840x2160 with --final) to OUT/still_FRAME_WxH.png
     --set STAGE.KEY=VALUE   a stage parameter, e.g. --set matte.key.screen=blue
     --engine STEP=STAGE     force an engine, e.g. --engine depth=preview_depth
+    --as-filmed      the card without relighting (its normal and albedo layers unused)
 
 Exit status: 0 done, 1 a step failed (the message names the step and frame), 2 bad arguments, 130 interrupted.
 Run the same command again after an interruption: finished frames and takes are kept.
@@ -61,11 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final", action="store_true", help="render at 3840x2160")
     p.add_argument("--still", type=int, metavar="FRAME", help="render only this frame")
     p.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE")
-    p.add_argument("--engine", action="append", default=[], metavar="STEP=STAGE", help="force matte/depth/stylize")
+    p.add_argument("--engine", action="append", default=[], metavar="STEP=STAGE", help="force a step's engine: matte/depth/stylize/normal/albedo/upscale=STAGE; "
+                                                                             "stylize=vace or stylize=animate for video diffusion")
     p.add_argument("--card-height", type=float, default=2.6, help="metres the footage frame spans on the card")
     p.add_argument("--depth-scale", type=float, default=0.3, help="metres of relief the depth gives the card")
     p.add_argument("--spot", default="Card Spot", help="object the card stands on (in a .blend)")
     p.add_argument("--footage-frames", type=int, default=48, help="length of the sample footage")
+    p.add_argument("--as-filmed", action="store_true",
+                   help="the card as filmed: no relighting by its normal and albedo layers (a still is named *_as_filmed)")
+    p.add_argument("--footage-size", default="270x480", help="WIDTHxHEIGHT of the sample footage (default 270x480)")
     return p
 
 
@@ -82,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device, models=args.models, frames=_pair(args.frames, "--frames", "-") if args.frames else None,
             size=_pair(args.size, "--size", "x") if args.size else None, samples=args.samples, final=args.final,
             still=args.still, params=_sets(args.set, "--set"), engines=engines, card_height=args.card_height,
-            depth_scale=args.depth_scale, spot=args.spot, footage_frames=args.footage_frames)
+            depth_scale=args.depth_scale, spot=args.spot, footage_frames=args.footage_frames,
+            footage_size=_pair(args.footage_size, "--footage-size", "x"), as_filmed=args.as_filmed)
     except argparse.ArgumentTypeError as e:
         parser.error(str(e))
     try:

@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 from pathlib import Path
 
 from backend.ipc.take import Take, TakeInfo
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """A PNG's (width, height) from its header. A take records its source's size; an upscaled colour layer
+    is larger, and the card is sized and searched for feet in the colour's own pixels."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
 
 
 def assemble_card_take(out_dir: str | Path, layers: dict[str, Take]) -> Take:
@@ -20,7 +31,8 @@ def assemble_card_take(out_dir: str | Path, layers: dict[str, Take]) -> Take:
     frames = sorted(set.intersection(*(set(t.info.frames) for t in layers.values())))
     if not frames:
         raise ValueError("the takes share no frame; were they made from the same footage?")
-    info = TakeInfo(frame_start=frames[0], frame_end=frames[-1], width=base.width, height=base.height,
+    width, height = _png_size(layers["color"].path("color", frames[0])) or (base.width, base.height)
+    info = TakeInfo(frame_start=frames[0], frame_end=frames[-1], width=width, height=height,
                     fps=base.fps, layers={name: take.info.layers[name] for name, take in layers.items()},
                     stage="card", job_id="card:" + "+".join(take.info.job_id for take in layers.values()),
                     source={name: str(take.root) for name, take in layers.items()})

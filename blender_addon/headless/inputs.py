@@ -15,6 +15,9 @@ from backend.ipc.take import Take
 from blender_addon.headless.images import numbered_files, read_grey, read_pixels, read_rgb8
 
 
+RGB_LAYERS = ("color", "albedo", "normal")
+
+
 @dataclass
 class FrameInput:
     frames: list[int]
@@ -46,7 +49,8 @@ def footage_input(folder: str | Path, fps: float = 24.0) -> FrameInput:
 
 
 def take_input(take_dir: str | Path, layers: tuple[str, ...] = ("color", "alpha")) -> FrameInput:
-    """A take's frames as a job input: colour as uint8, grey layers (alpha) as float32 in [0, 1]."""
+    """A take's frames as a job input: colour layers (color, albedo, normal) as uint8 RGB, grey layers (alpha,
+    depth) as float32 in [0, 1]."""
     take = Take.open(take_dir)
     info = take.info
     wanted = [name for name in layers if name in info.layers]
@@ -55,8 +59,23 @@ def take_input(take_dir: str | Path, layers: tuple[str, ...] = ("color", "alpha"
         arrays = {}
         for name in wanted:
             path = take.path(name, frame)
-            arrays[name] = read_rgb8(path) if name == "color" else read_grey(path)
+            arrays[name] = read_rgb8(path) if name in RGB_LAYERS else read_grey(path)
         return arrays
 
     return FrameInput(list(info.frames), (info.width, info.height), info.fps, read,
                       {"kind": "take", "path": str(take_dir), "stage": info.stage})
+
+
+def merged_input(*inputs: FrameInput) -> FrameInput:
+    """One input whose frames carry the layers of all `inputs` (the first one's size and description; the
+    frames they share). A later input's layer of the same name wins."""
+    frames = sorted(set.intersection(*(set(i.frames) for i in inputs)))
+
+    def read(frame: int) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        for item in inputs:
+            arrays.update(item.read(frame))
+        return arrays
+
+    first = inputs[0]
+    return FrameInput(frames, first.size, first.fps, read, dict(first.description, merged=[i.description for i in inputs[1:]]))

@@ -1,6 +1,10 @@
 """One shot, headless, in the order the add-on's buttons go:
 
-    footage -> scene -> backend -> engines -> matte -> depth -> stylize -> card -> render -> preview -> contact sheet
+    footage -> scene -> backend -> engines -> matte -> depth -> stylize -> normal -> albedo -> upscale -> card
+    -> render -> preview -> contact sheet
+
+normal and albedo make the card relightable; upscale brings the card's colour (and albedo) to the height
+the rendered frame needs (only when the footage is shorter than that: the --final run at 3840×2160).
 
 Every step resumes: footage frames, takes and rendered frames already on disk are kept, and the backend
 never recomputes a frame it stored. A failure raises ShotError naming the step and, when there is one, the
@@ -26,7 +30,7 @@ from blender_addon.headless.card_take import assemble_card_take
 from blender_addon.headless.contact_sheet import contact_sheet
 from blender_addon.headless.engines import Choice, choose_engines
 from blender_addon.headless.errors import ShotError
-from blender_addon.headless.inputs import FrameInput, footage_input, take_input
+from blender_addon.headless.inputs import FrameInput, footage_input, merged_input, take_input
 from blender_addon.headless.movie import MovieError, encode_mp4
 from blender_addon.headless.progress import Bar
 from blender_addon.headless.scripts import SAMPLE_SCENES, sample_footage, sample_scene
@@ -35,7 +39,7 @@ from blender_addon.headless.timing import TimeTable
 from blender_addon.jobs.frames import is_video
 
 DEFAULT_SERVER = "tcp://127.0.0.1:5571"
-BACKEND_STEPS = ("matte", "depth", "stylize")
+BACKEND_STEPS = ("matte", "depth", "stylize", "normal", "albedo", "upscale")
 
 
 @dataclass
@@ -61,6 +65,7 @@ class ShotConfig:
     spot: str = "Card Spot"                      # the object the card stands on
     footage_frames: int = 48
     footage_size: tuple[int, int] = (270, 480)
+    as_filmed: bool = False                      # the card without its normal/albedo shading (the "before")
     log: object = print
 
 
@@ -94,15 +99,16 @@ def run_shot(config: ShotConfig) -> ShotResult:
             row.note = ("started here, log " + str(backend.log_path)) if backend.started_here else f"reached {config.server}"
         client = Client(config.server, timeout_s=10.0)
         try:
+            steps = _wanted_steps(config, footage, scene)
             with times.step("engines") as row:
-                result.engines = _engines(config, client, footage, out)
+                result.engines = _engines(config, client, footage, out, steps)
                 log("engines:")
                 for choice in result.engines.values():
                     log("  " + choice.describe())
                     for note in choice.notes:
                         log(f"      (real engine not used: {note})")
                 row.note = ", ".join(f"{c.step}={c.engine.stage if c.engine else '-'}" for c in result.engines.values())
-            takes = _backend_steps(config, client, footage, out, result)
+            takes = _backend_steps(config, client, footage, out, result, steps, _upscale_factor(config, footage, scene))
         finally:
             client.close()
         with times.step("card") as row:
@@ -178,7 +184,26 @@ def _load_scene(config: ShotConfig, footage_frames: int):
     return scene, spot
 
 
-def _engines(config: ShotConfig, client: Client, footage: FrameInput, out: Path) -> dict[str, Choice]:
+def _target_height(config: ShotConfig, scene) -> int:
+    """The rendered frame's height: what the card's texture should match."""
+    if config.final:
+        return render.FINAL_SIZE[1]
+    return config.size[1] if config.size else scene.render.resolution_y
+
+
+def _upscale_factor(config: ShotConfig, footage: FrameInput, scene) -> int:
+    """1, 2 or 4: the smallest factor that brings the footage to the rendered frame's height (at most 4)."""
+    need = _target_height(config, scene) / footage.size[1]
+    return 1 if need <= 1 else 2 if need <= 2 else 4
+
+
+def _wanted_steps(config: ShotConfig, footage: FrameInput, scene) -> tuple[str, ...]:
+    if _upscale_factor(config, footage, scene) == 1 and "upscale" not in config.engines:
+        return tuple(s for s in BACKEND_STEPS if s != "upscale")
+    return BACKEND_STEPS
+
+
+def _engines(config: ShotConfig, client: Client, footage: FrameInput, out: Path, steps=BACKEND_STEPS) -> dict[str, Choice]:
     offered = {s["name"] for s in client.request("stages", timeout_s=30).header.get("stages", [])}
 
     def probe(stage: str):
@@ -189,16 +214,38 @@ def _engines(config: ShotConfig, client: Client, footage: FrameInput, out: Path)
             return e
         return None
 
-    return choose_engines(offered, probe, BACKEND_STEPS, config.engines)
+    return choose_engines(offered, probe, steps, config.engines)
 
 
-def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out: Path, result: ShotResult) -> dict:
-    """Run matte, depth and stylize; returns {layer: Take} for the card."""
+def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out: Path, result: ShotResult,
+                   steps: tuple[str, ...] = BACKEND_STEPS, upscale: int = 1) -> dict:
+    """Run the backend steps in order; returns {step: Take} for the card."""
+    def matte(takes, *layers):
+        return take_input(takes["matte"].root, layers)
+
+    def colour(takes):  # the card's colour: stylised when there is a stylisation, else the matte's
+        return take_input(takes.get("stylize", takes["matte"]).root, ("color",))
+
+    def normal_source(takes):
+        parts = [matte(takes, "color", "alpha")]
+        if "depth" in takes:
+            parts.append(take_input(takes["depth"].root, ("depth",)))
+        return merged_input(*parts)
+
+    def upscale_source(takes):
+        parts = [colour(takes), matte(takes, "alpha")]
+        if "albedo" in takes:
+            parts.append(take_input(takes["albedo"].root, ("albedo",)))
+        return merged_input(*parts)
+
     sources = {"matte": lambda takes: footage,
-               "depth": lambda takes: take_input(takes["matte"].root),
-               "stylize": lambda takes: take_input(takes["matte"].root)}
+               "depth": lambda takes: matte(takes, "color", "alpha"),
+               "stylize": lambda takes: matte(takes, "color", "alpha"),
+               "normal": normal_source,
+               "albedo": lambda takes: merged_input(colour(takes), matte(takes, "alpha")),
+               "upscale": upscale_source}
     takes: dict[str, Take] = {}
-    for step in BACKEND_STEPS:
+    for step in steps:
         choice = result.engines.get(step)
         if choice is None or choice.engine is None:
             if step == "matte":
@@ -206,7 +253,11 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             result.notes.append(f"{step}: no engine; the card goes without it")
             continue
         stage = choice.engine.stage
-        params = {**dict(choice.engine.params), **config.params.get(stage, {})}
+        params = merged(expand_dotted(dict(choice.engine.params)), config.params.get(stage, {}))
+        if step == "upscale":
+            params.setdefault("layers", ["albedo"] if "albedo" in takes else [])
+            if params.get("method") == "resample":
+                params.setdefault("scale", upscale)
         with result.times.step(step) as row:
             bar = Bar(step, len(footage.frames))
             try:
@@ -224,13 +275,17 @@ def _place_card(config: ShotConfig, scene, spot, takes: dict[str, Take], out: Pa
     from blender_addon.scene.cards import CardError, make_card
 
     layers = {"color": takes.get("stylize", takes["matte"]), "alpha": takes["matte"]}
-    if "depth" in takes:
-        layers["depth"] = takes["depth"]
+    for step in ("depth", "normal", "albedo"):
+        if step in takes:
+            layers[step] = takes[step]
+    if "upscale" in takes:  # colour, alpha (and albedo) at the rendered frame's height
+        layers.update({name: takes["upscale"] for name in takes["upscale"].info.layers})
     card_take = assemble_card_take(out / "takes" / "card", layers)
     try:
         card = make_card(card_take.root, height=config.card_height, depth_scale=config.depth_scale,
                          location=spot.matrix_world.translation.copy(), camera=scene.camera,
-                         frame_start=scene.frame_start, name="Character Card", scene=scene)
+                         frame_start=scene.frame_start, name="Character Card", scene=scene,
+                         relit=0.0 if config.as_filmed else 1.0)
     except CardError as e:
         raise ShotError("card", str(e)) from None
     camera = scene.camera.data
@@ -246,7 +301,7 @@ def _render_steps(config: ShotConfig, scene, out: Path, result: ShotResult) -> N
     label = f"{scene.render.resolution_x}x{scene.render.resolution_y}"
     if config.still is not None:
         with times.step("still") as row:
-            path = out / f"still_{config.still:04d}_{label}.png"
+            path = out / f"still_{config.still:04d}_{label}{'_as_filmed' if config.as_filmed else ''}.png"
             if not path.is_file():
                 render.render_one(scene, config.still, path, step="still")
                 row.note = f"{path.name} rendered"
@@ -293,3 +348,23 @@ def _write_summary(result: ShotResult) -> None:
         (result.out / "shot.json").write_text(json.dumps(summary, indent=1))
     except OSError as e:
         print(f"could not write {result.out / 'shot.json'}: {e}", file=sys.stderr)
+
+
+def expand_dotted(flat: dict) -> dict:
+    """{"video.steps": 2} -> {"video": {"steps": 2}}."""
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -6,6 +6,7 @@ already in the local take are not fetched again, so running the same job twice c
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ from typing import Callable
 from backend.ipc.client import Client
 from backend.ipc.digest import digest_arrays
 from backend.ipc.remote_job import RemoteJob
-from backend.ipc.take import Take
+from backend.ipc.take import Take, TakeError
 from blender_addon.headless.errors import ShotError
 from blender_addon.headless.inputs import FrameInput
 
@@ -44,7 +45,20 @@ def run_stage(client: Client, stage: str, params: dict, source: FrameInput, out_
               step: str | None = None, frames: list[int] | None = None, progress: Progress | None = None,
               stall_s: float = 600.0) -> tuple[Take, dict]:
     """Run `stage` over `frames` (default: all of the source) into `out_dir`. Returns the take and counts:
-    {"frames": n, "kept": frames already in the take before, "fetched": frames brought back now}."""
+    {"frames": n, "kept": frames already in the take before, "fetched": frames brought back now}.
+
+    A take in `out_dir` from another job (other parameters, or a newer stage version) is replaced: the
+    backend's store still has whatever it computed, so only the copying is redone."""
+    try:
+        return _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s)
+    except TakeError as e:
+        if "another job's take" not in str(e):
+            raise
+        shutil.rmtree(out_dir)
+        return _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s)
+
+
+def _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s) -> tuple[Take, dict]:
     step = step or stage
     frames = frames or source.frames
     read = _reader(step, source)

@@ -36,7 +36,7 @@ class FrameSource:
 
 class JobDriver:
     def __init__(self, plan: Plan, source: FrameSource, take_dir: str | Path, connect: Callable[[], Client],
-                 give_up_s: float = GIVE_UP_S):
+                 give_up_s: float = GIVE_UP_S, read_layer: Callable[[Take, str, int], np.ndarray] | None = None):
         self.plan = plan
         self.source = source
         self.take_dir = Path(take_dir)
@@ -55,18 +55,22 @@ class JobDriver:
         self._cancel_deadline = 0.0
         self.give_up_s = give_up_s
         self._heard_at = 0.0
+        self.read_layer = read_layer       # (take, layer, frame) -> array: how a job reads an earlier job's take
+        self._inputs: FrameSource | None = None   # the running job's input when it reads earlier jobs' takes
+        self._input_digests: dict[int, str] = {}
+        self._inputs_to_read: list[int] = []
 
     # -- public ------------------------------------------------------------------------------
     @property
     def active(self) -> bool:
-        return self.state in ("reading", "running", "assembling", "cancelling")
+        return self.state in ("reading", "reading_takes", "running", "assembling", "cancelling")
 
     @property
     def fraction(self) -> float:
         total = len(self.source.frames)
         if self.state == "reading":
             return 0.1 * len(self.digests) / total
-        if self.state in ("running", "cancelling"):
+        if self.state in ("running", "reading_takes", "cancelling"):
             job_part = self.job.fraction if self.job is not None else 0.0
             return 0.1 + 0.85 * (self.job_index + job_part) / len(self.plan.jobs)
         if self.state == "assembling":
@@ -77,6 +81,9 @@ class JobDriver:
     def label(self) -> str:
         if self.state == "reading":
             return f"reading frame {len(self.digests)}/{len(self.source.frames)}"
+        if self.state == "reading_takes":
+            spec = self.plan.jobs[self.job_index]
+            return f"{spec.name}: reading frame {len(self._input_digests)}/{len(spec.frames)} of {', '.join(spec.reads)}"
         if self.state == "running" and self.job is not None:
             spec = self.plan.jobs[self.job_index]
             note = f"{self.job.state}, {len(self.job.local_done)}/{len(spec.frames)} frames"
@@ -93,6 +100,8 @@ class JobDriver:
                 self._read(deadline)
             elif self.state == "running":
                 self._run(deadline)
+            elif self.state == "reading_takes":
+                self._read_takes(deadline)
             elif self.state == "assembling":
                 self._assemble(deadline)
             elif self.state == "cancelling":
@@ -136,21 +145,58 @@ class JobDriver:
         if not self._to_read:
             self.client = self._connect()
             self._heard_at = time.monotonic()
+            self._next_job()
+
+    def _next_job(self) -> None:
+        """Start the plan's next job: at once when it reads the footage (digested already), after digesting
+        its input a few frames a tick when it reads earlier jobs' takes."""
+        spec = self.plan.jobs[self.job_index]
+        if not spec.reads:
+            self._inputs = None
+            self.state = "running"
+            self._start_job()
+            return
+        if self.read_layer is None:
+            raise RuntimeError(f"job {spec.name} reads {', '.join(spec.reads)} but the driver has no take reader")
+        self._inputs = self._take_source(spec)
+        self._input_digests, self._inputs_to_read = {}, list(spec.frames)
+        self.state = "reading_takes"
+
+    def _take_source(self, spec) -> FrameSource:
+        takes = [self.finished[name] for name in spec.reads]
+
+        def read(frame: int) -> dict[str, np.ndarray]:
+            arrays = {}
+            for take in takes:
+                for layer in take.info.layers:
+                    arrays[layer] = self.read_layer(take, layer, frame)
+            return arrays
+
+        first = takes[0].info
+        return FrameSource(list(spec.frames), (first.width, first.height), self.source.fps, read,
+                           {"kind": "takes", "jobs": list(spec.reads)})
+
+    def _read_takes(self, deadline: float) -> None:
+        while self._inputs_to_read and time.monotonic() < deadline:
+            frame = self._inputs_to_read.pop(0)
+            self._input_digests[frame] = digest_arrays(self._inputs.read(frame))
+        if not self._inputs_to_read:
             self.state = "running"
             self._start_job()
 
     def _start_job(self) -> None:
         spec = self.plan.jobs[self.job_index]
         params = dict(spec.params)
-        digests = {f: self.digests[f] for f in spec.frames}
+        source = self._inputs or self.source
+        digests = {f: (self._input_digests if self._inputs else self.digests)[f] for f in spec.frames}
         # One folder per distinct job, so a re-run with other settings starts its own (and a re-run with
         # the same settings resumes: frames already here are not fetched again).
         self.sent_params[spec.name] = params
         key = digest_json([spec.stage, params, sorted(digests.items())])[:12]
         self.job = RemoteJob(self.client, stage=spec.stage, params=params,
-                             digests=digests, read_input=self.source.read,
-                             size=self.source.size, out_dir=self.take_dir / "jobs" / f"{spec.name}-{key}",
-                             fps=self.source.fps, source=self.source.description, window=UPLOAD_WINDOW)
+                             digests=digests, read_input=source.read,
+                             size=source.size, out_dir=self.take_dir / "jobs" / f"{spec.name}-{key}",
+                             fps=source.fps, source=source.description, window=UPLOAD_WINDOW)
 
     def _run(self, deadline: float) -> None:
         # One RemoteJob pass (drain what arrived, send what the window allows) at a time, until the
@@ -173,7 +219,7 @@ class JobDriver:
             self.finished[self.plan.jobs[self.job_index].name] = self.job.take
             self.job_index += 1
             if self.job_index < len(self.plan.jobs):
-                self._start_job()
+                self._next_job()
             else:
                 self.job = None
                 self._begin_assembly()
@@ -201,8 +247,11 @@ class JobDriver:
         sources = self.plan.layer_sources()
         layers = {layer: self.finished[job].info.layers[layer] for layer, job in sources.items()}
         frames = self.source.frames
-        info = TakeInfo(frame_start=frames[0], frame_end=frames[-1], width=self.source.size[0],
-                        height=self.source.size[1], fps=self.source.fps, layers=layers, stage="+".join(
+        # an upscaled colour is larger than the footage: the take's size is its colour's
+        colour = self.finished[sources["color"]].path("color", frames[0]) if "color" in sources else None
+        width, height = (png_size(colour) if colour is not None else None) or self.source.size
+        info = TakeInfo(frame_start=frames[0], frame_end=frames[-1], width=width,
+                        height=height, fps=self.source.fps, layers=layers, stage="+".join(
                             j.stage for j in self.plan.jobs), source=self.source.description,
                         params=dict(self.sent_params),
                         versions={j.name: self.finished[j.name].info.job_id for j in self.plan.jobs})
@@ -226,6 +275,17 @@ class JobDriver:
     def _finish(self, state: str) -> None:
         self.state = state
         self.close()
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """A PNG's (width, height) from its header, without decoding it."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
 
 
 def link_or_copy(src: Path, take: Take, layer: str, frame: int) -> None:

@@ -23,6 +23,7 @@ class JobSpec:
     params: dict
     frames: list[int]
     provides: tuple[str, ...]      # layers of the final take this job supplies
+    reads: tuple[str, ...] = ()    # earlier jobs whose takes (layers merged, later wins) are its input; () = the footage
 
 
 @dataclass
@@ -98,11 +99,19 @@ def matte_params(s: dict) -> dict:
     }
 
 
-def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Plan:
+def upscale_factor(footage_height: int, frame_height: int) -> int:
+    """1, 2 or 4: the smallest factor that brings the footage to the rendered frame's height (at most 4)."""
+    need = frame_height / max(1, footage_height)
+    return 1 if need <= 1 else 2 if need <= 2 else 4
+
+
+def footage_plan(s: dict, frames: list[int], available: list[str] | None,
+                 heights: tuple[int, int] | None = None) -> Plan:
     """Jobs that turn footage frames into a card's take, given the stages the backend offers.
 
     `available` is the backend's stage list (None when unknown: every wanted stage is assumed present).
-    A wanted stage the backend lacks is an error that says which setting to change.
+    A wanted stage the backend lacks is an error that says which setting to change. `heights` is (the
+    footage's, the rendered frame's): a taller frame gets the card's colour (and albedo) upscaled to it.
     """
     have = set(available) if available is not None else None
 
@@ -123,7 +132,17 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Pla
         params = diffuse_params(s)
         keys = keyframes(frames, s.get("keyframe_mode", "INTERVAL"), int(s.get("keyframe_interval", 8)))
         can_propagate = have is None or "propagate" in have
-        if len(keys) < len(frames) and can_propagate:
+        engine = s.get("engine", "KEYFRAMES").lower()
+        if engine != "keyframes":
+            # A video engine makes every frame itself, segment by segment; the diffused keyframes are its
+            # reference image (and, for VACE, kept frames).
+            need("propagate", "set Engine to Keyframes + flow in Stage > Prompt & Model")
+            plan.jobs.append(JobSpec("propagate", "propagate", {
+                "engine": engine, "keyframes_from": "diffuse", "diffuse": params, "keyframes": keys,
+                "video": {"prompt": params["prompt"], "negative_prompt": params["negative_prompt"],
+                          "seed": params["seed"]},
+            }, frames, ("color",)))
+        elif len(keys) < len(frames) and can_propagate:
             # One job, local or remote alike: the backend diffuses the keyframes in grids (one pass per
             # grid, so they share a style) and rebuilds every frame from them by optical flow.
             plan.jobs.append(JobSpec("propagate", "propagate", {
@@ -134,6 +153,37 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None) -> Pla
             if len(keys) < len(frames):
                 plan.notes.append("the backend has no propagate stage: every frame is diffused instead of keyframes")
             plan.jobs.append(JobSpec("diffuse", "diffuse", params, frames, ("color",)))
+    if s.get("use_relight", False):
+        # normals from the footage; albedo too, unless diffusion repaints the colour (the footage's albedo
+        # would then replace the painting on a relit card)
+        need("normal", "untick Relight in Stage > Cards")
+        plan.jobs.append(JobSpec("normal", "normal", {}, frames, ("normal",)))
+        if s.get("use_diffusion", False):
+            plan.notes.append("Relight with Diffuse: the card is shaded by the footage's normals; its colour stays "
+                              "the diffused one (no albedo layer)")
+        else:
+            need("albedo", "untick Relight in Stage > Cards")
+            plan.jobs.append(JobSpec("albedo", "albedo", {}, frames, ("albedo",)))
     if not plan.jobs:
         raise PlanError("nothing to do: tick at least one of Matte, Depth or Diffuse in Stage > Cards")
+    _add_upscale(plan, s, frames, heights, need)
     return plan
+
+
+def _add_upscale(plan: Plan, s: dict, frames: list[int], heights, need) -> None:
+    """An upscale job over the finished colour, matte and albedo, when the frame is taller than the footage."""
+    mode = s.get("texture_upscale", "PREVIEW")
+    factor = upscale_factor(*heights) if heights else 1
+    sources = plan.layer_sources()
+    if mode == "OFF" or factor == 1 or "color" not in sources:
+        return
+    need("upscale", "set Textures to Off in Stage > Cards")
+    reads = tuple(dict.fromkeys(sources[layer] for layer in ("color", "alpha", "albedo") if layer in sources))
+    extra = ["albedo"] if "albedo" in sources else []
+    params = {"method": "resample", "scale": factor, "layers": extra} if mode == "PREVIEW" else \
+        {"method": "model", "layers": extra}
+    provides = ("color", *(["alpha"] if "alpha" in sources else []), *extra)
+    plan.jobs.append(JobSpec("upscale", "upscale", params, frames, provides, reads=reads))
+    if mode == "PREVIEW":
+        plan.notes.append(f"PREVIEW: the card's textures are resampled {factor}x to the frame's height (Lanczos); "
+                          "set Textures to Model with an upscaler configured on the backend for real detail")

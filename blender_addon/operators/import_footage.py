@@ -1,4 +1,5 @@
-"""stage.import_footage: footage of a person -> backend jobs (matte, depth, diffusion) -> take -> card."""
+"""stage.import_footage: footage of a person -> backend jobs (matte, depth, diffusion, relight; the colour
+upscaled to the rendered frame's height when the footage is shorter) -> take -> card."""
 
 from __future__ import annotations
 
@@ -54,9 +55,12 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
         raise ValueError("choose the footage: Stage > Cards > Footage (a video file or a folder of numbered images)")
     source = footage_source(path, scene.render.fps / scene.render.fps_base, first, last,
                             video_cache=takes_root(context) / ".video_frames")
-    plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context))
+    frame_height = round(scene.render.resolution_y * scene.render.resolution_percentage / 100)
+    plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context),
+                        heights=(source.size[1], frame_height))
     take_dir = takes_root(context) / take_name(name or _footage_name(source.description))
-    driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys))
+    driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys),
+                       read_layer=_read_layer)
     height, depth_scale = settings.card_height, settings.card_depth_scale
 
     def make(context) -> str:
@@ -64,6 +68,14 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
         return f"card {card.name} from {take_dir}"
 
     return JobRunner(driver, "Import footage", on_done=make)
+
+
+def _read_layer(take, layer: str, frame: int):
+    """An earlier job's frame as the next job's input (the upscale job reads the matte's colour and alpha)."""
+    from ..scene.frames import read_frame
+
+    values = read_frame(take, layer, frame)
+    return values.astype("float32") / 255.0 if layer == "alpha" and values.dtype.name == "uint8" else values
 
 
 def _footage_name(description: dict) -> str:

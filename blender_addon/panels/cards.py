@@ -1,6 +1,6 @@
 import bpy
 
-from ..scene.cards import LIT_NODE, scene_cards
+from ..scene.cards import LIT_NODE, RELIT_NODE, scene_cards
 from .base import StagePanel
 
 
@@ -16,11 +16,13 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
         row.prop(settings, "use_matte", toggle=True)
         row.prop(settings, "use_depth", toggle=True)
         row.prop(settings, "use_diffusion", toggle=True)
+        row.prop(settings, "use_relight", toggle=True)
         if settings.use_matte:
             row = layout.row(align=True)
             row.prop(settings, "screen", text="")
             row.prop(settings, "matte_grow")
             row.prop(settings, "matte_feather")
+        layout.prop(settings, "texture_upscale")
         col = layout.column(align=True)
         col.prop(settings, "card_height")
         col.prop(settings, "card_depth_scale")
@@ -39,4 +41,7 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
                 lit = material.node_tree.nodes.get(LIT_NODE) if material and material.node_tree else None
                 if lit is not None:  # live: 1 lit by the scene's lights, 0 emission of the footage
                     row.prop(lit.outputs[0], "default_value", text="Lit", slider=True)
+                relit = material.node_tree.nodes.get(RELIT_NODE) if material and material.node_tree else None
+                if relit is not None:  # live: 0 as filmed, 1 relit (albedo and normals)
+                    row.prop(relit.outputs[0], "default_value", text="Relit", slider=True)
                 row.prop(card, "hide_render", text="", icon_only=True)

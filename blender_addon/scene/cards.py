@@ -8,6 +8,11 @@ fall through the matte too) and mixes a lit, rough Principled BSDF with emission
 The depth sequence displaces the surface toward the camera: `depth_scale` metres between the depth
 range's ends (near end toward the camera, the range's middle on the plane).
 
+A take with `normal` / `albedo` layers makes a relightable card (scene/card_relight.py): albedo as base
+colour, normals as the shading normal, behind a "Relit" switch (0 = as filmed). The displacement falls off
+inside the matte's edge (no streaky fringe from a side view), and with `contact` the card's origin follows
+the feet frame by frame (scene/contact.py).
+
 Displacement runs either in the material (true displacement, Cycles and EEVEE) or in a Displace
 modifier (real geometry: the Solid viewport shows it and the evaluated mesh can be measured).
 Only one of them is ever set up, so nothing is displaced twice.
@@ -24,6 +29,7 @@ from mathutils import Matrix, Vector
 from backend.ipc.take import Take
 
 from ..compat import mix_factor
+from . import card_relight, contact as card_contact
 
 EXTEND_MODES = ("HOLD", "LOOP", "STOP")
 DISPLACE_MODES = ("MATERIAL", "MODIFIER", "NONE")
@@ -31,6 +37,8 @@ STAND_MODES = ("FEET", "FRAME")
 FEET_SAMPLE_FRAMES = 24  # alpha frames the feet search reads, spread over the take: a long take costs no more
 FEET_MIN_PIXELS = 3      # opaque pixels a row needs to count as the feet (a stray speck does not)
 LIT_NODE = "Lit"
+RELIT_NODE = card_relight.RELIT_NODE
+CARD_LAYERS = ("color", "alpha", "depth", "normal", "albedo")
 MAX_GRID = 256  # vertices along the card's long side unless asked otherwise
 
 
@@ -55,6 +63,9 @@ def make_card(
     tag: str = "person",
     stand: str = "FEET",
     scene: bpy.types.Scene | None = None,
+    relit: float = 1.0,
+    edge_falloff: float = 0.02,
+    contact: bool = True,
 ) -> bpy.types.Object:
     """Build a card object from the take folder `take_dir` and link it to `scene`'s collection.
 
@@ -69,6 +80,10 @@ def make_card(
     displace: MATERIAL (true displacement), MODIFIER (Displace modifier geometry) or NONE.
     resolution: grid vertices along the long side (default: the depth map's size, at most 256).
     tag: the object's `stage_tag` (its segmentation class in rendered passes).
+    relit: with normal / albedo layers, 1 shades the card by them, 0 shows it as filmed (set_card_relit).
+    edge_falloff: the displacement reaches full strength this far inside the matte's edge (share of the
+        frame's height); 0 displaces right up to the edge.
+    contact: with stand=FEET, key the card's delta Z so the feet touch `location` on every frame.
     """
     scene = scene or bpy.context.scene
     take = Take.open(take_dir)
@@ -76,15 +91,25 @@ def make_card(
     _check_args(take, height, depth_scale, extend, displace, lit, resolution, offset)
     if stand not in STAND_MODES:
         raise CardError(f"stand is {stand!r}; accepted: {', '.join(STAND_MODES)}")
+    if not 0.0 <= relit <= 1.0:
+        raise CardError(f"relit is {relit}; use a value from 0 (as filmed) to 1 (relit by the normal and albedo layers)")
+    if not 0.0 <= edge_falloff <= 0.5:
+        raise CardError(f"edge_falloff is {edge_falloff}; use a share of the frame's height from 0 (none) to 0.5")
 
     name = name or f"Card {Path(take_dir).name}"
-    images = {layer: _load_sequence(take, layer) for layer in ("color", "alpha", "depth") if layer in info.layers}
+    images = {layer: _load_sequence(take, layer) for layer in CARD_LAYERS if layer in info.layers}
     near, far = _depth_range(take)
 
     aspect = info.width / info.height
     columns, rows = _grid_size(take, aspect, resolution)
     mesh = _grid_mesh(name, height * aspect, height, columns, rows)
-    below_feet = height * feet_margin(take) if stand == "FEET" else 0.0
+    rows = card_contact.lowest_rows(take) if stand == "FEET" and contact and "alpha" in info.layers else {}
+    lifts = card_contact.contact_lifts(rows, height, info.height)
+    if stand == "FEET":
+        margin = card_contact.lowest_margin(rows, info.height) if rows else None
+        below_feet = height * (margin if margin is not None else feet_margin(take))
+    else:
+        below_feet = 0.0
     if below_feet:
         mesh.transform(Matrix.Translation((0.0, 0.0, -below_feet)))
     card = bpy.data.objects.new(name, mesh)
@@ -94,7 +119,7 @@ def make_card(
     if camera is not None:
         face_camera(card, camera)
 
-    material = _card_material(name, images, near, far, depth_scale, lit, displace)
+    material = _card_material(name, images, near, far, depth_scale, lit, displace, relit, edge_falloff, aspect)
     mesh.materials.append(material)
     if displace == "MODIFIER" and "depth" in images:
         _add_displace_modifier(card, images["depth"], (info.width, info.height), near, far, depth_scale)
@@ -104,6 +129,8 @@ def make_card(
     card["stage_tag"] = tag
     card["stage_depth_scale"] = depth_scale
     card["stage_below_feet"] = below_feet  # metres of frame under the feet, below the origin
+    if lifts:  # metres each take frame's feet stand above the take's lowest, keyed by set_card_timing
+        card["stage_contact"] = [round(v, 6) for v in lifts.values()]
     set_card_timing(card, frame_start=frame_start, offset=offset, extend=extend)
     return card
 
@@ -175,6 +202,9 @@ def set_card_timing(card: bpy.types.Object, *, frame_start: int = 1, offset: int
         card.keyframe_insert("hide_viewport", frame=frame)
     card.hide_render = card.hide_viewport = False
     card["stage_frame_start"], card["stage_offset"], card["stage_extend"] = frame_start, offset, extend
+    lifts = list(card.get("stage_contact", []))
+    if lifts:
+        card_contact.key_contact(card, lifts, frame_start=frame_start, offset=offset, extend=extend)
 
 
 def scene_cards(scene: bpy.types.Scene) -> list[bpy.types.Object]:
@@ -198,7 +228,7 @@ def _check_args(take: Take, height, depth_scale, extend, displace, lit, resoluti
         raise CardError(f"{take.root} has no 'color' layer (it has {sorted(layers)}); a card needs colour frames")
     if take.info.width <= 0 or take.info.height <= 0:
         raise CardError(f"{take.root}/take.json gives a size of {take.info.width}×{take.info.height}; both must be > 0")
-    for layer in ("color", "alpha", "depth"):
+    for layer in CARD_LAYERS:
         first = take.path(layer, take.info.frame_start) if layer in layers else None
         if first is not None and not first.is_file():
             raise CardError(f"{take.root} lacks {layer}/{first.name}, the first frame of its {layer!r} layer; "
@@ -263,6 +293,8 @@ def _load_sequence(take: Take, layer: str) -> bpy.types.Image:
     image.source = "SEQUENCE"
     if layer == "color":
         image.alpha_mode = "CHANNEL_PACKED"
+    elif layer == "albedo":
+        image.alpha_mode = "NONE"  # sRGB colour like the footage
     else:
         image.colorspace_settings.name = "Non-Color"  # data: no view transform, no sRGB decode
         image.alpha_mode = "NONE"
@@ -288,7 +320,8 @@ def _depth_range(take: Take) -> tuple[float, float]:
     return float(values.min()), float(values.max())
 
 
-def _card_material(name, images, near, far, depth_scale, lit, displace) -> bpy.types.Material:
+def _card_material(name, images, near, far, depth_scale, lit, displace, relit=1.0, edge_falloff=0.0,
+                   aspect=1.0) -> bpy.types.Material:
     material = bpy.data.materials.new(name)
     if material.node_tree is None:
         material.use_nodes = True
@@ -310,6 +343,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace) -> bpy.t
     links.new(colour, principled.inputs["Base Color"])
     principled.inputs["Roughness"].default_value = 1.0  # the seed relights with a diffuse shader
     principled.inputs["Specular IOR Level"].default_value = 0.0
+    card_relight.add_relight(nodes, links, textures, principled, colour, relit)
     emission = nodes.new("ShaderNodeEmission")
     links.new(colour, emission.inputs["Color"])
     lit_value = nodes.new("ShaderNodeValue")
@@ -340,11 +374,19 @@ def _card_material(name, images, near, far, depth_scale, lit, displace) -> bpy.t
         to_offset.inputs["From Max"].default_value = far
         to_offset.inputs["To Min"].default_value = depth_scale / 2
         to_offset.inputs["To Max"].default_value = -depth_scale / 2
+        height = to_offset.outputs["Result"]
+        if "alpha" in textures and edge_falloff > 0:  # flat at the matte's edge: no fringe from the side
+            faded = nodes.new("ShaderNodeMath")
+            faded.operation = "MULTIPLY"
+            links.new(height, faded.inputs[0])
+            links.new(card_relight.edge_falloff(nodes, links, uv.outputs["UV"], images["alpha"], edge_falloff, aspect),
+                      faded.inputs[1])
+            height = faded.outputs[0]
         displacement = nodes.new("ShaderNodeDisplacement")
         displacement.space = "OBJECT"
         displacement.inputs["Midlevel"].default_value = 0.0
         displacement.inputs["Scale"].default_value = 1.0
-        links.new(to_offset.outputs["Result"], displacement.inputs["Height"])
+        links.new(height, displacement.inputs["Height"])
         links.new(displacement.outputs[0], output.inputs["Displacement"])
         material.displacement_method = "DISPLACEMENT"
     else:

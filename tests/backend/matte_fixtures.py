@@ -8,6 +8,25 @@ import cv2
 import numpy as np
 
 SCREEN = np.array([40, 190, 60], dtype=np.float32)   # a lit green screen is never pure (0, 255, 0)
+
+
+def to_linear(encoded: np.ndarray) -> np.ndarray:
+    """0..255 sRGB-encoded values -> linear light 0..1 (a camera mixes subject and screen in linear light)."""
+    from backend.pipelines.srgb import srgb_to_linear
+
+    return srgb_to_linear(np.clip(np.asarray(encoded, np.float32) / 255.0, 0.0, 1.0))
+
+
+def to_encoded(linear: np.ndarray) -> np.ndarray:
+    from backend.pipelines.srgb import linear_to_srgb
+
+    return linear_to_srgb(linear) * 255.0
+
+
+def mix(alpha: np.ndarray, subject: np.ndarray, screen: np.ndarray) -> np.ndarray:
+    """alpha * subject + (1 - alpha) * screen, in linear light; inputs and output 0..255 encoded floats."""
+    a = alpha[..., None]
+    return to_encoded(a * to_linear(subject) + (1 - a) * to_linear(screen))
 SUPERSAMPLE = 8
 
 
@@ -40,8 +59,8 @@ def green_screen_frame(height: int = 128, width: int = 128, *, shift: int = 0, s
     fg = subject_colours(height, width)
     if spill:
         rim = cv2.GaussianBlur(1.0 - alpha, (0, 0), 2.0)[..., None]  # light bounced off the screen, near the edge
-        fg = fg * (1 - spill * rim) + SCREEN * spill * rim
-    frame = alpha[..., None] * fg + (1 - alpha[..., None]) * SCREEN
+        fg = mix(1 - spill * rim[..., 0], fg, np.broadcast_to(SCREEN, fg.shape))
+    frame = mix(alpha, fg, np.broadcast_to(SCREEN, fg.shape))
     if noise:
         frame = frame + np.random.default_rng(seed).normal(0, noise, frame.shape)
     return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha
@@ -67,3 +86,35 @@ def export_subject_net(path: Path) -> Path:
     torch.onnx.export(net, torch.zeros(1, 3, 320, 320), str(path), input_names=["input"], output_names=["mask"],
                       dynamo=False)
     return path
+
+
+def shadow_coverage(height: int, width: int, shift: int = 0) -> np.ndarray:
+    """Where the figure's shadow falls on the screen: a soft ellipse to the side of its feet, 0..1."""
+    shadow = np.zeros((height, width), np.float32)
+    cv2.ellipse(shadow, (width // 2 + shift + int(0.22 * width), int(0.90 * height)),
+                (int(0.26 * width), int(0.07 * height)), 0, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(shadow, (0, 0), 0.02 * width)
+
+
+def lit_screen(height: int, width: int, falloff: float = 0.45, warm: float = 0.0) -> np.ndarray:
+    """The screen as lit: darker towards the right (`falloff`), and towards the right tinted by a warm lamp (`warm`)."""
+    x = np.linspace(0, 1, width)[None, :, None]
+    level = 1.0 - falloff * x
+    tint = SCREEN + warm * x * np.array([150.0, 0.0, 40.0])   # red and blue added: the screen's lead shrinks
+    return np.broadcast_to(tint * level, (height, width, 3)).astype(np.float32)
+
+
+def shadowed_screen_frame(height: int = 128, width: int = 128, *, shadow: float = 0.55, falloff: float = 0.45,
+                          warm: float = 0.0, shift: int = 0, noise: float = 1.5,
+                          seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, true alpha, true shadow 0..1, clean plate): the figure on an unevenly lit screen, casting a shadow."""
+    alpha = figure_coverage(height, width, shift)
+    cast = shadow * shadow_coverage(height, width, shift)
+    plate = lit_screen(height, width, falloff, warm)
+    screen = to_encoded(to_linear(plate) * (1.0 - cast[..., None]))    # the shadow takes light away, linearly
+    frame = mix(alpha, subject_colours(height, width), screen)
+    rng = np.random.default_rng(seed)
+    frame = frame + rng.normal(0, noise, frame.shape)
+    plate = plate + rng.normal(0, noise, plate.shape)
+    as_uint8 = lambda image: np.clip(np.round(image), 0, 255).astype(np.uint8)   # noqa: E731
+    return as_uint8(frame), alpha, cast * (1 - alpha), as_uint8(plate)

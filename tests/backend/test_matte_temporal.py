@@ -5,6 +5,7 @@ from matte_fixtures import green_screen_frame, soft_iou
 from run_stage_fixtures import make_context, run_stage
 
 from backend.stages.frame_window import FrameWindow
+from backend.stages.matte import SCREEN_SAMPLES, screen_samples
 
 FRAMES = range(1, 9)
 
@@ -45,10 +46,13 @@ def test_stage_reads_each_frame_once_and_a_restart_matches(tmp_path):
     params = {"refine": {"temporal_radius": 2}}
     ctx = make_context(shot, tmp_path / "a")
     full = run_stage("matte", params, ctx)
-    assert ctx.reads == list(FRAMES)
+    samples = screen_samples(list(FRAMES))                    # the keyer's screen model is made once per shot first
+    assert 0 < len(samples) <= SCREEN_SAMPLES
+    assert ctx.reads == samples + list(FRAMES)
     restart = make_context(shot, tmp_path / "b", todo=[5, 6])
     again = run_stage("matte", params, restart)
-    assert sorted(restart.reads) == [3, 4, 5, 6, 7, 8]       # only the neighbours the window needs
+    assert restart.reads[:len(samples)] == samples
+    assert sorted(restart.reads[len(samples):]) == [3, 4, 5, 6, 7, 8]   # only the neighbours the window needs
     for f in (5, 6):
         np.testing.assert_array_equal(again[f]["alpha"], full[f]["alpha"])
 

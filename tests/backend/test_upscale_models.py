@@ -72,3 +72,24 @@ def test_cancel_stops_between_tiles(tiny_swin2sr_x2, tmp_path):
 def test_scale_defaults_to_the_models_own_factor(tiny_swin2sr_x2, tmp_path):
     ctx = make_context({1: {"color": textured(20, 24)}}, tmp_path, models={"upscaler": tiny_swin2sr_x2})
     assert run_stage("upscale", {}, ctx)[1]["color"].shape == (40, 48, 3)
+
+
+def test_albedo_goes_through_the_upscaler_and_normals_stay_unit_vectors(tiny_swin2sr_x2, tmp_path):
+    from backend.pipelines.preview_normal import PreviewNormalParams, decode_normals, encode_normals, preview_normals
+
+    colour = textured(24, 32)
+    alpha = np.zeros((24, 32), np.float32)
+    alpha[4:20, 8:24] = 1.0
+    normal = encode_normals(preview_normals(alpha, None, PreviewNormalParams(relief=0.3)))
+    albedo = colour[..., ::-1].copy()
+    ctx = make_context({1: {"color": colour, "alpha": alpha, "albedo": albedo, "normal": normal}}, tmp_path,
+                       models={"upscaler": tiny_swin2sr_x2})
+    out = run_stage("upscale", {"tile": 16, "overlap": 4, "layers": ["albedo", "normal"]}, ctx)[1]
+    same_model = upscale_frame(albedo, parse_params(UpscaleParams, {"tile": 16, "overlap": 4}), load_upscaler(tiny_swin2sr_x2))
+    assert np.array_equal(out["albedo"], same_model)  # the albedo is upscaled like the colour, by the model
+    assert out["normal"].shape == (48, 64, 3)
+    assert np.allclose(np.linalg.norm(decode_normals(out["normal"]), axis=-1), 1.0, atol=1e-3)
+    assert decode_normals(out["normal"])[24, 17, 0] < -0.3  # the left edge still faces left, at the new size
+    with pytest.raises(StageError, match="no 'albedo' layer"):
+        run_stage("upscale", {"method": "resample", "scale": 2, "layers": ["albedo"]},
+                  make_context({1: {"color": colour}}, tmp_path / "x"))

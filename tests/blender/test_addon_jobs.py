@@ -28,6 +28,7 @@ def addon(backend, tmp_path):
     scene = fresh_scene()
     prefs = enable_addon(address=backend.url)
     scene.stage.takes_dir = str(tmp_path / "takes")
+    scene.stage.texture_upscale = "OFF"  # the footage keeps its size unless a test asks (64 px frames are taller)
     yield scene, prefs
     disable_addon()
 
@@ -194,3 +195,24 @@ def test_start_backend_runs_one_from_the_preferences_and_unregister_stops_it(tmp
         disable_addon()
     assert process.poll() is not None  # unregister stopped the backend it had started
     assert runtime.session.backend is None
+
+
+def test_a_frame_taller_than_the_footage_gets_the_cards_colour_and_matte_upscaled(addon, tmp_path):
+    scene, _ = addon
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 160, 100
+    scene.stage.texture_upscale = "PREVIEW"
+    masks = write_clip(tmp_path / "clip", 2, 64, 48, seed=3)
+    assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
+    (card,) = [obj for obj in scene.objects if obj.get("stage_card")]
+    take = Take.open(card["stage_take"])
+    assert (take.info.width, take.info.height) == (256, 192)  # 48 px footage, 160 px frame: 4x (labelled resample)
+    assert "upscale" in take.info.stage
+    for frame, inside in masks.items():
+        alpha = read_alpha(take, frame)
+        assert alpha.shape == (192, 256)
+        big = inside.repeat(4, 0).repeat(4, 1)
+        assert alpha[big].mean() > 0.9 and alpha[~big].mean() < 0.1
+    scene.stage.texture_upscale = "OFF"
+    assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip"), name="kept") == {"FINISHED"}
+    kept = Take.open(tmp_path / "takes" / "kept")
+    assert (kept.info.width, kept.info.height) == (64, 48)

@@ -42,6 +42,34 @@ def test_footage_plan_names_the_missing_stage_and_the_setting_to_change():
     assert plan.layer_sources() == {"color": "matte", "alpha": "matte", "depth": "depth"}
 
 
+def test_relight_adds_normal_and_albedo_jobs_and_keeps_a_diffused_colour():
+    settings = {"use_matte": True, "use_relight": True}
+    with pytest.raises(PlanError, match=r"no 'normal' stage .*untick Relight"):
+        footage_plan(settings, [1, 2], ["matte"])
+    plan = footage_plan(settings, [1, 2], ["matte", "normal", "albedo"])
+    assert plan.layer_sources() == {"color": "matte", "alpha": "matte", "normal": "normal", "albedo": "albedo"}
+    painted = footage_plan({**settings, "use_diffusion": True, "prompt": "ink", "keyframe_mode": "ALL"}, [1, 2], None)
+    assert "albedo" not in painted.layer_sources() and "normal" in painted.layer_sources()
+    assert "no albedo layer" in painted.notes[0]
+
+
+def test_a_taller_frame_adds_an_upscale_job_reading_the_colour_matte_and_albedo():
+    settings = {"use_matte": True, "use_relight": True}
+    stages = ["matte", "normal", "albedo", "upscale"]
+    assert "upscale" not in footage_plan(settings, [1], stages, heights=(1080, 720)).layer_sources().values()
+    plan = footage_plan(settings, [1], stages, heights=(480, 2160))
+    upscale = plan.jobs[-1]
+    assert upscale.reads == ("matte", "albedo") and upscale.provides == ("color", "alpha", "albedo")
+    assert upscale.params == {"method": "resample", "scale": 4, "layers": ["albedo"]}
+    assert plan.layer_sources() == {"color": "upscale", "alpha": "upscale", "albedo": "upscale", "normal": "normal"}
+    assert "PREVIEW" in plan.notes[-1]
+    model = footage_plan({**settings, "texture_upscale": "MODEL"}, [1], stages, heights=(1080, 2160)).jobs[-1]
+    assert model.params == {"method": "model", "layers": ["albedo"]}
+    assert len(footage_plan({**settings, "texture_upscale": "OFF"}, [1], stages, heights=(480, 2160)).jobs) == 3
+    with pytest.raises(PlanError, match="Textures to Off"):
+        footage_plan(settings, [1], ["matte", "normal", "albedo"], heights=(480, 2160))
+
+
 def test_diffusion_supplies_the_colour_over_the_matte():
     settings = {"use_matte": True, "use_diffusion": True, "prompt": "a knight in armour", "seed": 7,
                 "keyframe_mode": "ALL"}
@@ -104,3 +132,35 @@ def test_only_the_passes_the_enabled_units_use_are_rendered_and_sent():
     assert pass_layers({"controls": units}) == ("color", "pose", "depth")
     with pytest.raises(PlanError, match="renders no canny pass"):
         pass_layers({"controls": [{"enabled": True, "type": "canny", "source": "map"}]})
+
+
+def test_a_video_engine_makes_every_frame_in_one_propagate_job():
+    settings = {"use_matte": False, "use_diffusion": True, "prompt": "ink figure", "seed": 4, "engine": "VACE",
+                "keyframe_mode": "INTERVAL", "keyframe_interval": 8}
+    plan = footage_plan(settings, list(range(1, 21)), ["matte", "diffuse", "propagate"])
+    [job] = plan.jobs
+    assert job.stage == "propagate" and job.frames == list(range(1, 21))
+    assert job.params["engine"] == "vace" and job.params["keyframes_from"] == "diffuse"
+    assert job.params["keyframes"] == [1, 9, 17, 20]
+    assert job.params["video"] == {"prompt": "ink figure", "negative_prompt": "", "seed": 4}
+    animate = footage_plan({**settings, "engine": "ANIMATE"}, list(range(1, 21)), None).jobs[0]
+    assert animate.params["engine"] == "animate"
+    with pytest.raises(PlanError, match=r"no 'propagate' stage .*Engine to Keyframes"):
+        footage_plan(settings, [1, 2, 3], ["matte", "diffuse"])
+
+
+def test_the_shot_runner_uses_a_video_engine_only_when_asked_and_merges_its_settings():
+    from blender_addon.headless.engines import choose_engines
+    from blender_addon.headless.runner import expand_dotted, merged
+
+    probed = []
+    offered = {"matte", "propagate", "preview_depth"}
+    auto = choose_engines(offered, lambda stage: probed.append(stage), ("stylize",))
+    assert auto["stylize"].engine.key == "propagate" and auto["stylize"].engine.preview
+    forced = choose_engines(offered, lambda stage: probed.append(stage), ("stylize",), {"stylize": "vace"})
+    engine = forced["stylize"].engine
+    assert (engine.stage, engine.key, engine.preview) == ("propagate", "vace", False)
+    params = merged(expand_dotted(dict(engine.params)), {"video": {"steps": "2"}, "engine": "vace"})
+    assert params == {"engine": "vace", "video": {"pin_keyframes": False, "reference": "none", "steps": "2"}}
+    animate = choose_engines(offered, lambda stage: None, ("stylize",), {"stylize": "animate"})["stylize"].engine
+    assert dict(animate.params) == {"engine": "animate"}

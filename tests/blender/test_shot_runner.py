@@ -58,6 +58,9 @@ def test_with_no_weights_every_step_says_it_uses_a_preview_engine(shot):
     assert summary["engines"]["matte"]["stage"] is not None
     assert summary["engines"]["stylize"]["preview"] is True  # no diffusion weights: labelled as a preview
     assert summary["engines"]["stylize"]["notes"]  # and it says why the real engine was not used
+    for step in ("normal", "albedo"):  # the relightable card's layers: labelled previews without weights
+        assert summary["engines"][step]["preview"] is True and summary["engines"][step]["stage"] == f"preview_{step}"
+    assert "upscale" not in summary["engines"]  # the footage is taller than the frame: nothing to upscale
     table = (out / "times.txt").read_text()
     for step in ("footage", "scene", "backend", "engines", "matte", "card", "render", "contact sheet"):
         assert step in table
@@ -66,7 +69,7 @@ def test_with_no_weights_every_step_says_it_uses_a_preview_engine(shot):
 def test_the_card_take_holds_colour_alpha_and_depth_and_the_matte_separates_the_figure(shot):
     out, _, _ = shot
     card = Take.open(out / "takes" / "card")
-    assert set(card.info.layers) == {"color", "alpha", "depth"}
+    assert set(card.info.layers) == {"color", "alpha", "depth", "normal", "albedo"}
     assert list(card.info.frames) == list(range(1, FRAMES + 1))
     alpha = read_pixels(card.path("alpha", 2))[..., 0]
     assert alpha.min() < 0.05 and alpha.max() > 0.95  # green screen gone, the figure kept
@@ -75,12 +78,25 @@ def test_the_card_take_holds_colour_alpha_and_depth_and_the_matte_separates_the_
 
 def test_running_again_recomputes_and_rerenders_nothing(shot):
     _, first, again = shot
-    for step in ("matte", "depth", "stylize"):
+    for step in ("matte", "depth", "stylize", "normal", "albedo"):
         assert first.counts[step] == {"frames": FRAMES, "kept": 0, "fetched": FRAMES}, step
     assert again.counts["render"] == {"frames": FRAMES, "rendered": 0, "kept": FRAMES}
     for step in ("matte", "stylize"):
         assert again.counts[step]["kept"] == FRAMES, step
     assert again.engines.keys() == first.engines.keys()
+
+
+def test_a_frame_taller_than_the_footage_gets_the_cards_textures_upscaled_to_it(tmp_path):
+    (tmp_path / "no-models.json").write_text("{}")
+    result = run_shot(tiny_config(tmp_path, size=(48, 150), frames=(1, 1), footage_frames=1))
+    assert result.engines["upscale"].engine.preview  # no upscaler weights: the labelled resample
+    card = Take.open(tmp_path / "takes" / "card")
+    assert (card.info.width, card.info.height) == (96, 160)  # 80 px footage, 150 px frame: 2x
+    for layer in ("color", "alpha", "albedo"):
+        assert read_pixels(card.path(layer, 1)).shape[:2] == (160, 96), layer
+    assert read_pixels(card.path("normal", 1)).shape[:2] == (80, 48)  # shading detail: kept at its own size
+    upscaled = Take.open(tmp_path / "takes" / "upscale-upscale")
+    assert upscaled.info.layers["alpha"].format == "png16"
 
 
 @pytest.fixture

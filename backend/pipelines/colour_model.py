@@ -1,0 +1,118 @@
+"""A local colour model between a source frame and its stylized version (guided-filter style).
+
+Around every pixel the style is modelled as an affine map of the source colour, stylized = A(x) source + b(x),
+A a 3x3 matrix fitted by least squares over a window (He et al.'s guided filter, with a colour guide). The
+coefficients vary slowly, so they are fitted at a reduced size and applied to the full-size frame, whose
+detail they keep (the "fast guided filter"). What the model cannot express (ink lines, painted texture the
+source does not have) is the keyframe's *residual*: stylized - model(source).
+
+Propagation carries the coefficients (smooth: a small warp) and the residual (sharp) to frame t along the
+flow and applies the coefficients to frame t's own pixels: a pixel-wise style then comes back from frame t
+itself, at full sharpness, even where the flow is a little off. A global affine fit (one A, b for the whole
+keyframe) is the model of last resort, for pixels no flow reaches (uncovered, or after a cut).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FIT_WIDTH = 480   # coefficients are fitted at most this wide
+RADIUS = 4        # window radius (pixels at the fit size)
+EPS = 1e-4        # regularization, in (unit colour)^2: flat windows fall back to their mean colour
+PAIRS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+
+
+@dataclass
+class KeyModel:
+    """A keyframe's colour model: `coeffs` (h x w x 12 float32 at the fit size: for each output channel c,
+    A[c, 0..2] then b[c]), `residual` (H x W x 3 float32, full size), `glob` (12 float32, the global fit)."""
+
+    coeffs: np.ndarray
+    residual: np.ndarray
+    glob: np.ndarray
+
+
+def unit(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def fit_size(shape, width: int = FIT_WIDTH) -> tuple[int, int]:
+    height, full = shape[:2]
+    width = min(full, width)
+    return width, max(8, round(height * width / full))
+
+
+def fit_coefficients(source: np.ndarray, stylized: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
+    """Per-pixel A, b with stylized ~ A source + b over (2 radius + 1)^2 windows; both float32 RGB in [0, 1],
+    one size. Returns h x w x 12 float32 (see KeyModel)."""
+    box = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(x):
+        return cv2.boxFilter(x, -1, box, borderType=cv2.BORDER_REFLECT)
+
+    s = [np.ascontiguousarray(source[..., i]) for i in range(3)]
+    y = [np.ascontiguousarray(stylized[..., i]) for i in range(3)]
+    ms, my = [mean(c) for c in s], [mean(c) for c in y]
+    h, w = s[0].shape
+    sigma = np.empty((h, w, 3, 3), np.float32)
+    for i, j in PAIRS:
+        sigma[..., i, j] = sigma[..., j, i] = mean(s[i] * s[j]) - ms[i] * ms[j]
+    sigma += np.eye(3, dtype=np.float32) * np.float32(eps)
+    cross = np.empty((h, w, 3, 3), np.float32)  # cross[..., i, c] = cov(source_i, stylized_c)
+    for i in range(3):
+        for c in range(3):
+            cross[..., i, c] = mean(s[i] * y[c]) - ms[i] * my[c]
+    solved = np.linalg.solve(sigma, cross)  # solved[..., i, c] = A[c, i]
+    coeffs = np.empty((h, w, 12), np.float32)
+    for c in range(3):
+        a = solved[..., :, c]
+        coeffs[..., 4 * c:4 * c + 3] = a
+        coeffs[..., 4 * c + 3] = my[c] - (a[..., 0] * ms[0] + a[..., 1] * ms[1] + a[..., 2] * ms[2])
+    # The guided filter's second average: each pixel takes the mean of the models of the windows holding it.
+    return np.dstack([mean(np.ascontiguousarray(coeffs[..., 4 * c:4 * c + 4])) for c in range(3)])
+
+
+def fit_global(source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    """One affine map for the whole image (least squares, lightly regularized): 12 floats."""
+    s = source.reshape(-1, 3).astype(np.float64)
+    y = stylized.reshape(-1, 3).astype(np.float64)
+    design = np.hstack([s, np.ones((len(s), 1))])
+    gram = design.T @ design + 1e-6 * len(s) * np.eye(4)
+    solution = np.linalg.solve(gram, design.T @ y)  # 4 x 3: column c is [A[c, :], b[c]]
+    return solution.T.reshape(12).astype(np.float32)
+
+
+def apply(coeffs: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """A, b (h x w x 12 at any size, upsampled linearly to the image; or 12 floats) applied to float32 RGB."""
+    height, width = image.shape[:2]
+    if coeffs.ndim == 1:
+        return cv2.transform(image, coeffs.reshape(3, 4))
+    out = np.empty_like(image)
+    if coeffs.shape[:2] != (height, width):
+        coeffs = np.dstack([cv2.resize(np.ascontiguousarray(coeffs[..., 4 * c:4 * c + 4]), (width, height),
+                                       interpolation=cv2.INTER_LINEAR) for c in range(3)])
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    for c in range(3):
+        k = coeffs[..., 4 * c:4 * c + 4]
+        out[..., c] = k[..., 0] * r + k[..., 1] * g + k[..., 2] * b + k[..., 3]
+    return out
+
+
+def key_model(source: np.ndarray, stylized: np.ndarray) -> KeyModel:
+    """The colour model of a keyframe (uint8 source and stylized RGB of one size)."""
+    src, sty = unit(source), unit(stylized)
+    size = fit_size(source.shape)
+    small_src = cv2.resize(src, size, interpolation=cv2.INTER_AREA) if size != src.shape[1::-1] else src
+    small_sty = cv2.resize(sty, size, interpolation=cv2.INTER_AREA) if size != sty.shape[1::-1] else sty
+    coeffs = fit_coefficients(small_src, small_sty)
+    residual = sty - apply(coeffs, src)
+    return KeyModel(coeffs, residual, fit_global(small_src, small_sty))
+
+
+def warp_coefficients(coeffs: np.ndarray, coords) -> np.ndarray:
+    """Coefficients carried along a flow (coords from flow.sample_map at the coefficients' size)."""
+    return np.dstack([cv2.remap(np.ascontiguousarray(coeffs[..., 4 * c:4 * c + 4]), coords[0], coords[1],
+                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in range(3)])

@@ -107,10 +107,13 @@ class StageSettings(bpy.types.PropertyGroup):
     card_height: FloatProperty(name="Height", default=1.8, min=0.01, unit="LENGTH")
     card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
     # stylize / compositing
-    mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64)
-    mask_feather: FloatProperty(name="Mask feather", default=0.0, min=0.0, max=64.0)
+    mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64,
+                           description="pixels the object's mask grows (negative: shrinks) before compositing")
+    mask_feather: FloatProperty(name="Mask feather", default=0.0, min=0.0, max=64.0,
+                                description="blur radius of the mask's edge in pixels (0: hard edge)")
     blend_mode: EnumProperty(name="Blend", items=BLEND_MODES, default="MIX")
-    blend_factor: FloatProperty(name="Factor", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
+    blend_factor: FloatProperty(name="Factor", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+                                description="0: the render only; 1: the full diffused image inside the mask")
     stylize_object: PointerProperty(name="Object", type=bpy.types.Object,
                                     description="the object whose diffused version shows over the render")
     # shot

@@ -7,6 +7,7 @@ from bpy.props import FloatProperty, StringProperty
 
 from ..ipc import TakeError
 from ..scene.cards import CardError, make_card
+from ..scene.restore import Rollback
 
 
 class STAGE_OT_add_card(bpy.types.Operator):
@@ -28,10 +29,11 @@ class STAGE_OT_add_card(bpy.types.Operator):
             self.report({"ERROR"}, "choose a take folder (one with take.json)")
             return {"CANCELLED"}
         try:
-            card = make_card(bpy.path.abspath(self.take_dir), height=self.height, depth_scale=self.depth_scale,
-                             scene=context.scene)
-        except (CardError, TakeError, OSError) as e:
-            self.report({"ERROR"}, str(e))
+            with Rollback():  # a failure half-way removes the half-made card, its images and material
+                card = make_card(bpy.path.abspath(self.take_dir), height=self.height, depth_scale=self.depth_scale,
+                                 scene=context.scene)
+        except (CardError, TakeError, OSError, ValueError) as e:
+            self.report({"ERROR"}, f"Add Card: {e}")
             return {"CANCELLED"}
         for obj in context.view_layer.objects:
             obj.select_set(False)

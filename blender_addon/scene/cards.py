@@ -96,7 +96,7 @@ def make_card(
     if not 0.0 <= edge_falloff <= 0.5:
         raise CardError(f"edge_falloff is {edge_falloff}; use a share of the frame's height from 0 (none) to 0.5")
 
-    name = name or f"Card {Path(take_dir).name}"
+    name = name or card_name(take_dir)
     images = {layer: _load_sequence(take, layer) for layer in CARD_LAYERS if layer in info.layers}
     near, far = _depth_range(take)
 
@@ -133,6 +133,19 @@ def make_card(
         card["stage_contact"] = [round(v, 6) for v in lifts.values()]
     set_card_timing(card, frame_start=frame_start, offset=offset, extend=extend)
     return card
+
+
+GENERIC_TAKE_NAMES = {"card", "take", "takes"}  # folder names that say nothing about the character
+
+
+def card_name(take_dir: str | Path) -> str:
+    """A card is named after its take ("clip" -> "Card clip"); a take folder with a generic name (the shot
+    runner's takes/card) is named after the shot folder above it."""
+    path = Path(take_dir).resolve()
+    for part in (path, *path.parents):
+        if part.name and part.name.lower() not in GENERIC_TAKE_NAMES:
+            return f"Card {part.name}"
+    return "Card"
 
 
 def feet_margin(take: Take) -> float:

@@ -388,6 +388,7 @@ def check_models(config: "ModelRegistry | dict | str | os.PathLike | None" = Non
         spec = offline.spec(role)
         entry = {"role": role, "kind": spec.kind, "model": spec.ref, "configured": spec.configured}
         if role == "matte" and _check_rembg(entry):
+            _add_info(entry)
             report.append(entry)
             continue
         try:
@@ -398,8 +399,17 @@ def check_models(config: "ModelRegistry | dict | str | os.PathLike | None" = Non
             entry.update(status="found", path=str(resolved.path))
             if resolved.config is not None:
                 entry["config"] = str(resolved.config)
+        _add_info(entry)
         report.append(entry)
     return report
+
+
+def _add_info(entry: dict) -> None:
+    """Licence and size (backend/model_info.py) of a role's model."""
+    from backend.model_info import licence, size_on_disk
+
+    entry["licence"] = licence(entry["model"], entry.get("path"))
+    entry["size_bytes"] = size_on_disk(entry.get("path")) if entry["status"] == "found" else None
 
 
 def _check_rembg(entry: dict) -> bool:
@@ -421,11 +431,14 @@ def _check_rembg(entry: dict) -> bool:
 
 def format_check(report: list[dict]) -> str:
     """The text `dstage models check` prints: one line per role, then how to get each missing one."""
+    from backend.model_info import human_size
+
     lines = []
     for e in report:
         where = e.get("path") if e["status"] == "found" else e["model"]
         default = "" if e["configured"] else " (default)"
-        lines.append(f"{e['status']:8} {e['role']:28} {where}{default}")
+        info = f"  [{e['licence']}, {human_size(e.get('size_bytes'))}]" if "licence" in e else ""
+        lines.append(f"{e['status']:8} {e['role']:28} {where}{default}{info}")
     for e in report:
         if e["status"] == "missing":
             lines.append(f"  {e['role']}: {e['how']}")

@@ -35,10 +35,11 @@ from backend.pipelines.screen_model import estimate_screen, linear_light  # noqa
 
 SHOTS = ("ordinary", "motion", "bright", "overexposed")
 CACHE = ROOT / "out" / "bench_matte"
+RENDER_VERSION = 2      # bumped when bench/matte_scene.py renders differently (old renders are left alone)
 
 
 def rendered(shot: str, width: int, height: int, frames: int) -> Path:
-    folder = CACHE / f"{shot}-{width}x{height}-{frames}f"
+    folder = CACHE / f"{shot}-{width}x{height}-{frames}f-v{RENDER_VERSION}"
     if not folder.is_dir():
         tmp = folder.with_suffix(".tmp")
         print(f"rendering {shot} ({width}x{height}, {frames} frames) with Cycles ...", flush=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import bpy
 
 SHOTS = ("ordinary", "motion", "bright", "overexposed")
+TRUTH_SAMPLES = 96
 
 
 def material(name: str, colour: tuple[float, float, float], roughness: float = 0.6) -> bpy.types.Material:
@@ -132,14 +133,14 @@ def render(out: Path, shot: str, width: int, height: int, frames: int) -> None:
             obj.hide_render = False
         scene.render.filepath = str(out / "color" / f"{f:04d}.png")
         bpy.ops.render.render(write_still=True)
-        # the truth: the screen hidden, the film transparent, alpha only needs few samples
+        # the truth: the screen hidden, the film transparent; enough samples that motion blur's alpha is smooth
         for obj in screen:
             obj.hide_render = True
         scene.render.film_transparent = True
         scene.render.image_settings.color_mode = "RGBA"
         scene.render.image_settings.color_depth = "16"
         samples = scene.cycles.samples
-        scene.cycles.samples = 16
+        scene.cycles.samples = TRUTH_SAMPLES
         scene.cycles.use_denoising = False
         scene.render.filepath = str(out / "truth" / f"{f:04d}.png")
         bpy.ops.render.render(write_still=True)

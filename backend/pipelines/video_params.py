@@ -47,16 +47,15 @@ class VideoParams:
 
     def validate(self) -> None:
         if self.segment_frames % TEMPORAL_STRIDE != 1:
-            below = self.segment_frames - (self.segment_frames % TEMPORAL_STRIDE) + 1
+            below = self.segment_frames - (self.segment_frames - 1) % TEMPORAL_STRIDE
             raise ParamError("video.segment_frames", f"{self.segment_frames} is not 4k + 1 (the Wan VAE packs 4 "
                                                      f"frames per latent); use {below} or {below + 4}")
         if self.size % 16:
             raise ParamError("video.size", f"{self.size} is not a multiple of 16; use {self.size // 16 * 16 or 16}")
         if self.overlap % TEMPORAL_STRIDE != 1:
-            below = self.overlap - (self.overlap % TEMPORAL_STRIDE) + 1
+            below = self.overlap - (self.overlap - 1) % TEMPORAL_STRIDE
             raise ParamError("video.overlap", f"{self.overlap} is not 4k + 1 (segments must start on a latent frame "
-                                              f"so that shared frames share their noise); use {max(1, below)} or "
-                                              f"{below + 4 if below > 0 else 5}")
+                                              f"so that shared frames share their noise); use {below} or {below + 4}")
         if 2 * self.overlap > self.segment_frames - 1:
             raise ParamError("video.overlap", f"{self.overlap} frames is more than half of segment_frames "
                                               f"{self.segment_frames}; use at most {(self.segment_frames - 1) // 2}")

@@ -49,9 +49,6 @@ class MatteParams:
         if self.shadow and (self.method != "chroma" or self.key.model != "difference"):
             raise ParamError("shadow", "the shadow layer comes from the difference keyer: use it with "
                                        "method=chroma and key.model=difference")
-        if self.method == "video" and not self.video.box and not self.video.point:
-            raise ParamError("video.box", "video matting needs the person marked on the first frame: "
-                                          "set video.box=x0,y0,x1,y1 or video.point=x,y (pixels)")
         if self.key.clean_plate and self.method != "chroma":
             raise ParamError("key.clean_plate", "a clean plate is for the chroma key: set method=chroma")
 
@@ -70,7 +67,10 @@ class MatteStage:
 
     def model_roles(self, params: MatteParams, models) -> list[str]:
         if params.method == "video":
-            return ["tracker"] + (["matting"] if params.video.refine == "vitmatte" else [])
+            roles = ["tracker"] + (["matting"] if params.video.refine == "vitmatte" else [])
+            if not params.video.box and not params.video.point:   # the person found on the first frame by rembg
+                roles.append("matte" if params.rembg.model == "config" else REMBG_PREFIX + params.rembg.model)
+            return roles
         if params.method != "rembg":
             return []
         return ["matte"] if params.rembg.model == "config" else [REMBG_PREFIX + params.rembg.model]
@@ -139,7 +139,12 @@ class MatteStage:
         if params.method == "chroma":
             return lambda color: chroma_key(color, params.key, screen)
         if params.method == "video":
-            return video_matter(params.video, ctx, lambda f: _colour(ctx, f))
+            return video_matter(params.video, ctx, lambda f: _colour(ctx, f), lambda: self._rembg(params, ctx))
+        session = self._rembg(params, ctx)
+        return lambda color: (np.ascontiguousarray(color[..., :3]), rembg_alpha(session, color, params.rembg.post_process))
+
+    def _rembg(self, params: MatteParams, ctx: StageContext):
+        """The rembg session of `rembg.model` (loaded once, kept warm)."""
         if params.rembg.model == "config":
             source, local_only = model_source(ctx, "matte")
         else:
@@ -148,9 +153,8 @@ class MatteStage:
                 raise StageError("rembg.model takes a rembg model name; custom .onnx files go in the model config's "
                                  "'matte' entry (set rembg.model=config)", code="bad_params")
         kind = params.rembg.custom_kind
-        session = warm(ctx, "matte", (source, kind),
-                       lambda: load_matte_session(source, local_files_only=local_only, custom_kind=kind))
-        return lambda color: (np.ascontiguousarray(color[..., :3]), rembg_alpha(session, color, params.rembg.post_process))
+        return warm(ctx, "matte", (source, kind),
+                    lambda: load_matte_session(source, local_files_only=local_only, custom_kind=kind))
 
 
 def screen_samples(frames: list[int]) -> list[int]:

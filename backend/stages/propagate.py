@@ -140,6 +140,8 @@ class PropagateStage:
 
     def model_roles(self, params: PropagateStageParams, models) -> list[str]:
         roles = [] if params.engine == "keyframes" else [params.video.role(params.engine)]
+        if params.engine == "animate":
+            roles.append("annotators")   # the pose of footage without a pose layer (OpenPose)
         if params.keyframes_from == "diffuse" and self._uses_keyframes(params):
             roles += model_roles(models, params.diffuse)
         return roles

@@ -68,7 +68,7 @@ class VideoEngine:
                 yield frame, self._layers(frame, image, keys)
 
     # -- one segment ---------------------------------------------------------------------------------
-    def _generate(self, pipe, segment: Segment, frames: list[int], keys: dict[int, np.ndarray],
+    def _generate(self, pipe, segment: Segment, frames: list[int], keys: "Keyframes",
                   reference: np.ndarray | None) -> list[np.ndarray]:
         ctx, video = self.ctx, self.video
         width, height = self.gen_size
@@ -150,24 +150,22 @@ class VideoEngine:
             raise StageError(f"frame {frame} of the source has no color", code="bad_input", frame=frame)
         return data
 
-    def _keyframes(self) -> dict[int, np.ndarray]:
+    def _keyframes(self) -> "Keyframes":
         """Stylised keyframes (frame -> RGB at the footage's size) when pinned or used as the reference."""
         video = self.video
         if not self.pinned and video.reference != "keyframe":
-            return {}
+            return Keyframes(self, [])
         folder = self.stage.keyframe_folder(self.params, self.ctx)
         plan = self.stage._plan(self.params, self.ctx, folder)
         self.stage._stylize_keys(self.params, self.ctx, plan, folder)
-        keys = {k: self.stage._keyframe(self.params, self.ctx, k).layers["color"] for k in plan.keys}
-        return keys if self.pinned else dict(list(keys.items())[:1])
+        return Keyframes(self, plan.keys if self.pinned else plan.keys[:1])
 
-    def _reference(self, keys: dict[int, np.ndarray]) -> np.ndarray | None:
+    def _reference(self, keys: "Keyframes") -> np.ndarray | None:
         video = self.video
         if video.reference == "none":
             return None
         if video.reference == "keyframe":
-            first = min(keys)
-            return fit_to(keys[first], self.gen_size)
+            return fit_to(keys.get(keys.frames[0]), self.gen_size)
         if not self.ctx.sides.get(REFERENCE):
             raise StageError("video.reference=side needs the side input 'reference' (the character's image); give "
                              "it with `dstage run --side reference=IMAGE`", code="bad_input")
@@ -191,7 +189,7 @@ class VideoEngine:
         return pipe
 
     # -- output --------------------------------------------------------------------------------------
-    def _layers(self, frame: int, image: np.ndarray, keys: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    def _layers(self, frame: int, image: np.ndarray, keys: "Keyframes") -> dict[str, np.ndarray]:
         source = self._source(frame)
         size = source["color"].shape[1::-1]
         key = keys.get(frame) if self.pinned else None
@@ -204,3 +202,18 @@ class VideoEngine:
                                  f"that layer or drop it from `layers`", code="bad_input", frame=frame)
             out[name] = source[name].astype(np.float32)
         return out
+
+
+class Keyframes:
+    """The stylised keyframes a job uses, read from the job's scratch (or the uploaded folder) when a segment
+    needs one: only the keyframes of the segment at hand are in memory, however long the shot."""
+
+    def __init__(self, engine: VideoEngine, frames: list[int]):
+        self.engine, self.frames = engine, list(frames)
+        self._wanted = set(self.frames)
+
+    def get(self, frame: int) -> np.ndarray | None:
+        if frame not in self._wanted:
+            return None
+        engine = self.engine
+        return engine.stage._keyframe(engine.params, engine.ctx, frame).layers["color"]

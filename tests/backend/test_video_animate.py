@@ -148,3 +148,32 @@ def test_bad_settings_and_a_missing_model_say_what_to_do(tmp_path):
     with pytest.raises(StageError) as err:
         run_animate({}, tmp_path / "d", performer(5))
     assert err.value.code == "model_missing" and "'animate'" in str(err.value)
+
+
+def test_dstage_run_animates_a_take_with_a_pose_layer(animate, tmp_path):
+    """End to end from the command line: a take with colour and pose layers, the character as a side input."""
+    import json
+
+    from backend.ipc.take import Layer, Take, TakeInfo
+    from spine_fixtures import dstage
+
+    frames = performer(9)
+    take = Take.create(tmp_path / "footage", TakeInfo(1, 9, W, H, layers={"color": Layer("png8"),
+                                                                            "pose": Layer("png8")}))
+    for f, arrays in frames.items():
+        for name in ("color", "pose"):
+            take.write_file(name, f, cv2.imencode(".png", arrays[name][:, :, ::-1])[1].tobytes())
+    take.save_info()
+    cv2.imwrite(str(tmp_path / "character.png"), character()[:, :, ::-1])
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps({"models": {"animate": str(animate)}}))
+    sets = [a for k, v in TINY.items() for a in ("--set", f"video.{k}={v}")]
+    result = dstage("run", "propagate", "--in", str(tmp_path / "footage"), "--out", str(tmp_path / "take"),
+                    "--store", str(tmp_path / "store"), "--models", str(models), "--set", "engine=animate",
+                    "--side", f"reference={tmp_path / 'character.png'}", *sets, timeout=600)
+    assert result.returncode == 0, result.stderr
+    written = sorted((tmp_path / "take" / "color").glob("*.png"))
+    assert len(written) == 9
+    images = [cv2.imread(str(p)) for p in written]
+    assert all(image.shape == (H, W, 3) for image in images)
+    assert not all(np.array_equal(images[0], image) for image in images[1:]), "every frame is the same"

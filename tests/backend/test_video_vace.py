@@ -171,3 +171,33 @@ def test_a_killed_run_resumes_to_the_same_frames(vace, tmp_path):
     assert reference.returncode == 0, reference.stderr
     got, want = frame_files(out), frame_files(tmp_path / "ref")
     assert len(got) == 25 and got == want
+
+
+def test_the_job_identity_covers_the_video_model_and_the_reference(vace, tmp_path):
+    from backend.params import parse_params
+    from backend.stages.base import get_stage
+
+    stage = get_stage("propagate")
+    vace_params = parse_params(stage.Params, {"engine": "vace", "video": TINY})
+    assert stage.model_roles(vace_params, {})[0] == "vace"
+    other = parse_params(stage.Params, {"engine": "vace", "video": {**TINY, "model": "vace.14b"}})
+    assert stage.model_roles(other, {})[0] == "vace.14b"
+    animate = parse_params(stage.Params, {"engine": "animate", "video": {**TINY, "reference": "side"}})
+    assert stage.model_roles(animate, {}) == ["animate", "annotators"]
+    assert "reference" in stage.side_inputs(animate)
+    assert stage.model_roles(parse_params(stage.Params, {}), {}) == []   # keyframes from the preview: no model
+
+
+def test_frames_stream_segment_by_segment(vace, tmp_path):
+    """Memory flat in shot length: the first frames come out having read only the first segment's frames."""
+    from backend.params import parse_params
+    from backend.stages.base import get_stage
+
+    frames = footage(40)
+    ctx = make_context(frames, tmp_path, models={"vace": str(vace)})
+    stage = get_stage("propagate")
+    params = parse_params(stage.Params, {"engine": "vace", "video": {**TINY, "pin_keyframes": False,
+                                                                     "reference": "none"}})
+    first, _ = next(iter(stage.run(params, ctx)))
+    assert first == 1
+    assert max(ctx.reads) <= TINY["segment_frames"], f"read up to frame {max(ctx.reads)} before the first frame"

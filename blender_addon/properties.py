@@ -63,6 +63,9 @@ class StageSettings(bpy.types.PropertyGroup):
     checkpoint: StringProperty(name="Checkpoint", description="model config role of the checkpoint (empty: 'checkpoint')")
     engine: EnumProperty(name="Engine", items=ENGINES, default="KEYFRAMES",
                          description="how Diffuse makes the character's frames")
+    video_size: IntProperty(name="Video size", default=832, min=16, max=2048, step=16,
+                            description="video engines: long side of the generated video (832: 480p, 1280: 720p); "
+                                        "a multiple of 16")
     loras: CollectionProperty(type=StageLora)
     lora_index: IntProperty()
     sampler: EnumProperty(name="Sampler", items=[(s, s, "") for s in SAMPLERS], default="Euler a")
@@ -135,7 +138,7 @@ def settings_dict(settings: StageSettings) -> dict:
     plain = {name: getattr(settings, name) for name in (
         "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
         "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
-        "use_diffusion", "use_relight", "texture_upscale", "engine")}
+        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size")}
     plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
                          for u in settings.controls]
     plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]

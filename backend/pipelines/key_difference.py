@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
 BALANCE = 0.35           # how far (log ratio) the other two channels may stray from the screen's balance
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
+SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 
 
@@ -119,7 +120,7 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     core = cv2.erode((raw >= hi).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
     clear = cv2.erode((raw <= lo).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
-    sigma = 2.0 * radius + 1.0
+    sigma = SIGMA_PER_RADIUS * radius + 1.0
     fringe = np.nonzero((raw > lo) & ~core)
     f, w_subject = _local_mean(rgb, core, sigma, fringe)
     b, w_screen = _local_mean(rgb, clear, sigma, fringe)

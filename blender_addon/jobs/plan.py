@@ -140,7 +140,8 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None,
             plan.jobs.append(JobSpec("propagate", "propagate", {
                 "engine": engine, "keyframes_from": "diffuse", "diffuse": params, "keyframes": keys,
                 "video": {"prompt": params["prompt"], "negative_prompt": params["negative_prompt"],
-                          "seed": params["seed"]},
+                          "seed": params["seed"], "steps": params["steps"],
+                          "size": int(s.get("video_size", 832)) // 16 * 16 or 16},
             }, frames, ("color",)))
         elif len(keys) < len(frames) and can_propagate:
             # One job, local or remote alike: the backend diffuses the keyframes in grids (one pass per

@@ -21,6 +21,8 @@ class STAGE_PT_prompt(StagePanel, bpy.types.Panel):
         layout.prop(settings, "negative_prompt")
         layout.prop(settings, "checkpoint")
         layout.prop(settings, "engine")
+        if settings.engine != "KEYFRAMES":
+            layout.prop(settings, "video_size")
         row = layout.row()
         row.template_list("STAGE_UL_loras", "", settings, "loras", settings, "lora_index", rows=2)
         ops = row.column(align=True)

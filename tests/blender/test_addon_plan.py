@@ -136,13 +136,13 @@ def test_only_the_passes_the_enabled_units_use_are_rendered_and_sent():
 
 def test_a_video_engine_makes_every_frame_in_one_propagate_job():
     settings = {"use_matte": False, "use_diffusion": True, "prompt": "ink figure", "seed": 4, "engine": "VACE",
-                "keyframe_mode": "INTERVAL", "keyframe_interval": 8}
+                "keyframe_mode": "INTERVAL", "keyframe_interval": 8, "steps": 12, "video_size": 500}
     plan = footage_plan(settings, list(range(1, 21)), ["matte", "diffuse", "propagate"])
     [job] = plan.jobs
     assert job.stage == "propagate" and job.frames == list(range(1, 21))
     assert job.params["engine"] == "vace" and job.params["keyframes_from"] == "diffuse"
     assert job.params["keyframes"] == [1, 9, 17, 20]
-    assert job.params["video"] == {"prompt": "ink figure", "negative_prompt": "", "seed": 4}
+    assert job.params["video"] == {"prompt": "ink figure", "negative_prompt": "", "seed": 4, "steps": 12, "size": 496}
     animate = footage_plan({**settings, "engine": "ANIMATE"}, list(range(1, 21)), None).jobs[0]
     assert animate.params["engine"] == "animate"
     with pytest.raises(PlanError, match=r"no 'propagate' stage .*Engine to Keyframes"):

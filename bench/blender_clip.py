@@ -1,5 +1,5 @@
 """The benchmark's Blender clip: bench/blender_toon_scene.py rendered plainly and as toon with Freestyle ink,
-once, by .venv-blender's Python in a subprocess; the frames are cached in bench/.cache/blender/ (gitignored)."""
+once, by .venv-blender-5.3's Python in a subprocess; the frames are cached in bench/.cache/blender/ (gitignored)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from real_clips import CACHE
 
 HERE = Path(__file__).resolve().parent
-BLENDER_PYTHON = HERE.parent / ".venv-blender" / "bin" / "python"
+BLENDER_PYTHON = HERE.parent / ".venv-blender-5.3" / "bin" / "python"
 
 
 def render(mode: str, count: int, size=(384, 216)) -> list[np.ndarray]:

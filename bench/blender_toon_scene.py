@@ -1,4 +1,4 @@
-"""Renders the benchmark's animated scene with Blender (run by bench/blender_clip.py in .venv-blender's Python).
+"""Renders the benchmark's animated scene with Blender (run by bench/blender_clip.py in .venv-blender-5.3's Python).
 
     python blender_toon_scene.py OUT_DIR {plain|toon} FRAMES WIDTH HEIGHT
 

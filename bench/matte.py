@@ -2,7 +2,7 @@
 
     .venv-backend/bin/python bench/matte.py [--size 480x270] [--frames 3]
 
-Renders (once, cached under out/bench_matte/) the shots of bench/matte_scene.py in .venv-blender: an
+Renders (once, cached under out/bench_matte/) the shots of bench/matte_scene.py in .venv-blender-5.3: an
 ordinary shot with the figure's shadow on an unevenly lit cove, motion blur, a figure dressed near the
 screen's colour, and the ordinary shot two stops overexposed. The shots are rendered at a reduced size
 (default 480x270) to keep rendering time sane on a loaded machine; speed is measured on a frame
@@ -43,7 +43,7 @@ def rendered(shot: str, width: int, height: int, frames: int) -> Path:
     if not folder.is_dir():
         tmp = folder.with_suffix(".tmp")
         print(f"rendering {shot} ({width}x{height}, {frames} frames) with Cycles ...", flush=True)
-        subprocess.run(["nice", "-n", "10", str(ROOT / ".venv-blender" / "bin" / "python"),
+        subprocess.run(["nice", "-n", "10", str(ROOT / ".venv-blender-5.3" / "bin" / "python"),
                         str(ROOT / "bench" / "matte_scene.py"), str(tmp), shot, str(width), str(height), str(frames)],
                        check=True, stdout=subprocess.DEVNULL)
         tmp.rename(folder)

@@ -1,6 +1,6 @@
-"""Green-screen shots rendered with Cycles, with their true alpha (run by bench/matte.py in .venv-blender).
+"""Green-screen shots rendered with Cycles, with their true alpha (run by bench/matte.py in .venv-blender-5.3).
 
-    .venv-blender/bin/python bench/matte_scene.py OUT_DIR SHOT WIDTH HEIGHT FRAMES
+    .venv-blender-5.3/bin/python bench/matte_scene.py OUT_DIR SHOT WIDTH HEIGHT FRAMES
 
 A figure (body, head, arms, legs, hair-like strands) stands on a green floor in front of a green wall
 (a cove), lit by one key light from the side so that its shadow falls on the floor and the wall, and the

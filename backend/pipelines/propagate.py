@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from backend.params import ParamError, param
-from backend.pipelines.colour_model import KeyModel, apply as apply_model, key_model, unit, warp_coefficients
+from backend.pipelines.colour_model import KeyModel, apply_planes, key_model, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
     DIS_PRESETS,
@@ -407,14 +407,15 @@ class Propagator:
             else:
                 share = 1.0 - self._choose(scores[1], scores[0], keys)
             trust = share * sides[0].confidence + (1.0 - share) * sides[1].confidence
-            chosen = sides[1].coeffs + share[..., None] * (sides[0].coeffs - sides[1].coeffs)
+            chosen = sides[1].coeffs + share * (sides[0].coeffs - sides[1].coeffs)
             reach = share * weights[0] + (1.0 - share) * weights[1]
         # Where no side's flow reaches (reach near 0), the global colour fit takes over from the warped model.
-        mixed = (chosen * reach[..., None] + GLOBAL_WEIGHT * glob) / (reach + GLOBAL_WEIGHT)[..., None]
+        mixed = (chosen * reach + GLOBAL_WEIGHT * glob[:, None, None]) / (reach + GLOBAL_WEIGHT)
         trust = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
         # Everything smooth is brought to full size once; the per-pixel arithmetic runs in two bands of rows,
         # one in each thread (numpy releases the GIL).
-        coeffs = cv2.resize(mixed, size, interpolation=cv2.INTER_LINEAR)
+        coeffs = [cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in mixed]  # not stacked: no copy
+        channels = cv2.split(unit(source))
         trust = _resize(trust, size, cv2.INTER_LINEAR)
         full_share = None if share is None else _resize(share, size, cv2.INTER_LINEAR)
         colour = np.empty(source.shape, np.float32)
@@ -425,7 +426,7 @@ class Propagator:
             else:
                 second = sides[1].layers["color"][rows]
                 residual = second + full_share[rows, :, None] * (sides[0].layers["color"][rows] - second)
-            model = apply_model(coeffs[rows], unit(source[rows]))
+            model = apply_planes([plane[rows] for plane in coeffs], [channel[rows] for channel in channels])
             colour[rows] = (model + residual * trust[rows, :, None]) * np.float32(255.0)
 
         half = source.shape[0] // 2

@@ -131,7 +131,7 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 3  # 2: guided synthesis by default; 3: engines (vace, animate)
+    version = 4  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video

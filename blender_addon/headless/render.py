@@ -11,6 +11,7 @@ from typing import Callable
 
 import bpy
 
+from blender_addon.compat import set_media_type
 from blender_addon.headless.errors import ShotError
 
 FINAL_SIZE = (3840, 2160)
@@ -24,7 +25,7 @@ def configure(scene: bpy.types.Scene, size: tuple[int, int] | None = None, sampl
     if samples is not None and scene.render.engine == "CYCLES":
         scene.cycles.samples = samples
     settings = scene.render.image_settings
-    settings.media_type = "IMAGE"
+    set_media_type(settings, "IMAGE")
     settings.file_format = "PNG"
     settings.color_mode = "RGB"
     settings.color_depth = "8"

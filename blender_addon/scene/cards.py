@@ -28,6 +28,7 @@ from mathutils import Matrix, Vector
 
 from backend.ipc.take import Take
 
+from ..compat import mix_factor
 from . import card_relight, contact as card_contact
 
 EXTEND_MODES = ("HOLD", "LOOP", "STOP")
@@ -349,7 +350,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace, relit=1.
     lit_value.name = lit_value.label = LIT_NODE
     lit_value.outputs[0].default_value = lit
     shade = nodes.new("ShaderNodeMixShader")
-    links.new(lit_value.outputs[0], shade.inputs["Factor"])
+    links.new(lit_value.outputs[0], mix_factor(shade))
     links.new(emission.outputs[0], shade.inputs[1])
     links.new(principled.outputs[0], shade.inputs[2])
 
@@ -357,7 +358,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace, relit=1.
     if "alpha" in textures:
         cutout = nodes.new("ShaderNodeMixShader")
         transparent = nodes.new("ShaderNodeBsdfTransparent")
-        links.new(textures["alpha"].outputs["Color"], cutout.inputs["Factor"])
+        links.new(textures["alpha"].outputs["Color"], mix_factor(cutout))
         links.new(transparent.outputs[0], cutout.inputs[1])
         links.new(shade.outputs[0], cutout.inputs[2])
         links.new(cutout.outputs[0], output.inputs["Surface"])

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from addon_fixtures import BACKEND_PYTHON, REPO, BackendProcess, disable_addon, enable_addon, fresh_scene
 
+from blender_addon import compat
 from blender_addon.ipc import Take
 
 BUILD_TINY_MODELS = """
@@ -85,7 +86,7 @@ def test_stylize_diffuses_the_passes_and_composites_the_object(diffusion_backend
         assert styled.shape == render.shape
         assert np.abs(styled - render).mean() > 5.0  # the backend repainted it
 
-        tree = scene.compositing_node_group
+        tree = compat.scene_compositor(scene)
         assert tree is not None
         images = [n.image for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
         assert images and os.path.samefile(bpy.path.abspath(images[0].filepath), diffused.path("color", 1))

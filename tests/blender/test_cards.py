@@ -12,6 +12,7 @@ from scene_fixtures import (add_sun, add_wall, disc, empty_scene, front_camera, 
                             set_world_colour, solid)
 
 import bpy
+from blender_addon import compat
 from blender_addon.scene.cards import CardError, make_card, set_card_lit, set_card_timing
 
 SIZE = 80
@@ -246,7 +247,7 @@ def test_eevee_shows_the_matte_and_the_displacement(tmp_path):
     front_camera(scene)
     make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=half_alpha, depth=ramp)
     make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), lit=0.0)
-    scene.render.engine = "BLENDER_EEVEE"
+    scene.render.engine = compat.EEVEE
     scene.eevee.taa_render_samples = 1
     scene.view_layers[0].use_pass_z = True
     channels = render_passes(scene, tmp_path / "r.exr")
@@ -290,7 +291,7 @@ def test_eevee_shadow_follows_the_matte(tmp_path):
     make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (200, 200, 200)),
               alpha=lambda f: disc(32, 32))
     make_card(tmp_path / "take", height=2.0, location=(0, 0, 0))
-    scene.render.engine = "BLENDER_EEVEE"
+    scene.render.engine = compat.EEVEE
     scene.eevee.taa_render_samples = 4
     image = rgb(render_passes(scene, tmp_path / "r.exr")).mean(axis=-1)
 

@@ -133,3 +133,32 @@ def test_bad_arguments_exit_2_with_the_expected_form(capsys):
         shot_main(["flash_room", "--out", "x", "--frames", "one-two"])
     assert e.value.code == 2
     assert "1-48" in capsys.readouterr().err
+
+
+BUILD_TINY_VACE = """
+import json, sys
+from pathlib import Path
+from video_fixtures import build_tiny_vace
+root = Path(sys.argv[1])
+(root / "models.json").write_text(json.dumps({"models": {"vace": str(build_tiny_vace(root / "vace"))}}))
+"""
+
+
+def test_engine_stylize_vace_makes_the_cards_colour_with_wan_vace(tmp_path):
+    import os
+    import subprocess
+
+    from addon_fixtures import REPO
+
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
+    subprocess.run([BACKEND_PYTHON, "-c", BUILD_TINY_VACE, str(tmp_path)], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=600)
+    video = {"steps": 2, "size": 80, "segment_frames": 5, "overlap": 1}
+    result = run_shot(tiny_config(tmp_path, models=str(tmp_path / "models.json"), frames=(1, 1), footage_frames=1,
+                                  engines={"stylize": "vace"}, params={"propagate": {"video": video}}))
+    engine = result.engines["stylize"].engine
+    assert (engine.key, engine.stage, engine.preview) == ("vace", "propagate", False)
+    takes = [Take.open(p.parent) for p in (tmp_path / "takes").glob("*/take.json")]
+    [vace] = [t for t in takes if t.info.params.get("engine") == "vace"]
+    assert vace.info.params["video"]["steps"] == 2 and vace.info.params["video"]["pin_keyframes"] is False
+    assert vace.missing_frames() == []

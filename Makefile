@@ -70,6 +70,7 @@ demo: setup
 bench: $(STAMPS)/backend $(STAMPS)/blender
 	$(BPY) bench/transport.py
 	$(BPY) bench/propagate.py
+	PYTHONPATH=$(CURDIR) $(BPY) bench/propagate_real.py
 	$(BPY) bench/scaling.py
 	$(BPY) bench/upscale_tiles.py
 	$(BPY) bench/gpu_stages.py

@@ -125,6 +125,9 @@ def quality(frames: int, clips, styles):
                     sharp=sharpness_kept(out, sources, plan.keys),
                     worst=float(err[kept_steps].max() / np.median(err[kept_steps])))
             save_mid_gap(f"{clip}_{style_name}", truth, results, plan.keys)
+            # The truth's own worst step: a clip whose motion jumps (a whip pan) has it without any propagation.
+            print(f"  {style_name:6s}{'truth':9s}{'':11s}{'':11s}{'':14s}{'':14s}  worst step "
+                  f"{truth_err[kept_steps].max() / np.median(truth_err[kept_steps]):5.2f} x median", flush=True)
             for method in METHODS:
                 r = rows[(clip, style_name, method)]
                 print(f"  {style_name:6s}{method:9s}{r['fps']:7.1f} fps{r['psnr']:8.2f} dB  warp {r['warp']:5.2f} x truth"

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from backend.loaders.missing import ModelMissing
 from backend.loaders.video_matte import load_matting, load_tracker
 from backend.pipelines.video_matte import Tracker, VideoMatteParams, trimap, vitmatte_alpha
 from backend.pipelines.rembg_matte import rembg_alpha
@@ -26,12 +27,22 @@ def video_matter(params: VideoMatteParams, ctx: StageContext, read: Callable[[in
     Without video.box or video.point, the person is found on the shot's first frame by rembg (role `matte`,
     a person model by default): the box around its matte prompts the tracker.
     """
-    source, local_only = model_source(ctx, "tracker")
-    model, processor = warm(ctx, "tracker", (source,), lambda: load_tracker(source, local_files_only=local_only))
-    matting = None
-    if params.refine == "vitmatte":
-        m_source, m_local = model_source(ctx, "matting")
-        matting = warm(ctx, "matting", (m_source,), lambda: load_matting(m_source, local_files_only=m_local))
+    loaders = {"tracker": load_tracker, **({"matting": load_matting} if params.refine == "vitmatte" else {})}
+    loaded, missing = {}, []
+    for role, load in loaders.items():   # try every role first, so one message names all that are missing
+        try:
+            source, local_only = model_source(ctx, role)
+            loaded[role] = warm(ctx, role, (source,), lambda: load(source, local_files_only=local_only))
+        except ModelMissing as e:
+            missing.append(e)
+    if missing:
+        first = missing[0]
+        more = "".join(f"; and for {e.role!r} ({e.model}): {e.how}" for e in missing[1:])
+        raise ModelMissing(first.role, first.model, first.how + more,
+                           detail="matte method=video needs the roles 'tracker' (SAM 2 video) and 'matting' "
+                                  "(ViTMatte; or set video.refine=none).")
+    model, processor = loaded["tracker"]
+    matting = loaded.get("matting")
     if not params.box and not params.point:
         params = replace(params, box=person_box(person_finder(), read(ctx.frames[0])))
     tracker = Tracker(model, processor, params)

@@ -131,12 +131,16 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 4  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps
+    version = 5  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
+    # 5: vace pins no preview-graded keyframe
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video
-        return params.engine == "keyframes" or video.pin_keyframes and params.engine == "vace" or \
-            video.reference == "keyframe"
+        if params.engine == "keyframes":
+            return True
+        if params.keyframes_from == "preview":   # a preview grade is neither pinned nor VACE's reference
+            return params.engine == "animate" and video.reference == "keyframe"
+        return video.pin_keyframes and params.engine == "vace" or video.reference == "keyframe"
 
     def model_roles(self, params: PropagateStageParams, models) -> list[str]:
         roles = [] if params.engine == "keyframes" else [params.video.role(params.engine)]

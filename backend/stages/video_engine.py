@@ -34,7 +34,12 @@ class VideoEngine:
         width, height = ctx.size
         self.gen_size = self.video.frame_size(width, height)
         self._annotators = None
-        self.pinned = self.video.pin_keyframes and self.engine == "vace"   # Wan-Animate has no kept frames
+        # Wan-Animate has no kept frames; and a weightless preview grade of the footage is no style to pin or
+        # to show VACE as the look (for Wan-Animate it is still the performer: a usable character image)
+        preview = params.keyframes_from == "preview"
+        self.pinned = self.video.pin_keyframes and self.engine == "vace" and not preview
+        self.reference_from = "none" if preview and self.engine == "vace" and self.video.reference == "keyframe" \
+            else self.video.reference
 
     # -- the shot ------------------------------------------------------------------------------------
     def run(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -152,8 +157,7 @@ class VideoEngine:
 
     def _keyframes(self) -> "Keyframes":
         """Stylised keyframes (frame -> RGB at the footage's size) when pinned or used as the reference."""
-        video = self.video
-        if not self.pinned and video.reference != "keyframe":
+        if not self.pinned and self.reference_from != "keyframe":
             return Keyframes(self, [])
         folder = self.stage.keyframe_folder(self.params, self.ctx)
         plan = self.stage._plan(self.params, self.ctx, folder)
@@ -161,10 +165,9 @@ class VideoEngine:
         return Keyframes(self, plan.keys if self.pinned else plan.keys[:1])
 
     def _reference(self, keys: "Keyframes") -> np.ndarray | None:
-        video = self.video
-        if video.reference == "none":
+        if self.reference_from == "none":
             return None
-        if video.reference == "keyframe":
+        if self.reference_from == "keyframe":
             return fit_to(keys.get(keys.frames[0]), self.gen_size)
         if not self.ctx.sides.get(REFERENCE):
             raise StageError("video.reference=side needs the side input 'reference' (the character's image); give "

@@ -74,7 +74,7 @@ def test_the_trackers_memory_stays_bounded(models):
 
 def test_missing_weights_name_the_role_and_the_fix(tmp_path):
     models = {"tracker": str(tmp_path / "nowhere"), "matting": str(tmp_path / "nowhere_either")}
-    with pytest.raises(ModelMissing, match="tracker.*To fix"):
+    with pytest.raises(ModelMissing, match="tracker.*To fix.*and for 'matting'"):
         run_stage("matte", {"method": "video", **BOX}, make_context(shot(1), tmp_path, models=models))
 
 

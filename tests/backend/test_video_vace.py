@@ -80,6 +80,12 @@ def test_a_pinned_keyframe_comes_back_unchanged(vace, tmp_path):
     assert not np.array_equal(out[2]["color"], keys[1]), "a frame beside a keyframe is a copy of it"
 
 
+def test_a_weightless_preview_grade_is_neither_pinned_nor_the_reference(vace, tmp_path):
+    out = run_vace({"vace": str(vace)}, tmp_path, footage(5))   # keyframes_from=preview by default
+    assert sorted(out) == [1, 2, 3, 4, 5]
+    assert not list(tmp_path.glob("key_*.npz")), "preview keyframes were made for VACE"
+
+
 def frame_steps(frames: dict[int, np.ndarray]) -> dict[int, float]:
     """Mean absolute change from the frame before, per frame."""
     order = sorted(frames)

@@ -104,7 +104,9 @@ class StageSettings(bpy.types.PropertyGroup):
     use_relight: BoolProperty(name="Relight", default=False,
                               description="estimate normals and albedo (Marigold models) so the card is shaded like a "
                                           "body by the scene's lights")
-    card_height: FloatProperty(name="Height", default=1.8, min=0.01, unit="LENGTH")
+    character_height: FloatProperty(name="Character height", default=1.8, min=0.01, unit="LENGTH",
+                                    description="the character's height in metres, measured on the take's matte; "
+                                                "the card's frame is sized to match")
     card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
     # stylize / compositing
     mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64,

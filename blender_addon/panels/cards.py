@@ -24,12 +24,12 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
             row.prop(settings, "matte_feather")
         layout.prop(settings, "texture_upscale")
         col = layout.column(align=True)
-        col.prop(settings, "card_height")
+        col.prop(settings, "character_height")
         col.prop(settings, "card_depth_scale")
         row = layout.row(align=True)
         row.operator("stage.import_footage", icon="IMPORT")
         op = row.operator("stage.add_card", icon="IMAGE_PLANE")
-        op.height, op.depth_scale = settings.card_height, settings.card_depth_scale
+        op.character_height, op.depth_scale = settings.character_height, settings.card_depth_scale
 
         cards = scene_cards(context.scene)
         if cards:

@@ -66,9 +66,16 @@ def make_card(
     relit: float = 1.0,
     edge_falloff: float = 0.02,
     contact: bool = True,
+    character_height: float | None = None,
+    track_camera: bool = False,
 ) -> bpy.types.Object:
     """Build a card object from the take folder `take_dir` and link it to `scene`'s collection.
 
+    height: the frame's height in metres. character_height, when given, replaces it: the character's
+        height in metres (the matte's tallest opaque extent over the take), the frame sized to match;
+        a take without a matte (or an empty one) counts the whole frame as the character.
+    track_camera: also add a "Face Camera" constraint, so the card keeps turning (about Z) to the camera
+        when either moves; the artist can switch it off in the constraint stack.
     location: where the character stands (default: the 3D cursor); the card's origin is there.
     stand: FEET puts the matte's lowest opaque row over the take on `location` (the frame's bottom edge
         when there is no matte or it is empty); FRAME puts the frame's bottom edge there.
@@ -88,6 +95,10 @@ def make_card(
     scene = scene or bpy.context.scene
     take = Take.open(take_dir)
     info = take.info
+    if character_height is not None:
+        if character_height <= 0:
+            raise CardError(f"character_height is {character_height} m; give the character's height in metres, > 0")
+        height = character_height / (matte_extent(take) or 1.0)
     _check_args(take, height, depth_scale, extend, displace, lit, resolution, offset)
     if stand not in STAND_MODES:
         raise CardError(f"stand is {stand!r}; accepted: {', '.join(STAND_MODES)}")
@@ -118,6 +129,8 @@ def make_card(
     camera = camera if camera is not None else scene.camera
     if camera is not None:
         face_camera(card, camera)
+        if track_camera:
+            track_camera_constraint(card, camera)
 
     material = _card_material(name, images, near, far, depth_scale, lit, displace, relit, edge_falloff, aspect)
     mesh.materials.append(material)
@@ -146,6 +159,41 @@ def card_name(take_dir: str | Path) -> str:
         if part.name and part.name.lower() not in GENERIC_TAKE_NAMES:
             return f"Card {part.name}"
     return "Card"
+
+
+def matte_extent(take: Take) -> float | None:
+    """The tallest the matte's opaque figure stands in any of up to FEET_SAMPLE_FRAMES frames spread over
+    the take, as a share of the frame's height (the character at full stretch); None without a figure."""
+    if "alpha" not in take.info.layers:
+        return None
+    import numpy as np
+
+    from .frames import read_frame
+
+    frames = list(take.info.frames)
+    tallest = 0
+    for frame in frames[:: max(1, len(frames) // FEET_SAMPLE_FRAMES)]:
+        if not take.path("alpha", frame).is_file():
+            continue  # an unfinished take: the frames it has decide
+        alpha = read_frame(take, "alpha", frame)
+        alpha = alpha[..., 0] if alpha.ndim == 3 else alpha
+        rows = np.flatnonzero((alpha >= 128).sum(axis=1) >= FEET_MIN_PIXELS)
+        if rows.size:
+            tallest = max(tallest, int(rows[-1] - rows[0] + 1))
+    return tallest / take.info.height if tallest else None
+
+
+TRACK_CONSTRAINT = "Face Camera"
+
+
+def track_camera_constraint(card: bpy.types.Object, camera: bpy.types.Object) -> bpy.types.Constraint:
+    """A Locked Track constraint turning the card's front (local -Y) to `camera` about Z only, so it
+    stays upright and faces the camera however either moves."""
+    constraint = card.constraints.get(TRACK_CONSTRAINT) or card.constraints.new("LOCKED_TRACK")
+    constraint.name = TRACK_CONSTRAINT
+    constraint.target = camera
+    constraint.track_axis, constraint.lock_axis = "TRACK_NEGATIVE_Y", "LOCK_Z"
+    return constraint
 
 
 def feet_margin(take: Take) -> float:

@@ -83,7 +83,7 @@ def test_add_card_makes_a_card_of_the_takes_aspect_and_height(tmp_path):
     try:
         make_take(tmp_path / "take", 3, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)),
                   alpha=lambda f: [[1.0] * 32] * 16)
-        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "take"), height=1.0, depth_scale=0.1) == {"FINISHED"}
+        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "take"), character_height=1.0, depth_scale=0.1) == {"FINISHED"}
         card = bpy.context.view_layer.objects.active
         assert card["stage_card"] and card["stage_take"] == str((tmp_path / "take").resolve())
         assert card["stage_depth_scale"] == pytest.approx(0.1)
@@ -93,7 +93,7 @@ def test_add_card_makes_a_card_of_the_takes_aspect_and_height(tmp_path):
         assert max(xs) - min(xs) == pytest.approx(2.0, abs=1e-4)  # 32x16 footage: twice as wide as tall
         assert card in list(scene.objects)
         with pytest.raises(RuntimeError, match="take.json"):
-            bpy.ops.stage.add_card(take_dir=str(tmp_path), height=1.0)
+            bpy.ops.stage.add_card(take_dir=str(tmp_path), character_height=1.0)
     finally:
         disable_addon()
 
@@ -114,7 +114,7 @@ def test_a_failing_add_card_leaves_the_scene_unchanged(tmp_path):
         take.path("alpha", 2).write_bytes(b"not a png at all")
         before, objects = datablock_names(), sorted(o.name for o in scene.objects)
         with pytest.raises(RuntimeError, match="Add Card"):
-            bpy.ops.stage.add_card(take_dir=str(tmp_path / "take"), height=1.0)
+            bpy.ops.stage.add_card(take_dir=str(tmp_path / "take"), character_height=1.0)
         assert datablock_names() == before
         assert sorted(o.name for o in scene.objects) == objects
     finally:

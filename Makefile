@@ -30,7 +30,7 @@ $(STAMPS)/backend: pyproject.toml
 	test -x $(BPY) || $(PYTHON) -m venv $(BACKEND_VENV)
 	$(BPY) -m pip install -q --upgrade pip
 	$(BPY) -m pip install -q $(TORCH)
-	$(BPY) -m pip install -q -e '.[backend,test]' $(TORCH)
+	$(BPY) -m pip install -q -e '.[backend,test,cluster]' $(TORCH)
 	@touch $@
 
 # the Blender matrix: both stamps (targets that need "a Blender" depend on this one)

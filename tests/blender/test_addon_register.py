@@ -165,3 +165,22 @@ def test_set_up_shot_that_fails_half_way_puts_the_render_settings_back():
         assert not camera.data.dof.use_dof and camera.data.dof.focus_object is None
     finally:
         disable_addon()
+
+
+def test_the_cards_render_switch_stays_off_across_frames(tmp_path):
+    scene = fresh_scene()
+    enable_addon()
+    try:
+        make_take(tmp_path / "clip", 3, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)))
+        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "clip"), character_height=1.0) == {"FINISHED"}
+        card = bpy.context.view_layer.objects.active
+        assert card.name == "Card clip"
+        assert bpy.ops.stage.card_render(name=card.name, render=False) == {"FINISHED"}
+        for frame in (2, 3, 1):
+            scene.frame_set(frame)
+            assert card.hide_render, frame
+        assert bpy.ops.stage.card_render(name=card.name, render=True) == {"FINISHED"}
+        scene.frame_set(2)
+        assert not card.hide_render
+    finally:
+        disable_addon()

@@ -18,8 +18,8 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
         row.prop(settings, "use_diffusion", toggle=True)
         row.prop(settings, "use_relight", toggle=True)
         if settings.use_matte:
-            row = layout.row(align=True)
-            row.prop(settings, "screen", text="")
+            layout.prop(settings, "screen", text="")
+            row = layout.row(align=True)  # two to a row: three cut "Feather" at the default width
             row.prop(settings, "matte_grow")
             row.prop(settings, "matte_feather")
         layout.prop(settings, "texture_upscale")

@@ -77,13 +77,14 @@ def check_frame_size(arrays: dict, size: tuple[int, int], frame: int) -> None:
 
 
 def run_job(store: Store, spec: JobSpec, callbacks: JobCallbacks | None = None, *, models=None,
-            device: str = "cpu") -> Take:
-    """Compute every frame of `spec` that the store does not hold yet. Returns the job's take."""
+            device: str = "cpu", only=None) -> Take:
+    """Compute every frame of `spec` that the store does not hold yet (of the frames in `only` when given:
+    one unit of the job, see backend.stages.base.job_units). Returns the job's take."""
     cb = callbacks or JobCallbacks()
     stage, params, layers = prepare(spec)
     take = store.open_take(spec, layers)
     frames = [f for f, _ in spec.frames]
-    todo = [f for f in frames if not take.is_complete(f)]
+    todo = [f for f in frames if not take.is_complete(f) and (only is None or f in only)]
     digests = spec.digests
     if not todo:
         return take

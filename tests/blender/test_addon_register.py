@@ -137,9 +137,9 @@ def test_set_up_shot_without_openimagedenoise_changes_nothing_and_says_why(monke
         # a Blender built without OpenImageDenoise (the official wheels have it: the probe's answer is replaced)
         monkeypatch.setattr(sys.modules[bpy.types.STAGE_OT_setup_shot.__module__], "oidn_available", lambda: False)
         with pytest.raises(RuntimeError, match="OpenImageDenoise.*nothing was changed"):
-            bpy.ops.stage.setup_shot(width=640, height=360, samples=64)
+            bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64)
         assert render_settings(scene) == before
-        assert bpy.ops.stage.setup_shot(width=640, height=360, samples=64, denoise=False) == {"FINISHED"}
+        assert bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64, denoise=False) == {"FINISHED"}
         assert render_settings(scene)[:2] == (640, 360) and not scene.cycles.use_denoising
     finally:
         disable_addon()
@@ -159,7 +159,7 @@ def test_set_up_shot_that_fails_half_way_puts_the_render_settings_back():
         scene.frame_start, scene.frame_end = 10, 10  # a one-frame dolly: refused after the settings changed
         before, objects = render_settings(scene), sorted(o.name for o in bpy.data.objects)
         with pytest.raises(RuntimeError, match="Set Up Shot: the dolly needs"):
-            bpy.ops.stage.setup_shot(width=640, height=360, samples=64, denoise=False)
+            bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64, denoise=False)
         assert render_settings(scene) == before
         assert sorted(o.name for o in bpy.data.objects) == objects  # the focus empty went too
         assert not camera.data.dof.use_dof and camera.data.dof.focus_object is None

@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from ..ipc import TakeError
-from ..scene.cards import CardError, make_card
+from ..scene.cards import CardError, make_card, set_card_rendered
 from ..scene.restore import Rollback
 
 
@@ -76,4 +76,23 @@ class STAGE_OT_select_card(bpy.types.Operator):
         return {"FINISHED"}
 
 
-list_classes = (STAGE_OT_select_card,)
+class STAGE_OT_card_render(bpy.types.Operator):
+    """Render this card or not (stays as set when the frame changes; its timing still applies when on)"""
+
+    bl_idname = "stage.card_render"
+    bl_label = "Render Card"
+    bl_options = {"REGISTER", "UNDO"}
+
+    name: StringProperty()
+    render: BoolProperty(default=True)
+
+    def execute(self, context):
+        card = context.scene.objects.get(self.name)
+        if card is None or not card.get("stage_card"):
+            self.report({"ERROR"}, f"no card {self.name!r} in this scene")
+            return {"CANCELLED"}
+        set_card_rendered(card, self.render)
+        return {"FINISHED"}
+
+
+list_classes = (STAGE_OT_select_card, STAGE_OT_card_render)

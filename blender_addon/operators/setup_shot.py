@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, IntVectorProperty
 
 from ..compat import oidn_available
 from ..scene.restore import Rollback
@@ -18,8 +18,8 @@ class STAGE_OT_setup_shot(bpy.types.Operator):
     bl_label = "Set Up Shot"
     bl_options = {"REGISTER", "UNDO"}
 
-    width: IntProperty(name="Width", default=3840, min=16)
-    height: IntProperty(name="Height", default=2160, min=16)
+    resolution: IntVectorProperty(name="Resolution", size=2, default=(3840, 2160), min=16,
+                                  description="width and height of the final render in pixels (3840×2160: 4K)")
     engine: EnumProperty(name="Engine", items=[(e, e.replace("BLENDER_", "").title(), "") for e in ENGINES],
                          default="CYCLES")
     samples: IntProperty(name="Samples", default=256, min=1)
@@ -52,7 +52,7 @@ class STAGE_OT_setup_shot(bpy.types.Operator):
                 if camera is not None and camera.type == "CAMERA":
                     for attr in ("use_dof", "focus_object", "aperture_fstop"):
                         undo.set(camera.data.dof, attr, getattr(camera.data.dof, attr))
-                setup_final_render(scene, width=self.width, height=self.height, engine=self.engine,
+                setup_final_render(scene, width=self.resolution[0], height=self.resolution[1], engine=self.engine,
                                    samples=self.samples, denoise=self.denoise)
                 if settings.focus_card is not None:
                     focus_on(camera, settings.focus_card)
@@ -63,7 +63,7 @@ class STAGE_OT_setup_shot(bpy.types.Operator):
         except ShotError as e:
             self.report({"ERROR"}, f"Set Up Shot: {e}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"shot: {self.width}x{self.height}, {self.engine}, {self.samples} samples")
+        self.report({"INFO"}, f"shot: {self.resolution[0]}x{self.resolution[1]}, {self.engine}, {self.samples} samples")
         return {"FINISHED"}
 
     def invoke(self, context, event):

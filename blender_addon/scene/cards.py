@@ -268,6 +268,26 @@ def set_card_timing(card: bpy.types.Object, *, frame_start: int = 1, offset: int
         card_contact.key_contact(card, lifts, frame_start=frame_start, offset=offset, extend=extend)
 
 
+def set_card_rendered(card: bpy.types.Object, rendered: bool) -> None:
+    """The artist's render switch. The card's timing keys hide_render (hidden before its start), so a
+    plain toggle would be undone by the next frame change: off mutes that curve and hides the card, on
+    unmutes it, and the timing decides again."""
+    channelbag = _channelbag(card)
+    curve = channelbag.fcurves.find("hide_render") if channelbag is not None else None
+    if curve is not None:
+        curve.mute = not rendered
+    card.hide_render = not rendered
+    if rendered and curve is not None:
+        card.hide_render = bool(curve.evaluate(card.users_scene[0].frame_current if card.users_scene else 1) > 0.5)
+
+
+def card_rendered(card: bpy.types.Object) -> bool:
+    """Whether the artist's render switch is on (the timing may still hide the card on some frames)."""
+    channelbag = _channelbag(card)
+    curve = channelbag.fcurves.find("hide_render") if channelbag is not None else None
+    return not curve.mute if curve is not None else not card.hide_render
+
+
 def scene_cards(scene: bpy.types.Scene) -> list[bpy.types.Object]:
     """The cards of a scene (objects `make_card` made), by name."""
     return sorted((obj for obj in scene.objects if obj.get("stage_card")), key=lambda obj: obj.name)

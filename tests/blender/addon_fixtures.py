@@ -96,6 +96,17 @@ class BackendProcess:
         self.log.close()
 
 
+def backend_with_tiny_models(tmp_path_factory, build_script: str) -> BackendProcess:
+    """A backend serving the tiny random-weight models that `build_script` (run in the backend's own
+    environment, with the backend tests' fixtures importable, given the folder as argv[1]) builds and
+    lists in that folder's models.json."""
+    root = tmp_path_factory.mktemp("tiny_models")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
+    subprocess.run([BACKEND_PYTHON, "-c", build_script, str(root)], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=600)
+    return BackendProcess(tmp_path_factory.mktemp("backend") / "store", models=root / "models.json")
+
+
 def figure_on_green(width: int, height: int, frame: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A warm-coloured figure (ellipse) moving across a green screen; returns (rgb uint8, truth mask)."""
     rng = np.random.default_rng(seed * 1000 + frame)

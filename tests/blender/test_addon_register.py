@@ -137,9 +137,9 @@ def test_set_up_shot_without_openimagedenoise_changes_nothing_and_says_why(monke
         # a Blender built without OpenImageDenoise (the official wheels have it: the probe's answer is replaced)
         monkeypatch.setattr(sys.modules[bpy.types.STAGE_OT_setup_shot.__module__], "oidn_available", lambda: False)
         with pytest.raises(RuntimeError, match="OpenImageDenoise.*nothing was changed"):
-            bpy.ops.stage.setup_shot(width=640, height=360, samples=64)
+            bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64)
         assert render_settings(scene) == before
-        assert bpy.ops.stage.setup_shot(width=640, height=360, samples=64, denoise=False) == {"FINISHED"}
+        assert bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64, denoise=False) == {"FINISHED"}
         assert render_settings(scene)[:2] == (640, 360) and not scene.cycles.use_denoising
     finally:
         disable_addon()
@@ -159,9 +159,28 @@ def test_set_up_shot_that_fails_half_way_puts_the_render_settings_back():
         scene.frame_start, scene.frame_end = 10, 10  # a one-frame dolly: refused after the settings changed
         before, objects = render_settings(scene), sorted(o.name for o in bpy.data.objects)
         with pytest.raises(RuntimeError, match="Set Up Shot: the dolly needs"):
-            bpy.ops.stage.setup_shot(width=640, height=360, samples=64, denoise=False)
+            bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64, denoise=False)
         assert render_settings(scene) == before
         assert sorted(o.name for o in bpy.data.objects) == objects  # the focus empty went too
         assert not camera.data.dof.use_dof and camera.data.dof.focus_object is None
+    finally:
+        disable_addon()
+
+
+def test_the_cards_render_switch_stays_off_across_frames(tmp_path):
+    scene = fresh_scene()
+    enable_addon()
+    try:
+        make_take(tmp_path / "clip", 3, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)))
+        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "clip"), character_height=1.0) == {"FINISHED"}
+        card = bpy.context.view_layer.objects.active
+        assert card.name == "Card clip"
+        assert bpy.ops.stage.card_render(name=card.name, render=False) == {"FINISHED"}
+        for frame in (2, 3, 1):
+            scene.frame_set(frame)
+            assert card.hide_render, frame
+        assert bpy.ops.stage.card_render(name=card.name, render=True) == {"FINISHED"}
+        scene.frame_set(2)
+        assert not card.hide_render
     finally:
         disable_addon()

@@ -4,13 +4,11 @@ fixtures; the card's take has every frame, and its pinned keyframes are the diff
 
 from __future__ import annotations
 
-import os
-import subprocess
 
 import addon_fixtures  # noqa: F401
 import bpy
 import pytest
-from addon_fixtures import BACKEND_PYTHON, REPO, BackendProcess, disable_addon, enable_addon, fresh_scene, write_clip
+from addon_fixtures import backend_with_tiny_models, disable_addon, enable_addon, fresh_scene, write_clip
 
 from blender_addon.ipc import Take
 
@@ -29,11 +27,7 @@ config["models"]["vace"] = {"path": str(build_tiny_vace(root / "vace"))}
 
 @pytest.fixture(scope="module")
 def video_backend(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_models")
-    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
-    subprocess.run([BACKEND_PYTHON, "-c", BUILD_TINY_MODELS, str(root)], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
-    process = BackendProcess(tmp_path_factory.mktemp("backend") / "store", models=root / "models.json")
+    process = backend_with_tiny_models(tmp_path_factory, BUILD_TINY_MODELS)
     yield process
     process.stop()
 

@@ -339,3 +339,20 @@ def test_a_tracking_card_keeps_facing_the_camera_after_the_camera_moves(tmp_path
     card.constraints["Face Camera"].mute = True  # the artist turns it off: the card stays where it was made
     bpy.context.view_layer.update()
     assert facing(card) == pytest.approx(facing(fixed), abs=1e-6)
+
+
+def test_switching_a_card_off_for_render_survives_frame_changes_and_on_restores_its_timing(tmp_path):
+    from blender_addon.scene.cards import card_rendered, set_card_rendered
+
+    scene = empty_scene()
+    make_take(tmp_path / "take", 4, 16, 32, colour=lambda f: np.full((32, 16, 3), 200, np.uint8))
+    card = make_card(tmp_path / "take", frame_start=5)
+    set_card_rendered(card, False)
+    for frame in (1, 5, 7, 6):
+        scene.frame_set(frame)
+        assert card.hide_render and not card_rendered(card), frame
+    set_card_rendered(card, True)
+    scene.frame_set(6)
+    assert not card.hide_render and card_rendered(card)
+    scene.frame_set(2)
+    assert card.hide_render  # before its start the timing still hides it

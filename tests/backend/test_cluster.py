@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -71,14 +72,15 @@ def test_killing_a_worker_node_mid_job_loses_nothing(cluster, tmp_path):
     run_job(alone, spec_alone)
 
     pool = RunnerPool(str(spread.root), chunk=1)
-    victim = pool.describe()[0]["node"]
+    victim = pool.describe()[0]
     killed = []
 
     def on_frame(frame):
         announced.append(frame)
-        if not killed:  # the first unit is in: take a node away while the others run
-            node = next(n for n in nodes if n.node_id == victim)
+        if not killed:  # the first unit is in: the machine of runner 0 goes away, its processes with it
+            node = next(n for n in nodes if n.node_id == victim["node"])
             handle.remove_node(node, allow_graceful=False)
+            os.kill(victim["pid"], signal.SIGKILL)  # a lost machine takes its workers too, not only the raylet
             killed.append(node)
 
     announced = []

@@ -20,3 +20,28 @@ def _python() -> str:
     import sys
 
     return sys.executable
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def connect(address: str):
+    """Join the Ray cluster at `address` (`auto`: the one `ray start --head` runs on this machine, else a new
+    local one on loopback; `ray://head:10001`: a remote head through Ray Client; `host:port`: a head's GCS).
+    Returns the ray module. Errors name the address and how to start a head."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    try:
+        if address == "auto":
+            try:
+                ray.init(address="auto", logging_level="WARNING")
+            except ConnectionError:  # no head on this machine: start one, every address on loopback
+                ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, logging_level="WARNING")
+        else:
+            ray.init(address=address, logging_level="WARNING")
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise StageError(f"cannot join the Ray cluster at {address!r} ({e}); start a head there with "
+                         "`ray start --head --port 6379` and give its address (host:6379 or ray://host:10001), "
+                         "or --cluster auto for one on this machine", code="cluster_unreachable") from None
+    return ray

@@ -8,6 +8,7 @@ away) takes no frame with it: its unit goes to a living runner, which computes o
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from backend.cluster.connect import import_ray
@@ -17,6 +18,8 @@ from backend.errors import Cancelled, StageError
 from backend.jobs import JobCallbacks, check_still_current, prepare
 from backend.stages.base import job_units
 from backend.store import JobSpec, Store
+
+IN_FLIGHT = 2  # units handed to one runner at a time
 
 
 class RunnerPool:
@@ -33,10 +36,25 @@ class RunnerPool:
         self.models = models                 # the front's registry: only for the job's identity checks
         self.alive = set(range(count))       # runners whose node still answers
         self.units_run = 0
+        # asked once: an actor answers one call at a time, so asking while it computes would wait for its unit
+        self.places = ray.get([runner.where.remote() for runner in self.runners])
 
     def describe(self) -> list[dict]:
+        """Where each living runner is: node id, host, pid, GPU ids."""
+        return [self.places[i] for i in sorted(self.alive)]
+
+    def close(self) -> None:
+        """End the runners now, giving their GPUs back to the cluster (else they end with this process)."""
         ray = import_ray()
-        return ray.get([self.runners[i].where.remote() for i in sorted(self.alive)])
+        for runner in self.runners:
+            ray.kill(runner)
+        self.alive.clear()
+
+    def summary(self) -> dict:
+        """What `dstage ping` shows: the living workers, the nodes they are on, the GPUs they hold."""
+        workers = self.describe()
+        return {"workers": len(workers), "nodes": len({w["node"] for w in workers}),
+                "gpus": sum(len(w["gpus"]) for w in workers), "hosts": sorted({w["host"] for w in workers})}
 
     def run(self, store: Store, spec: JobSpec, callbacks: JobCallbacks | None = None) -> None:
         ray = import_ray()
@@ -60,11 +78,15 @@ class RunnerPool:
                 for ref in running:
                     ray.cancel(ref)
                 raise Cancelled()
-            busy = {index for index, _ in running.values()}
-            free = [i for i in sorted(alive) if i not in busy]
+            # IN_FLIGHT units per runner: the next one waits in the actor's queue, so it starts the moment the
+            # last ends instead of after a round trip through this loop
+            busy = Counter(index for index, _ in running.values())
+            free = [i for i in sorted(alive) if busy[i] < IN_FLIGHT]
             while queue and free:
                 index = pick_runner(free, self.holds, models_key)
-                free.remove(index)
+                busy[index] += 1
+                if busy[index] == IN_FLIGHT:
+                    free.remove(index)
                 unit = queue.pop(0)
                 running[self.runners[index].run_unit.remote(job, list(unit.todo))] = (index, unit)
                 self.holds[index] = models_key

@@ -20,7 +20,13 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from backend.cluster.pool import RunnerPool  # noqa: E402
 from backend.jobs import JobCallbacks, run_job  # noqa: E402
 from backend.store import Store  # noqa: E402
-from tests.backend.test_job_units import depth_job, take_files  # noqa: E402
+from backend.ipc.digest import digest_arrays  # noqa: E402
+from backend.ipc.take import Take  # noqa: E402
+from backend.jobs import identify  # noqa: E402
+from backend.store import JobSpec  # noqa: E402
+from tests.backend.spine_fixtures import Backend, dstage, frame_files  # noqa: E402
+from tests.backend.test_job_units import depth_job, silhouettes, take_files  # noqa: E402
+from tests.backend.test_server import Recorder  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 
@@ -46,12 +52,21 @@ def test_every_node_is_on_loopback(cluster):
     assert ray.cluster_resources().get("GPU") == 3
 
 
-def test_a_job_over_three_workers_equals_the_embedded_run_and_a_repeat_computes_nothing(cluster, tmp_path):
+@pytest.fixture
+def pools():
+    """Makes RunnerPools and ends their runners after the test, so the next test finds every GPU free."""
+    made: list[RunnerPool] = []
+    yield lambda *args, **kw: made.append(RunnerPool(*args, **kw)) or made[-1]
+    for pool in made:
+        pool.close()
+
+
+def test_a_job_over_three_workers_equals_the_embedded_run_and_a_repeat_computes_nothing(cluster, pools, tmp_path):
     alone, spread = Store(tmp_path / "alone"), Store(tmp_path / "spread")
     spec_alone, spec = depth_job(alone, 9), depth_job(spread, 9)
     run_job(alone, spec_alone)
 
-    pool = RunnerPool(str(spread.root), chunk=2)
+    pool = pools(str(spread.root), chunk=2)
     assert len(pool.runners) == 3  # one per GPU
     assert len({w["node"] for w in pool.describe()}) == 3
     announced = []
@@ -65,13 +80,69 @@ def test_a_job_over_three_workers_equals_the_embedded_run_and_a_repeat_computes_
     assert again == [] and pool.units_run == 5
 
 
-def test_killing_a_worker_node_mid_job_loses_nothing(cluster, tmp_path):
+class Silhouettes:
+    """Colour + alpha frames (what preview_depth takes), shaped like spine_fixtures.FrameSet for Recorder.submit."""
+
+    def __init__(self, count: int, alpha: bool = True):
+        self.size = (48, 32)
+        self.arrays = {i + 1: a if alpha else {"color": a["color"]} for i, a in enumerate(silhouettes(count))}
+        self.digests = {frame: digest_arrays(a) for frame, a in self.arrays.items()}
+
+    def read(self, frame: int) -> dict:
+        return self.arrays[frame]
+
+
+@pytest.fixture
+def served(cluster, tmp_path):
+    """`dstage serve --cluster ADDRESS` in another process, its jobs on the cluster's workers."""
+    handle, _ = cluster
+    backend = Backend(tmp_path / "store", None, "--cluster", handle.address).start()
+    rec = Recorder(backend.url)
+    yield backend, rec
+    rec.close()
+    backend.stop()
+
+
+def test_dstage_serve_cluster_spreads_a_job_and_the_client_sees_it_as_before(served, tmp_path):
+    backend, rec = served
+    ping = dstage("ping", "--server", backend.url)
+    assert ping.returncode == 0, ping.stderr
+    assert "cluster: 3 workers on 3 nodes" in ping.stdout and "3 GPUs" in ping.stdout, ping.stdout
+
+    frames = Silhouettes(9)
+    job_id = rec.submit(frames, {}, stage="preview_depth")
+    assert rec.event("done", job_id).get("frames") == list(range(1, 10))
+    assert len(rec.events("frame", job_id)) == 9 and rec.events("progress", job_id)
+    alone = Store(tmp_path / "alone")
+    for frame, arrays in frames.arrays.items():
+        alone.put_input(frames.digests[frame], arrays)
+    spec = JobSpec("preview_depth", {}, sorted(frames.digests.items()), frames.size)
+    identify(spec)
+    assert frame_files(backend.store / "jobs" / job_id / "take") == frame_files(run_job(alone, spec).root)
+
+
+def test_a_workers_error_and_a_cancel_reach_the_client(served):
+    backend, rec = served
+    failing = rec.submit(Silhouettes(4, alpha=False), {}, stage="preview_depth")  # no matte: the worker refuses
+    error = rec.event("error", failing)
+    assert "needs an alpha layer" in error.get("message") and "matte stage" in error.get("message")
+
+    running = rec.submit(Silhouettes(600), {"relief": 0.5}, stage="preview_depth")
+    rec.event("frame", running)
+    rec.client.send("cancel", {"job_id": running})
+    rec.event("cancelled", running)
+    take = Take.open(backend.store / "jobs" / running / "take")
+    assert 0 < sum(take.is_complete(f) for f in take.info.frames) < 600
+    assert rec.call("ping").type == "pong"  # still serving
+
+
+def test_killing_a_worker_node_mid_job_loses_nothing(cluster, pools, tmp_path):
     handle, nodes = cluster
     alone, spread = Store(tmp_path / "alone"), Store(tmp_path / "spread")
     spec_alone, spec = depth_job(alone, 12), depth_job(spread, 12)
     run_job(alone, spec_alone)
 
-    pool = RunnerPool(str(spread.root), chunk=1)
+    pool = pools(str(spread.root), chunk=1)
     victim = pool.describe()[0]
     killed = []
 

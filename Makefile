@@ -73,6 +73,7 @@ bench: $(STAMPS)/backend $(STAMPS)/blender
 	PYTHONPATH=$(CURDIR) $(BPY) bench/propagate_real.py
 	$(BPY) bench/scaling.py
 	$(BPY) bench/upscale_tiles.py
+	$(BPY) bench/cluster.py
 	$(BPY) bench/gpu_stages.py
 	PYTHONPATH=$(CURDIR) $(BLPY) bench/take_read.py
 

@@ -58,6 +58,8 @@ def render_on_cluster(blend: Path, first: int, last: int, folder: Path, *, blend
         raise StageError(f"no node of this cluster offers the `{RESOURCE}` resource; start the render nodes with "
                          f"`ray start --address HEAD --resources '{{\"{RESOURCE}\": 1}}'`", code="no_render_nodes")
     folder.mkdir(parents=True, exist_ok=True)
+    for partial in folder.glob(".*.tmp.png"):  # what an interrupted render was writing; chunks leave them be
+        partial.unlink(missing_ok=True)
     chunks = missing_chunks(folder, first, last, chunk)
     task = ray.remote(num_cpus=0, resources={RESOURCE: 1}, max_retries=3)(render_chunk)
     pending = {task.remote(str(blend), a, b, str(folder), blender_python): (a, b) for a, b in chunks}

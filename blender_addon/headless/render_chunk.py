@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     scene = bpy.context.scene
     render.configure(scene)
     try:
-        counts = render.render_frames(scene, list(range(first, last + 1)), args.out)
+        counts = render.render_frames(scene, list(range(first, last + 1)), args.out, clean=False)
     except ShotError as e:
         print(f"render_chunk: {e}", file=sys.stderr)
         return 1

@@ -52,7 +52,7 @@ $(STAMPS)/blender-4.5: pyproject.toml
 test: setup
 	$(MAKE) test-backend test-blender
 
-test-backend: $(STAMPS)/backend
+test-backend: $(STAMPS)/backend $(STAMPS)/blender-5.3  # the cluster render test renders with Blender
 	$(BPY) -m pytest -q tests/backend
 
 # the whole Blender suite on each supported Blender Python (about 2 minutes each)

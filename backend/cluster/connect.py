@@ -25,10 +25,11 @@ def _python() -> str:
 LOOPBACK = "127.0.0.1"
 
 
-def connect(address: str):
+def connect(address: str, local_resources: dict | None = None):
     """Join the Ray cluster at `address` (`auto`: the one `ray start --head` runs on this machine, else a new
     local one on loopback; `ray://head:10001`: a remote head through Ray Client; `host:port`: a head's GCS).
-    Returns the ray module. Errors name the address and how to start a head."""
+    `local_resources`: custom resources a new local cluster declares (e.g. {"blender": 1} when this machine
+    renders). Returns the ray module. Errors name the address and how to start a head."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
@@ -37,7 +38,8 @@ def connect(address: str):
             try:
                 ray.init(address="auto", logging_level="WARNING")
             except ConnectionError:  # no head on this machine: start one, every address on loopback
-                ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, logging_level="WARNING")
+                ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, logging_level="WARNING",
+                         resources=local_resources)
         else:
             ray.init(address=address, logging_level="WARNING")
     except (ConnectionError, ValueError, RuntimeError) as e:

@@ -27,6 +27,7 @@ from blender_addon.headless import render
 from blender_addon.headless.backend_process import BackendProcess
 from blender_addon.headless.blender_log import blender_log_to
 from blender_addon.headless.card_take import assemble_card_take
+from blender_addon.headless.cluster_render import render_on_cluster
 from blender_addon.headless.contact_sheet import contact_sheet
 from blender_addon.headless.engines import Choice, choose_engines
 from blender_addon.headless.errors import ShotError
@@ -66,6 +67,8 @@ class ShotConfig:
     footage_frames: int = 48
     footage_size: tuple[int, int] = (270, 480)
     as_filmed: bool = False                      # the card without its normal/albedo shading (the "before")
+    cluster: str | None = None                   # Ray address: the frames render as chunks on its Blender nodes
+    cluster_chunk: int = 8                       # frames per cluster task
     log: object = print
 
 
@@ -312,11 +315,15 @@ def _render_steps(config: ShotConfig, scene, out: Path, result: ShotResult) -> N
     folder = out / ("final" if config.final else "frames")
     frames = list(range(scene.frame_start, scene.frame_end + 1))
     with times.step("render") as row:
-        bar = Bar("render", len(frames))
-        try:
-            counts = render.render_frames(scene, frames, folder, progress=bar)
-        finally:
-            bar.close()
+        if config.cluster:
+            counts = render_on_cluster(config.cluster, frames, folder, out, backend_python=config.backend_python,
+                                       chunk=config.cluster_chunk, log=config.log)
+        else:
+            bar = Bar("render", len(frames))
+            try:
+                counts = render.render_frames(scene, frames, folder, progress=bar)
+            finally:
+                bar.close()
         result.counts["render"] = counts
         row.note = f"{label}: {counts['rendered']} rendered, {counts['kept']} kept"
         result.outputs["frames"] = str(folder)

@@ -28,13 +28,13 @@ def silhouettes(count: int, size=(48, 32)) -> list[dict[str, np.ndarray]]:
     return out
 
 
-def depth_job(store: Store, count: int, first: int = 1) -> JobSpec:
+def depth_job(store: Store, count: int, first: int = 1, stage: str = "preview_depth", params=None) -> JobSpec:
     frames = []
     for index, arrays in enumerate(silhouettes(count)):
         digest = digest_arrays(arrays)
         store.put_input(digest, arrays)
         frames.append((first + index, digest))
-    spec = JobSpec(stage="preview_depth", params={}, frames=frames, size=(48, 32))
+    spec = JobSpec(stage=stage, params=dict(params or {}), frames=frames, size=(48, 32))
     identify(spec)
     return spec
 
@@ -44,9 +44,15 @@ def take_files(store: Store, spec: JobSpec) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.png"))}
 
 
-def test_units_run_apart_in_any_order_make_the_take_of_one_run_and_a_repeat_has_no_units(tmp_path):
+PER_FRAME_JOBS = [("preview_depth", {}), ("preview_normal", {}), ("preview_albedo", {}),
+                  ("upscale", {"method": "resample", "scale": 2})]
+
+
+@pytest.mark.parametrize("stage_name, params", PER_FRAME_JOBS)
+def test_units_run_apart_in_any_order_make_the_take_of_one_run_and_a_repeat_has_no_units(tmp_path, stage_name,
+                                                                                          params):
     whole, split = Store(tmp_path / "whole"), Store(tmp_path / "split")
-    spec_whole, spec_split = depth_job(whole, 7), depth_job(split, 7)
+    spec_whole, spec_split = (depth_job(store, 7, stage=stage_name, params=params) for store in (whole, split))
     assert spec_whole.job_id == spec_split.job_id
     run_job(whole, spec_whole)
 
@@ -59,7 +65,7 @@ def test_units_run_apart_in_any_order_make_the_take_of_one_run_and_a_repeat_has_
         run_job(split, spec_split, JobCallbacks(on_frame=announced.append), only=set(unit.todo))
     assert sorted(announced) == frames  # each frame computed once
     assert take_files(split, spec_split) == take_files(whole, spec_whole)
-    assert len(take_files(whole, spec_whole)) == 7
+    assert {name.split("/")[-1] for name in take_files(whole, spec_whole)} == {f"{f:04d}.png" for f in frames}
 
     done = split.done_frames(spec_split)
     assert job_units(stage, params, frames, [f for f in frames if f not in done], chunk=3) == []

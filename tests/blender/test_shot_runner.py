@@ -164,6 +164,42 @@ def test_engine_stylize_vace_makes_the_cards_colour_with_wan_vace(tmp_path):
     assert vace.missing_frames() == []
 
 
+BUILD_TINY_ANIMATE = """
+import json, sys
+from pathlib import Path
+from diffuse_fixtures import build_models, openpose_weights
+from video_fixtures import build_tiny_animate
+root = Path(sys.argv[1])
+config = build_models(root)
+config["models"]["animate"] = {"path": str(build_tiny_animate(root / "animate"))}
+openpose_weights(Path(config["models"]["annotators"]["path"]))
+(root / "models.json").write_text(json.dumps(config))
+"""
+
+
+def test_engine_stylize_animate_makes_the_cards_colour_with_wan_animate(tmp_path):
+    """The performer in the footage (pose by the annotators) drives the first diffused keyframe's character."""
+    import os
+    import subprocess
+
+    from addon_fixtures import REPO
+
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
+    subprocess.run([BACKEND_PYTHON, "-c", BUILD_TINY_ANIMATE, str(tmp_path)], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=600)
+    video = {"steps": 2, "size": 64, "segment_frames": 5, "overlap": 1}
+    result = run_shot(tiny_config(tmp_path, models=str(tmp_path / "models.json"), frames=(1, 2), footage_frames=2,
+                                  engines={"stylize": "animate"},
+                                  params={"propagate": {"video": video}}))
+    engine = result.engines["stylize"].engine
+    assert (engine.key, engine.stage, engine.preview) == ("animate", "propagate", False)
+    takes = [Take.open(p.parent) for p in (tmp_path / "takes").glob("*/take.json")]
+    [animate] = [t for t in takes if t.info.params.get("engine") == "animate"]
+    assert animate.missing_frames() == [] and list(animate.info.frames) == [1, 2]
+    card = Take.open(tmp_path / "takes" / "card")
+    assert card.info.source["color"] == str(animate.root)  # the card shows what Wan-Animate made
+
+
 def test_with_cluster_the_frames_render_as_ray_tasks_and_match_the_local_render(shot, tmp_path):
     """--cluster auto: a one-machine Ray cluster on loopback with this Blender as its render node."""
     import shutil

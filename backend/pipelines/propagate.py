@@ -14,7 +14,9 @@ style does to appearance comes from frame t itself, at full sharpness; only the 
 source lacks: ink lines, texture) is warped, and that is *chosen* per region from one side (by confidence,
 with hysteresis so the choice does not flicker), never averaged, so nothing comes out doubled or grey. The
 colour models are chosen with the same seams: a model fitted where the keyframe has ink partly explains the
-ink, and a mix of two would draw it twice, softly.
+ink, and a mix of two would draw it twice, softly. Where the model clearly does not explain the keyframe (ink),
+the keyframe's colour itself is carried, nearest-sampled, from the same chosen side: resampling a 2 px line
+at a fractional offset smears it grey (the ink style kept 0.52-0.59 of its sharpness mid-gap; 0.80-0.93 so).
 "confidence" is the older blend of warped colour by confidence.
 
 `blend` also offers the two baselines it is measured against:
@@ -134,6 +136,7 @@ class _Side:
     confidence: np.ndarray | None = None    # guided: visibility x appearance at analysis size, in [0, 1]
     glob: np.ndarray | None = None          # guided: the keyframe's global colour fit
     closeness: float = 1.0
+    literal: np.ndarray | None = None       # guided: the keyframe's colour and literal weight warped to t
 
 
 class Propagator:
@@ -383,7 +386,8 @@ class Propagator:
         small_weight = _weight(confidence, closeness)
         if view.model is not None:
             coeffs = warp_coefficients(view.model.coeffs, small_coords)
-            return _Side(layers, None, coeffs, small_weight, confidence, view.model.glob, closeness)
+            literal = warp(view.model.literal, coords, cv2.INTER_NEAREST)
+            return _Side(layers, None, coeffs, small_weight, confidence, view.model.glob, closeness, literal)
         return _Side(layers, _resize(small_weight, size, cv2.INTER_LINEAR))
 
     def _guided(self, sides: list[_Side], source: np.ndarray, keys: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -420,14 +424,21 @@ class Propagator:
         full_share = None if share is None else _resize(share, size, cv2.INTER_LINEAR)
         colour = np.empty(source.shape, np.float32)
 
-        def band(rows: slice) -> None:
+        def chosen_layer(layer: str, rows: slice) -> np.ndarray:
+            first = sides[0].layers[layer][rows] if layer == "color" else sides[0].literal[rows]
             if full_share is None:
-                residual = sides[0].layers["color"][rows]
-            else:
-                second = sides[1].layers["color"][rows]
-                residual = second + full_share[rows, :, None] * (sides[0].layers["color"][rows] - second)
+                return first
+            second = sides[1].layers[layer][rows] if layer == "color" else sides[1].literal[rows]
+            return second + full_share[rows, :, None] * (first - second)
+
+        def band(rows: slice) -> None:
             model = apply_planes([plane[rows] for plane in coeffs], [channel[rows] for channel in channels])
-            colour[rows] = (model + residual * trust[rows, :, None]) * np.float32(255.0)
+            model += chosen_layer("color", rows) * trust[rows, :, None]
+            # Where the model does not explain the keyframe (ink), its colour is carried as it is (see
+            # colour_model): chosen from the same side as the residual, faded with it where the flow is unsure.
+            literal = chosen_layer("literal", rows)
+            weight = np.clip(literal[..., 3], 0.0, 1.0) * trust[rows]
+            colour[rows] = (model + weight[..., None] * (literal[..., :3] - model)) * np.float32(255.0)
 
         half = source.shape[0] // 2
         self._in_parallel(lambda: band(slice(0, half)), lambda: band(slice(half, source.shape[0])))

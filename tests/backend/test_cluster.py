@@ -13,6 +13,7 @@ from tests.backend.cluster_fixtures import LOOPBACK, loopback_cluster  # noqa: I
 import ray  # the cluster extra, installed by `make setup`
 
 from backend.cluster.pool import RunnerPool
+from backend.errors import Cancelled
 from backend.ipc.digest import digest_arrays
 from backend.ipc.take import Take
 from backend.jobs import JobCallbacks, identify, run_job
@@ -142,6 +143,41 @@ def test_killing_a_worker_node_mid_job_loses_nothing(cluster, pools, tmp_path):
     assert killed and len(pool.alive) == 2
     assert sorted(announced) == [f for f, _ in spec.frames]
     assert take_files(spread, spec) == take_files(alone, spec_alone)
+    assert pool.summary()["workers"] == 2
+
+    # the machine comes back (or another joins): the next job finds its GPU and runs on three workers again
+    nodes.append(handle.add_node(num_cpus=1, num_gpus=1, node_ip_address=LOOPBACK))
+    handle.wait_for_nodes()
+    later = depth_job(spread, 6, params={"relief": 0.5})
+    pool.run(spread, later)
+    assert len(pool.alive) == 3 and pool.summary() | {"hosts": None} == {"workers": 3, "nodes": 3, "gpus": 3,
+                                                                          "hosts": None}
+    assert {w["node"] for w in pool.describe()} >= {nodes[-1].node_id}
+
+
+FRAMES_IN_ONE_UNIT = 400
+
+
+def test_a_cancel_stops_the_unit_a_worker_is_computing(cluster, pools, tmp_path):
+    """The whole job is one unit on one worker, so only the runner itself can stop it before its last frame: the
+    pool waits for its runners after a cancel, and without the stop reaching the runner every frame is computed."""
+    store = Store(tmp_path / "store")
+    spec = depth_job(store, FRAMES_IN_ONE_UNIT)
+    take_dir = store.job_dir(spec.job_id) / "take"
+
+    def stored() -> int:
+        take = Take.open(take_dir)
+        return sum(take.is_complete(f) for f, _ in spec.frames)
+
+    pool = pools(str(store.root), chunk=FRAMES_IN_ONE_UNIT)
+    with pytest.raises(Cancelled):  # the artist cancels once the worker has stored a frame
+        pool.run(store, spec, JobCallbacks(is_cancelled=lambda: (take_dir / "take.json").is_file() and stored() > 0))
+    after_cancel = stored()
+    assert 0 < after_cancel < FRAMES_IN_ONE_UNIT
+    assert pool.summary()["workers"] == 3  # a cancel ends no runner
+    again = []
+    pool.run(store, spec, JobCallbacks(on_frame=again.append))  # resubmitted: computes only what is missing
+    assert len(again) == FRAMES_IN_ONE_UNIT - after_cancel
 
 
 def test_ray_connects_only_through_loopback(cluster):

@@ -1,6 +1,6 @@
 """`dstage`: serve the backend, ping it, run a stage over frames, make keys.
 
-    dstage serve --bind tcp://127.0.0.1:5555 --store ~/.cache/diffusion-stage/store [--keys DIR]
+    dstage serve --bind tcp://127.0.0.1:5555 --store ~/.cache/diffusion-stage/store [--keys DIR] [--cluster auto]
     dstage ping --server tcp://127.0.0.1:5555
     dstage run matte --in footage/ --out takes/matte [--server URL] [--set key.screen=blue]
     dstage keys --out KEYS [--name server]          dstage keys --allow artist.key --keys KEYS
@@ -77,7 +77,8 @@ def cmd_serve(args) -> int:
     import zmq
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    service = StoreService(open_store(args.store), models=load_models(args), device=args.device,
+    store, models = open_store(args.store), load_models(args)
+    service = StoreService(store, models=models, device=args.device, pool=cluster_pool(args, store, models),
                            store_max_bytes=gb_to_bytes(args.store_max_gb), max_megapixels=args.max_megapixels)
     try:
         server = Server(service, args.bind, keys_dir=args.keys,
@@ -108,6 +109,25 @@ def cmd_serve(args) -> int:
     os._exit(0)
 
 
+def cluster_pool(args, store, models):
+    """With --cluster, the RunnerPool jobs run on (one Ray actor per GPU); None serves jobs in this process."""
+    if not args.cluster:
+        return None
+    from backend.cluster.connect import connect
+    from backend.cluster.pool import RunnerPool
+    from backend.errors import StageError
+
+    try:
+        connect(args.cluster)
+        pool = RunnerPool(str(store.root), models_arg=args.models, models=models, workers=args.cluster_workers)
+    except StageError as e:
+        raise CommandError(str(e), 2) from None
+    info = pool.summary()
+    print(f"dstage: cluster {args.cluster}: {info['workers']} workers on {info['nodes']} nodes, {info['gpus']} GPUs",
+          flush=True)
+    return pool
+
+
 def load_models(args):
     from backend.models import ModelConfigError, load_registry
 
@@ -131,6 +151,12 @@ def cmd_ping(args) -> int:
         info = client.request("status", timeout_s=args.timeout).header
     print(f"backend at {args.server} answered in {ms:.1f} ms: version {info.get('version')}, {info.get('device')}, "
           f"{'busy with ' + info['running'] if info.get('running') else 'busy' if info.get('busy') else 'idle'}")
+    cluster = info.get("cluster")
+    if isinstance(cluster, dict):
+        print(f"cluster: {cluster.get('workers')} workers on {cluster.get('nodes')} nodes "
+              f"({', '.join(map(str, cluster.get('hosts') or []))}), {cluster.get('gpus')} GPUs")
+    else:
+        print("embedded: jobs run in the backend's own process (serve with --cluster ADDRESS to spread them)")
     return 0
 
 
@@ -471,6 +497,12 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number above 0")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dstage", description="Diffusion Stage backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -495,6 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM, how long the running job may take to reach its next step before it is abandoned")
     p.add_argument("--max-megapixels", type=positive_float,
                    help="refuse jobs with larger frames (default: 50, less on a machine with under 13 GB of memory)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run jobs on a Ray cluster: auto (this machine's), host:6379 or ray://host:10001; "
+                        "--store must be a path every node shares")
+    p.add_argument("--cluster-workers", type=positive_int, metavar="N",
+                   help="with --cluster and no GPUs in it: how many CPU workers (default 1; with GPUs, one per GPU)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ping", help="check that a backend answers")

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from backend.frame_writer import FrameWriter
 from backend.identity import declared_roles, declared_sides, models_identity, stage_version
 from backend.imageio import encode_layer
 from backend.ipc.take import Layer, Take
@@ -76,13 +77,14 @@ def check_frame_size(arrays: dict, size: tuple[int, int], frame: int) -> None:
 
 
 def run_job(store: Store, spec: JobSpec, callbacks: JobCallbacks | None = None, *, models=None,
-            device: str = "cpu") -> Take:
-    """Compute every frame of `spec` that the store does not hold yet. Returns the job's take."""
+            device: str = "cpu", only=None) -> Take:
+    """Compute every frame of `spec` that the store does not hold yet (of the frames in `only` when given:
+    one unit of the job, see backend.stages.base.job_units). Returns the job's take."""
     cb = callbacks or JobCallbacks()
     stage, params, layers = prepare(spec)
     take = store.open_take(spec, layers)
     frames = [f for f, _ in spec.frames]
-    todo = [f for f in frames if not take.is_complete(f)]
+    todo = [f for f in frames if not take.is_complete(f) and (only is None or f in only)]
     digests = spec.digests
     if not todo:
         return take
@@ -102,14 +104,20 @@ def run_job(store: Store, spec: JobSpec, callbacks: JobCallbacks | None = None, 
         read_side=lambda name, key: store.get_input(sides[name][key]),
     )
     pending = set(todo)
-    for frame, arrays in stage.run(params, ctx):
-        if frame not in pending:
-            raise StageError(f"stage {spec.stage} yielded frame {frame} twice or outside the job", frame=frame)
-        write_frame(take, frame, arrays)
-        pending.discard(frame)
-        cb.on_frame(frame)
-        if cb.is_cancelled():
-            raise Cancelled()
+    # Frame t is encoded and written in a thread while the stage computes t+1 (see backend/frame_writer.py).
+    writer = FrameWriter(lambda frame, arrays: write_frame(take, frame, arrays), cb.on_frame)
+    try:
+        for frame, arrays in stage.run(params, ctx):
+            if frame not in pending:
+                raise StageError(f"stage {spec.stage} yielded frame {frame} twice or outside the job", frame=frame)
+            writer.submit(frame, arrays)
+            pending.discard(frame)
+            if cb.is_cancelled():
+                writer.flush()  # the frame computed before the cancel is kept and announced
+                raise Cancelled()
+        writer.flush()
+    finally:
+        writer.close()
     if pending:
         raise StageError(f"stage {spec.stage} finished without frames {sorted(pending)[:10]}")
     return take

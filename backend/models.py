@@ -60,6 +60,8 @@ DEFAULT_MODELS: dict[str, str] = {
     "normal": "prs-eth/marigold-normals-v1-1",
     "albedo": "prs-eth/marigold-iid-appearance-v1-1",
     "upscaler": "caidas/swin2SR-classical-sr-x2-64",
+    "vace": "Wan-AI/Wan2.1-VACE-1.3B-diffusers",        # engine=vace (14B: Wan-AI/Wan2.1-VACE-14B-diffusers)
+    "animate": "Wan-AI/Wan2.2-Animate-14B-Diffusers",   # engine=animate
     "matte": "u2net_human_seg",  # a rembg model name: rembg keeps its file in REMBG_HOME
     "tracker": "facebook/sam2.1-hiera-tiny",                 # matte method=video: SAM 2 video
     "matting": "hustvl/vitmatte-small-composition-1k",       # matte method=video: trimap -> soft alpha
@@ -386,6 +388,7 @@ def check_models(config: "ModelRegistry | dict | str | os.PathLike | None" = Non
         spec = offline.spec(role)
         entry = {"role": role, "kind": spec.kind, "model": spec.ref, "configured": spec.configured}
         if role == "matte" and _check_rembg(entry):
+            _add_info(entry)
             report.append(entry)
             continue
         try:
@@ -396,8 +399,17 @@ def check_models(config: "ModelRegistry | dict | str | os.PathLike | None" = Non
             entry.update(status="found", path=str(resolved.path))
             if resolved.config is not None:
                 entry["config"] = str(resolved.config)
+        _add_info(entry)
         report.append(entry)
     return report
+
+
+def _add_info(entry: dict) -> None:
+    """Licence and size (backend/model_info.py) of a role's model."""
+    from backend.model_info import licence, size_on_disk
+
+    entry["licence"] = licence(entry["model"], entry.get("path"))
+    entry["size_bytes"] = size_on_disk(entry.get("path")) if entry["status"] == "found" else None
 
 
 def _check_rembg(entry: dict) -> bool:
@@ -419,11 +431,14 @@ def _check_rembg(entry: dict) -> bool:
 
 def format_check(report: list[dict]) -> str:
     """The text `dstage models check` prints: one line per role, then how to get each missing one."""
+    from backend.model_info import human_size
+
     lines = []
     for e in report:
         where = e.get("path") if e["status"] == "found" else e["model"]
         default = "" if e["configured"] else " (default)"
-        lines.append(f"{e['status']:8} {e['role']:28} {where}{default}")
+        info = f"  [{e['licence']}, {human_size(e.get('size_bytes'))}]" if "licence" in e else ""
+        lines.append(f"{e['status']:8} {e['role']:28} {where}{default}{info}")
     for e in report:
         if e["status"] == "missing":
             lines.append(f"  {e['role']}: {e['how']}")

@@ -88,8 +88,9 @@ def sides_from_fields(sides) -> dict[str, list[tuple[int, str]]]:
 
 class StoreService:
     def __init__(self, store: Store, *, models: Any = None, device: str | None = None,
-                 store_max_bytes: int | None = None, max_megapixels: float | None = None):
+                 store_max_bytes: int | None = None, max_megapixels: float | None = None, pool: Any = None):
         self.store = store
+        self.pool = pool  # a cluster.RunnerPool: jobs run as units on Ray workers instead of in this process
         self.max_megapixels = default_max_megapixels() if max_megapixels is None else max_megapixels
         self.store_max_bytes = store_max_bytes  # after each job, least recently used jobs go until the store fits
         self.models = models
@@ -98,7 +99,10 @@ class StoreService:
         self._specs: OrderedDict[str, JobSpec] = OrderedDict()  # the most recently used last
 
     def describe(self) -> dict:
-        return {"version": __version__, "device": self.device_label, "stages": sorted(all_stages())}
+        info = {"version": __version__, "device": self.device_label, "stages": sorted(all_stages())}
+        if self.pool is not None:
+            info["cluster"] = self.pool.summary()
+        return info
 
     def stages(self) -> list[dict]:
         return [{"name": name, "summary": s.summary, "params": describe(s.Params)} for name, s in all_stages().items()]
@@ -171,8 +175,11 @@ class StoreService:
     def run(self, job_id: str, on_frame, on_progress, is_cancelled) -> None:
         try:
             with self.store.running(job_id):
-                run_job(self.store, self.spec(job_id), JobCallbacks(on_frame, on_progress, is_cancelled),
-                        models=self.models, device=self.device)
+                callbacks = JobCallbacks(on_frame, on_progress, is_cancelled)
+                if self.pool is not None:
+                    self.pool.run(self.store, self.spec(job_id), callbacks)
+                else:
+                    run_job(self.store, self.spec(job_id), callbacks, models=self.models, device=self.device)
             if self.store_max_bytes is not None:
                 self.store.collect(max_bytes=self.store_max_bytes, keep=(job_id,))
         except (Cancelled, StageError):

@@ -2,7 +2,7 @@
 compressed EXR, as the backend writes them) against the small reader of backend/ipc/imagefiles.py (the
 add-on's own uncompressed files only, kept for them because it is the faster of the two).
 
-    PYTHONPATH=. .venv-blender/bin/python bench/take_read.py      (the last line is the ratio)
+    PYTHONPATH=. .venv-blender-5.3/bin/python bench/take_read.py      (the last line is the ratio)
 """
 
 from __future__ import annotations

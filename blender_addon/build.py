@@ -1,8 +1,14 @@
-"""Build the Blender extension zip: `python blender_addon/build.py` -> dist/diffusion_stage-<version>.zip.
+"""Build the Blender extension zips: `python blender_addon/build.py` -> one zip per Blender Python in dist/.
 
-The zip holds the add-on, a copy of backend/ipc as the package `vendor/dstage_ipc` (its imports made
-relative, so it needs no `backend` package), and the pyzmq wheels the manifest lists, downloaded from
-PyPI for Blender's Python 3.11 on each platform. Blender's "Install from Disk" takes the zip as is.
+Blender 4.5 … 5.0 run Python 3.11, Blender 5.1 and later Python 3.13, and an extension's wheels decide
+which Pythons it installs on (Blender drops the generic abi3 version once a cp311 wheel is listed), so
+there is one zip for each:
+    dist/diffusion_stage-<version>-blender-4.5-to-5.0.zip    cp311 pyzmq wheels, blender_version_max 5.1.0
+    dist/diffusion_stage-<version>-blender-5.1-and-later.zip  cp312-abi3 pyzmq wheels, blender_version_min 5.1.0
+Each holds the add-on, a copy of backend/ipc as the package `vendor/dstage_ipc` (its imports made
+relative, so it needs no `backend` package), and pyzmq wheels for every platform, downloaded from PyPI;
+build.py writes the Blender range and the wheel list into each zip's manifest. Blender's "Install from
+Disk" takes the zip as is.
 
     python blender_addon/build.py [--out dist] [--wheels-dir build/wheels] [--no-wheels]
 
@@ -28,7 +34,31 @@ IPC = REPO / "backend" / "ipc"
 VENDOR = "vendor/dstage_ipc"
 # headless/ is the shot runner: it runs from a checkout (it builds sample_scenes), never inside Blender
 SKIP_NAMES = {"__pycache__", "build.py", "build.mk", "vendor", "headless"}
-PYTHON_VERSION = "3.11"
+PYZMQ_VERSION = "27.1.0"
+
+
+class Variant:
+    """One zip: the Blender Python it is for, the Blenders that run that Python, the pyzmq wheels' ABI tag."""
+
+    def __init__(self, python, blender_min, blender_max, abi, label):
+        self.python, self.blender_min, self.blender_max, self.abi, self.label = python, blender_min, blender_max, abi, label
+
+    def wheel_names(self) -> list[str]:
+        return [f"pyzmq-{PYZMQ_VERSION}-{self.abi}-{tag}.whl" for tag in WHEEL_PLATFORM_TAGS]
+
+
+# blender_version_max is exclusive: 5.1 is the first Blender with Python 3.13
+VARIANTS = (
+    Variant("3.11", "4.5.0", "5.1.0", "cp311-cp311", "blender-4.5-to-5.0"),
+    Variant("3.13", "5.1.0", None, "cp312-abi3", "blender-5.1-and-later"),
+)
+# the full platform part of each pyzmq wheel's name (as PyPI names the file)
+WHEEL_PLATFORM_TAGS = (
+    "manylinux_2_26_x86_64.manylinux_2_28_x86_64",
+    "manylinux_2_26_aarch64.manylinux_2_28_aarch64",
+    "win_amd64",
+    "macosx_10_15_universal2",
+)
 # manifest wheel tag -> the pip --platform that fetches it
 PLATFORM_OF_TAG = {
     "manylinux_2_28_x86_64": "manylinux_2_28_x86_64",
@@ -62,7 +92,18 @@ def read_manifest() -> dict:
     return tomllib.loads((ADDON / "blender_manifest.toml").read_text())
 
 
-def stage_tree(dest: Path, *, with_wheels: bool) -> None:
+def variant_manifest(text: str, variant: Variant, wheels: list[str]) -> str:
+    """The repository's manifest as it goes into `variant`'s zip: its Blender range and its wheels."""
+    text = re.sub(r'(?m)^blender_version_min = ".*"$', f'blender_version_min = "{variant.blender_min}"', text)
+    text = re.sub(r'(?m)^blender_version_max = ".*"\n', "", text)
+    extra = f'blender_version_max = "{variant.blender_max}"\n' if variant.blender_max else ""
+    if wheels:
+        extra += "wheels = [\n" + "".join(f'  "./wheels/{name}",\n' for name in wheels) + "]\n"
+    head, sep, tables = text.partition("\n[")  # top-level keys go before the first table
+    return f"{head.rstrip()}\n\n{extra}{sep.lstrip()}{tables}" if sep else f"{text.rstrip()}\n\n{extra}"
+
+
+def stage_tree(dest: Path, *, variant: Variant, with_wheels: bool) -> None:
     """The extension's files under `dest`, as they go into the zip."""
     for path in sorted(ADDON.rglob("*")):
         rel = path.relative_to(ADDON)
@@ -85,18 +126,15 @@ def stage_tree(dest: Path, *, with_wheels: bool) -> None:
         if path.relative_to(dest) != Path("ipc.py") and _ANY_BACKEND.search(path.read_text()):
             raise BuildError(f"{path.relative_to(dest)} still imports the backend package, which the extension "
                              "does not carry; import what you need from the add-on's ipc module")
-    if not with_wheels:
-        manifest = dest / "blender_manifest.toml"
-        text = re.sub(r"(?ms)^wheels = \[.*?^\]\n", "", manifest.read_text())
-        manifest.write_text(text)
+    manifest = dest / "blender_manifest.toml"
+    manifest.write_text(variant_manifest(manifest.read_text(), variant, variant.wheel_names() if with_wheels else []))
 
 
-def fetch_wheels(wheels: list[str], cache: Path) -> list[Path]:
-    """The manifest's wheels, from `cache` or downloaded from PyPI into it."""
+def fetch_wheels(variant: Variant, cache: Path) -> list[Path]:
+    """The variant's wheels, from `cache` or downloaded from PyPI into it."""
     cache.mkdir(parents=True, exist_ok=True)
     out = []
-    for entry in wheels:
-        name = Path(entry).name
+    for name in variant.wheel_names():
         target = cache / name
         if not target.is_file():
             dist, version = name.split("-")[:2]
@@ -104,7 +142,7 @@ def fetch_wheels(wheels: list[str], cache: Path) -> list[Path]:
             if tag is None:
                 raise BuildError(f"no download platform known for {name}; add its tag to PLATFORM_OF_TAG")
             subprocess.run([sys.executable, "-m", "pip", "download", f"{dist}=={version}", "--only-binary=:all:",
-                            "--no-deps", "--python-version", PYTHON_VERSION, "--platform", PLATFORM_OF_TAG[tag],
+                            "--no-deps", "--python-version", variant.python, "--platform", PLATFORM_OF_TAG[tag],
                             "-d", str(cache)], check=True)
             if not target.is_file():
                 raise BuildError(f"pip did not fetch {name}; update the manifest's wheels to the files PyPI has "
@@ -113,16 +151,29 @@ def fetch_wheels(wheels: list[str], cache: Path) -> list[Path]:
     return out
 
 
-def build(out_dir: Path, *, wheels_dir: Path | None = None, with_wheels: bool = True) -> Path:
+def variant_for(python: str) -> Variant:
+    for variant in VARIANTS:
+        if variant.python == python:
+            return variant
+    raise BuildError(f"no zip is built for Python {python}; Blender's Pythons: {', '.join(v.python for v in VARIANTS)}")
+
+
+def build_all(out_dir: Path, *, wheels_dir: Path | None = None, with_wheels: bool = True) -> list[Path]:
+    """Every variant's zip."""
+    return [build(out_dir, python=v.python, wheels_dir=wheels_dir, with_wheels=with_wheels) for v in VARIANTS]
+
+
+def build(out_dir: Path, *, python: str = "3.13", wheels_dir: Path | None = None, with_wheels: bool = True) -> Path:
+    """The zip for Blenders running `python` (3.11: 4.5 … 5.0; 3.13: 5.1 and later)."""
+    variant = variant_for(python)
     manifest = read_manifest()
-    zip_path = Path(out_dir) / f"{manifest['id']}-{manifest['version']}.zip"
+    zip_path = Path(out_dir) / f"{manifest['id']}-{manifest['version']}-{variant.label}.zip"
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / manifest["id"]
-        stage_tree(root, with_wheels=with_wheels)
+        stage_tree(root, variant=variant, with_wheels=with_wheels)
         if with_wheels:
-            wheels = manifest.get("wheels", [])
-            for wheel in fetch_wheels(wheels, Path(wheels_dir or REPO / "build" / "wheels")):
+            for wheel in fetch_wheels(variant, Path(wheels_dir or REPO / "build" / "wheels")):
                 dest = root / "wheels" / wheel.name
                 dest.parent.mkdir(exist_ok=True)
                 shutil.copy2(wheel, dest)
@@ -142,12 +193,13 @@ def main(argv=None) -> int:
     parser.add_argument("--no-wheels", action="store_true", help="leave the pyzmq wheels out (tests, offline)")
     args = parser.parse_args(argv)
     try:
-        path = build(Path(args.out), wheels_dir=Path(args.wheels_dir) if args.wheels_dir else None,
-                     with_wheels=not args.no_wheels)
+        paths = build_all(Path(args.out), wheels_dir=Path(args.wheels_dir) if args.wheels_dir else None,
+                          with_wheels=not args.no_wheels)
     except (BuildError, subprocess.CalledProcessError) as e:
         print(f"build.py: {e}", file=sys.stderr)
         return 1
-    print(f"built {path}")
+    for path in paths:
+        print(f"built {path}")
     return 0
 
 

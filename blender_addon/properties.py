@@ -30,6 +30,14 @@ KEYFRAME_MODES = [
     ("ALL", "Every frame", "diffuse every frame"),
     ("ENDS", "First and last", "diffuse the first and last frames only"),
 ]
+ENGINES = [
+    ("KEYFRAMES", "Keyframes + flow", "keyframes diffused in grids, every frame rebuilt by optical flow: low memory, "
+                                      "runs on a CPU"),
+    ("VACE", "Wan VACE", "video diffusion that restyles the footage keeping its structure, the diffused keyframes "
+                         "pinned (role 'vace'; 8 GB+ GPU)"),
+    ("ANIMATE", "Wan-Animate", "video diffusion: the first diffused keyframe's character performs the footage "
+                               "(role 'animate'; 24 GB+ GPU)"),
+]
 BLEND_MODES = [(m, m.title().replace("_", " "), "") for m in composite.BLEND_MODES]
 
 
@@ -53,6 +61,11 @@ class StageSettings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="what the backend paints")
     negative_prompt: StringProperty(name="Negative", description="what to avoid")
     checkpoint: StringProperty(name="Checkpoint", description="model config role of the checkpoint (empty: 'checkpoint')")
+    engine: EnumProperty(name="Engine", items=ENGINES, default="KEYFRAMES",
+                         description="how Diffuse makes the character's frames")
+    video_size: IntProperty(name="Video size", default=832, min=16, max=2048, step=16,
+                            description="video engines: long side of the generated video (832: 480p, 1280: 720p); "
+                                        "a multiple of 16")
     loras: CollectionProperty(type=StageLora)
     lora_index: IntProperty()
     sampler: EnumProperty(name="Sampler", items=[(s, s, "") for s in SAMPLERS], default="Euler a")
@@ -91,13 +104,18 @@ class StageSettings(bpy.types.PropertyGroup):
     use_relight: BoolProperty(name="Relight", default=False,
                               description="estimate normals and albedo (Marigold models) so the card is shaded like a "
                                           "body by the scene's lights")
-    card_height: FloatProperty(name="Height", default=1.8, min=0.01, unit="LENGTH")
+    character_height: FloatProperty(name="Character height", default=1.8, min=0.01, unit="LENGTH",
+                                    description="the character's height in metres, measured on the take's matte; "
+                                                "the card's frame is sized to match")
     card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
     # stylize / compositing
-    mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64)
-    mask_feather: FloatProperty(name="Mask feather", default=0.0, min=0.0, max=64.0)
+    mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64,
+                           description="pixels the object's mask grows (negative: shrinks) before compositing")
+    mask_feather: FloatProperty(name="Mask feather", default=0.0, min=0.0, max=64.0,
+                                description="blur radius of the mask's edge in pixels (0: hard edge)")
     blend_mode: EnumProperty(name="Blend", items=BLEND_MODES, default="MIX")
-    blend_factor: FloatProperty(name="Factor", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
+    blend_factor: FloatProperty(name="Factor", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+                                description="0: the render only; 1: the full diffused image inside the mask")
     stylize_object: PointerProperty(name="Object", type=bpy.types.Object,
                                     description="the object whose diffused version shows over the render")
     # shot
@@ -125,7 +143,7 @@ def settings_dict(settings: StageSettings) -> dict:
     plain = {name: getattr(settings, name) for name in (
         "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
         "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
-        "use_diffusion", "use_relight", "texture_upscale")}
+        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size")}
     plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
                          for u in settings.controls]
     plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]

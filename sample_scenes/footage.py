@@ -16,6 +16,7 @@ from pathlib import Path
 
 import bpy
 
+from blender_addon.compat import set_media_type
 from sample_scenes import common
 
 GREEN = (0.02, 0.55, 0.04)   # linear; a saturated screen green the chroma key expects
@@ -105,7 +106,7 @@ def render_png_sequence(scene: bpy.types.Scene, out_dir: Path) -> list[Path]:
     """Render every frame to OUT/0001.png ...; frames already there are kept (a rerun is cheap)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = scene.render.image_settings
-    settings.media_type = "IMAGE"
+    set_media_type(settings, "IMAGE")
     settings.file_format = "PNG"
     settings.color_mode = "RGB"
     settings.color_depth = "8"

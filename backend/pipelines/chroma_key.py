@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from backend.params import ParamError, param
 from backend.pipelines.chroma_edges import sample_screen, unmix_alpha, unmix_colour
 from backend.pipelines.key_difference import difference_key
-from backend.pipelines.screen_model import ScreenModel
+from backend.pipelines.screen_model import ScreenModel, linear_light
+from backend.pipelines.srgb import linear_to_srgb
 
 KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 
@@ -29,13 +31,15 @@ class ChromaKeyParams:
                                           "(an image of the empty screen) instead of estimating it from the shot")
     screen: str = param("green", choices=("green", "blue", "custom"), help="which screen colour to key")
     key_rgb: list[float] = param([0.0, 1.0, 0.0], help="screen colour in 0..1 when screen=custom")
-    tolerance: float = param(0.18, min=0.0, max=1.0, help="chroma distance below which a pixel is screen")
-    softness: float = param(0.12, min=0.0, max=1.0, help="chroma distance over which alpha ramps to opaque")
+    tolerance: float = param(0.12, min=0.0, max=1.0,
+                             help="difference: share of the screen's lead a pixel may lose and still be screen; "
+                                  "distance: chroma distance below which a pixel is screen")
+    softness: float = param(0.2, min=0.0, max=1.0, help="how far past the tolerance a pixel counts as solid subject")
     despill: float = param(1.0, min=0.0, max=1.0, help="how much screen colour to remove from the subject")
     sample_screen: bool = param(True, help="green/blue: key the screen's real colour, sampled from the frame")
     edges: str = param("unmix", choices=("unmix", "ramp"),
                        help="unmix: solve fringe alpha against the nearby subject colour; ramp: distance ramp only")
-    edge_radius: int = param(2, min=1, max=32,
+    edge_radius: int = param(1, min=1, max=32,
                              help="unmix: how wide the fringe may be, in pixels; raise it for motion blur or soft focus")
 
     def validate(self) -> None:
@@ -60,14 +64,19 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
                screen: ScreenModel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Key one RGB uint8 frame. Returns (despilled colour uint8, alpha float32 in [0, 1]).
 
-    `screen`: the shot's screen model for the difference keyer (estimated from this frame when None).
+    `screen`: the shot's screen model for the difference keyer (estimated from this frame when None). The
+    difference keyer works in linear light (the frame is taken as sRGB-encoded), where edges mix linearly.
     """
     if color.ndim != 3 or color.shape[2] < 3:
         raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
-    rgb = color[..., :3].astype(np.float32) / 255.0
     if params.model == "difference":
-        straight, alpha = difference_key(rgb, params, screen)
-        return despill(straight, params.key, params.despill), alpha
+        fringe, straight, alpha = difference_key(linear_light(color), params, screen)
+        out = np.ascontiguousarray(color[..., :3])
+        if fringe is not None:
+            out = out.copy()
+            out[fringe] = np.round(np.clip(linear_to_srgb(straight), 0.0, 1.0) * 255.0).astype(np.uint8)
+        return despill_uint8(out, params.key, params.despill), alpha
+    rgb = color[..., :3].astype(np.float32) / 255.0
     key = params.key
     if params.sample_screen and params.screen != "custom":
         key = sample_screen(rgb, key)
@@ -82,6 +91,16 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
         alpha = unmix_alpha(chroma, key_chroma, dist, lo, hi, alpha, params.edge_radius)
         rgb = unmix_colour(rgb, alpha, key)
     return despill(rgb, key, params.despill), alpha
+
+
+def despill_uint8(rgb: np.ndarray, key: np.ndarray, amount: float) -> np.ndarray:
+    """`despill` on 8-bit colour with OpenCV's saturating arithmetic (the same rule, a fraction of the time)."""
+    channel = int(np.argmax(key))
+    others = [c for c in range(3) if c != channel]
+    planes = list(cv2.split(rgb))
+    spill = cv2.subtract(planes[channel], cv2.max(planes[others[0]], planes[others[1]]))
+    planes[channel] = cv2.addWeighted(planes[channel], 1.0, spill, -float(amount), 0.0)
+    return cv2.merge(planes)
 
 
 def despill(rgb: np.ndarray, key: np.ndarray, amount: float) -> np.ndarray:

@@ -27,8 +27,9 @@ PAIRS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
 
 @dataclass
 class KeyModel:
-    """A keyframe's colour model: `coeffs` (h x w x 12 float32 at the fit size: for each output channel c,
-    A[c, 0..2] then b[c]), `residual` (H x W x 3 float32, full size), `glob` (12 float32, the global fit)."""
+    """A keyframe's colour model: `coeffs` (12 x h x w float32 planes at the fit size: for each output channel
+    c, A[c, 0..2] then b[c]; planar, so each plane is contiguous for OpenCV and numpy), `residual`
+    (H x W x 3 float32, full size), `glob` (12 float32, the global fit)."""
 
     coeffs: np.ndarray
     residual: np.ndarray
@@ -47,7 +48,7 @@ def fit_size(shape, width: int = FIT_WIDTH) -> tuple[int, int]:
 
 def fit_coefficients(source: np.ndarray, stylized: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
     """Per-pixel A, b with stylized ~ A source + b over (2 radius + 1)^2 windows; both float32 RGB in [0, 1],
-    one size. Returns h x w x 12 float32 (see KeyModel)."""
+    one size. Returns 12 x h x w float32 planes (see KeyModel)."""
     box = (2 * radius + 1, 2 * radius + 1)
 
     def mean(x):
@@ -66,13 +67,14 @@ def fit_coefficients(source: np.ndarray, stylized: np.ndarray, radius: int = RAD
         for c in range(3):
             cross[..., i, c] = mean(s[i] * y[c]) - ms[i] * my[c]
     solved = np.linalg.solve(sigma, cross)  # solved[..., i, c] = A[c, i]
-    coeffs = np.empty((h, w, 12), np.float32)
+    coeffs = np.empty((12, h, w), np.float32)
     for c in range(3):
         a = solved[..., :, c]
-        coeffs[..., 4 * c:4 * c + 3] = a
-        coeffs[..., 4 * c + 3] = my[c] - (a[..., 0] * ms[0] + a[..., 1] * ms[1] + a[..., 2] * ms[2])
+        for i in range(3):
+            coeffs[4 * c + i] = a[..., i]
+        coeffs[4 * c + 3] = my[c] - (a[..., 0] * ms[0] + a[..., 1] * ms[1] + a[..., 2] * ms[2])
     # The guided filter's second average: each pixel takes the mean of the models of the windows holding it.
-    return np.dstack([mean(np.ascontiguousarray(coeffs[..., 4 * c:4 * c + 4])) for c in range(3)])
+    return np.stack([mean(plane) for plane in coeffs])
 
 
 def fit_global(source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
@@ -85,20 +87,33 @@ def fit_global(source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
     return solution.T.reshape(12).astype(np.float32)
 
 
+def upsample(coeffs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Coefficient planes brought to `size` (w, h), linearly."""
+    if coeffs.shape[1:] == (size[1], size[0]):
+        return coeffs
+    return np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in coeffs])
+
+
 def apply(coeffs: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """A, b (h x w x 12 at any size, upsampled linearly to the image; or 12 floats) applied to float32 RGB."""
+    """A, b (12 planes at any size, upsampled linearly to the image; or 12 floats) applied to float32 RGB."""
     height, width = image.shape[:2]
     if coeffs.ndim == 1:
         return cv2.transform(image, coeffs.reshape(3, 4))
-    out = np.empty_like(image)
-    if coeffs.shape[:2] != (height, width):
-        coeffs = np.dstack([cv2.resize(np.ascontiguousarray(coeffs[..., 4 * c:4 * c + 4]), (width, height),
-                                       interpolation=cv2.INTER_LINEAR) for c in range(3)])
-    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return apply_planes(upsample(coeffs, (width, height)), cv2.split(image))
+
+
+def apply_planes(coeffs: np.ndarray, channels) -> np.ndarray:
+    """A, b (12 planes, an array or a list) applied to the image's three channel planes of their size: H x W x 3."""
+    r, g, b = channels
+    out = []
     for c in range(3):
-        k = coeffs[..., 4 * c:4 * c + 4]
-        out[..., c] = k[..., 0] * r + k[..., 1] * g + k[..., 2] * b + k[..., 3]
-    return out
+        k = coeffs[4 * c:4 * c + 4]
+        plane = k[0] * r
+        plane += k[1] * g
+        plane += k[2] * b
+        plane += k[3]
+        out.append(plane)
+    return cv2.merge(out)
 
 
 def key_model(source: np.ndarray, stylized: np.ndarray) -> KeyModel:
@@ -114,5 +129,5 @@ def key_model(source: np.ndarray, stylized: np.ndarray) -> KeyModel:
 
 def warp_coefficients(coeffs: np.ndarray, coords) -> np.ndarray:
     """Coefficients carried along a flow (coords from flow.sample_map at the coefficients' size)."""
-    return np.dstack([cv2.remap(np.ascontiguousarray(coeffs[..., 4 * c:4 * c + 4]), coords[0], coords[1],
-                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in range(3)])
+    return np.stack([cv2.remap(plane, coords[0], coords[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                     for plane in coeffs])

@@ -5,9 +5,9 @@ lead over the others, as a share of the screen channel, stays the screen's own: 
 subject's pixels lead by less (or not at all). `1 - lead / screen_lead` is the raw key: 0 on screen,
 1 on anything not screen-coloured.
 
-At the fringe, the raw key is only a guess; alpha is solved from the mix p = a * subject + (1 - a) * screen
-in RGB, with the subject colour from the solid subject next to it and the screen colour from the actual
-screen next to it (shadowed or not). Channels clipped at white carry no mix and are left out of the solve,
+At the fringe, the raw key is only a guess; alpha is solved from the mix p = u * subject + (1 - a) * screen
+in linear RGB (u free: the subject's own shading), with the subject colour from the solid subject next to
+it and the screen colour from the actual screen next to it (shadowed or not). Channels clipped at white carry no mix and are left out of the solve,
 so an edge next to a blown highlight does not come out opaque.
 """
 
@@ -18,36 +18,71 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.screen_model import MIN_LEAD, ScreenModel, channel_lead, estimate_screen
+from backend.pipelines.screen_model import MIN_LEAD, ScreenModel, balance_of, channel_lead, estimate_screen
 
 if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
 
 CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
-MIN_CONTRAST = 0.08      # subject and screen colours closer than this (RGB distance) cannot be unmixed
+BALANCE = 0.35           # how far (log ratio) the other two channels may stray from the screen's balance
+HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
+SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
+MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 
 
 def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
     """0 where the pixel has the screen's hue at its place, rising to 1 where it has none of it."""
-    lead, _ = channel_lead(rgb, screen.channel)
-    return np.clip(1.0 - lead / np.maximum(screen.lead, MIN_LEAD), 0.0, 1.0).astype(np.float32)
+    lead, value = channel_lead(rgb, screen.channel)
+    hot = (value >= HOT) & (lead > MIN_LEAD / 2)
+    if hot.any():   # the balance only where it matters: a log over the whole frame is costly
+        hot[hot] = np.abs(balance_of(rgb[hot], screen.channel) - screen.balance) < BALANCE
+    return np.clip(1.0 - lead / np.maximum(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2),
+                   0.0, 1.0).astype(np.float32)
 
 
-def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mean colour of the masked pixels near each pixel, their weight there)."""
-    weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    total = cv2.GaussianBlur(rgb * mask[..., None], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    return total / np.maximum(weight, 1e-6)[..., None], weight
+def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel) -> np.ndarray:
+    """The screen's lead, taken locally where the screen channel clips: there the lead falls steeply (the other
+    channels keep rising while the screen's cannot), faster than the smooth screen model can follow. `hot`:
+    pixels near clipping whose other two channels keep the screen's balance (a pale subject does not)."""
+    hot = hot.astype(np.float32)
+    if not hot.any():
+        return screen.lead
+    weight = cv2.GaussianBlur(hot, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
+    local = cv2.GaussianBlur(lead * hot, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE) / np.maximum(weight, 1e-6)
+    return np.where(weight > 0.2, np.minimum(screen.lead, local), screen.lead)
 
 
-def difference_key(rgb: np.ndarray, params: "ChromaKeyParams",
-                   screen: ScreenModel | None) -> tuple[np.ndarray, np.ndarray]:
-    """(straight colour float RGB in [0, 1], alpha float32) of one frame; despill is left to the caller."""
+def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float,
+                at: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean colour of the masked pixels near each pixel of `at`, their weight there).
+
+    The means are smooth, so they are made at half the frame's size (a quarter of the work) and read at `at`.
+    """
+    step = 2 if sigma >= 2.0 else 1
+    m = mask.astype(np.float32)
+    total = rgb * m[..., None]
+    if step > 1:
+        size = (max(1, rgb.shape[1] // step), max(1, rgb.shape[0] // step))
+        m, total = cv2.resize(m, size, interpolation=cv2.INTER_AREA), cv2.resize(total, size, interpolation=cv2.INTER_AREA)
+    weight = cv2.GaussianBlur(m, (0, 0), sigma / step, borderType=cv2.BORDER_REPLICATE)
+    total = cv2.GaussianBlur(total, (0, 0), sigma / step, borderType=cv2.BORDER_REPLICATE)
+    ys = np.minimum(at[0] // step, weight.shape[0] - 1)
+    xs = np.minimum(at[1] // step, weight.shape[1] - 1)
+    w = weight[ys, xs]
+    return total[ys, xs] / np.maximum(w, 1e-6)[:, None], w
+
+
+def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel | None
+                   ) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None, np.ndarray]:
+    """(fringe pixel indices, their straight colour in linear light, alpha float32) of one frame (linear RGB).
+
+    Only the fringe's colour changes (the screen's share taken out); despill is left to the caller.
+    """
     channel = int(np.argmax(params.key))
     if screen is None:
         screen = estimate_screen([rgb], channel)
     if screen is None:       # no screen in the frame: everything is subject
-        return rgb, np.ones(rgb.shape[:2], np.float32)
+        return None, None, np.ones(rgb.shape[:2], np.float32)
     if screen.lead.shape != rgb.shape[:2]:
         raise ValueError(f"the screen model is {screen.lead.shape[1]}x{screen.lead.shape[0]} but the frame is "
                          f"{rgb.shape[1]}x{rgb.shape[0]}: key frames of one size per shot")
@@ -55,33 +90,61 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams",
     lo, hi = params.tolerance, params.tolerance + max(params.softness, 1e-6)
     ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
     if params.edges == "ramp":
-        return rgb, ramp.astype(np.float32)
-    alpha, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius)
-    return _straight(rgb, alpha, background), alpha
+        return None, None, ramp.astype(np.float32)
+    # the solve runs on the part of the frame that is not plain screen (plus the reach of its blurs)
+    ys, xs = np.nonzero((raw > lo).any(1))[0], np.nonzero((raw > lo).any(0))[0]
+    alpha = np.zeros(raw.shape, np.float32)
+    if not len(ys):
+        return None, None, alpha
+    margin = int(3 * (2 * params.edge_radius + 1)) + 2 * params.edge_radius + 2
+    box = (slice(max(ys[0] - margin, 0), ys[-1] + margin + 1), slice(max(xs[0] - margin, 0), xs[-1] + margin + 1))
+    part, fringe, background = _unmix(rgb[box], raw[box], ramp[box], lo, hi, params.edge_radius, screen.channel)
+    alpha[box] = part
+    ys, xs = fringe[0] + box[0].start, fringe[1] + box[1].start
+    return (ys, xs), _straight(rgb[ys, xs], alpha[ys, xs], background), alpha
+
+
+def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:
+    """How far the screen channel exceeds the larger of the others (linear light, not divided by anything)."""
+    others = [c for c in range(3) if c != channel]
+    return rgb[..., channel] - np.maximum(rgb[..., others[0]], rgb[..., others[1]])
 
 
 def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: float,
-           radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Alpha solved in RGB at the fringe against the nearby subject and screen colours; and that screen colour."""
+           radius: int, channel: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Alpha solved in RGB at the fringe against the nearby subject and screen colours.
+
+    Returns (alpha, the fringe's pixel indices, the screen colour next to each of them): the solve runs on
+    the fringe's pixels only (a few percent of a frame), the blurs on the whole part.
+    """
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     core = cv2.erode((raw >= hi).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
     clear = cv2.erode((raw <= lo).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
-    sigma = 2.0 * radius + 1.0
-    subject, w_subject = _local_mean(rgb, core, sigma)
-    background, w_screen = _local_mean(rgb, clear, sigma)
-    towards = subject - background
-    usable_channels = ((rgb < CLIPPED) & (subject < CLIPPED)).astype(np.float32)
-    reach = (usable_channels * towards ** 2).sum(-1)
-    along = (usable_channels * (rgb - background) * towards).sum(-1)
-    solved = np.clip(along / np.maximum(reach, 1e-12), 0.0, 1.0)
-    usable = (w_subject > 1e-3) & (w_screen > 1e-3) & (reach > MIN_CONTRAST ** 2)
-    alpha = np.where(usable, solved, ramp)
-    alpha = np.where(core, 1.0, np.where(raw <= lo, 0.0, alpha)).astype(np.float32)
-    return alpha, np.where((w_screen > 1e-3)[..., None], background, rgb)
+    sigma = SIGMA_PER_RADIUS * radius + 1.0
+    fringe = np.nonzero((raw > lo) & ~core)
+    f, w_subject = _local_mean(rgb, core, sigma, fringe)
+    b, w_screen = _local_mean(rgb, clear, sigma, fringe)
+    p = rgb[fringe]
+    has_subject, has_screen = w_subject > 1e-3, w_screen > 1e-3
+    # p = u * subject + v * screen: u free, so a subject pixel in its own shade (darker than the lit subject
+    # next to it) is not mistaken for a mix with the screen; alpha = 1 - v
+    w = ((p < CLIPPED) & (f < CLIPPED)).astype(np.float32)
+    ff, ss, fs = (w * f * f).sum(-1), (w * b * b).sum(-1), (w * f * b).sum(-1)
+    fp, sp = (w * f * p).sum(-1), (w * b * p).sum(-1)
+    det = ff * ss - fs * fs
+    solved = np.clip(1.0 - (ff * sp - fs * fp) / np.maximum(det, 1e-12), 0.0, 1.0)
+    distinct = det > MIN_ANGLE * ff * ss          # subject and screen colours far enough apart in hue
+    usable = has_subject & has_screen & distinct & (ss > 1e-6)
+    # no solid subject near (hair, thin strands): the screen's lead lost against the actual screen next to it,
+    # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
+    lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
+    alpha = core.astype(np.float32)
+    alpha[fringe] = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
+    return alpha, fringe, np.where(has_screen[:, None], b, p)
 
 
-def _straight(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray, min_alpha: float = 0.05) -> np.ndarray:
-    """The subject's own colour at the fringe: the screen's share removed, (p - (1 - a) * screen) / a."""
-    a = alpha[..., None]
-    subject = (rgb - (1.0 - a) * background) / np.maximum(a, min_alpha)
-    return np.where((a >= min_alpha) & (a < 1.0), np.clip(subject, 0.0, 1.0), rgb).astype(np.float32)
+def _straight(p: np.ndarray, alpha: np.ndarray, background: np.ndarray, min_alpha: float = 0.05) -> np.ndarray:
+    """The subject's own colour at fringe pixels: the screen's share removed, (p - (1 - a) * screen) / a."""
+    a = alpha[:, None]
+    subject = (p - (1.0 - a) * background) / np.maximum(a, min_alpha)
+    return np.where((a >= min_alpha) & (a < 1.0), np.clip(subject, 0.0, 1.0), p).astype(np.float32)

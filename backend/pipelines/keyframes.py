@@ -4,8 +4,9 @@ Adaptive: a keyframe is inserted where the motion since the last keyframe (mean 
 small grey thumbnail, as a fraction of the frame width) passes `motion_threshold`, no sooner than
 `min_interval` and no later than `max_interval` frames after it. Fast motion gets keys close together,
 a still shot few. A scene cut ends a segment: a jump in the colour histogram between neighbouring frames, or
-a frame that the previous one, warped to it by optical flow, cannot explain (the cut residual: a cut to
-another angle of the same set keeps the histogram but no flow can carry one picture onto the other):
+a frame that the previous one, warped to it by optical flow, cannot explain (the cut residual, above
+`cut_residual` grey levels or a jump over the segment's recent steps: a cut to another angle of the same set
+keeps the histogram but no flow carries one picture onto the other):
 the frame before the cut and the frame after it are both keyframes, so no propagation ever crosses a cut.
 A user list of keyframes overrides the choice (cuts still split the segments).
 
@@ -116,6 +117,7 @@ def plan_keyframes(frames: Iterable[tuple[int, np.ndarray]], params: KeyframePar
     keys: list[int] = []
     segments: list[tuple[int, int]] = []
     last_key_thumb = prev_hist = prev_grey = None
+    residuals: list[float] = []  # the cut residuals of the segment's recent steps
     seg_start = last_key = prev = None
     for number, image in frames:
         thumb = _thumbnail(image, params.analysis_width)
@@ -128,8 +130,10 @@ def plan_keyframes(frames: Iterable[tuple[int, np.ndarray]], params: KeyframePar
             continue
         if number <= prev:
             raise ValueError(f"frames must come in increasing order; {number} came after {prev}")
+        residual = cut_residual(flow, prev_grey, grey) if hist is not None and params.cut_residual else 0.0
         if hist is not None and (cv2.compareHist(prev_hist, hist, cv2.HISTCMP_BHATTACHARYYA) > params.cut_threshold
-                                 or cut_residual(flow, prev_grey, grey) > (params.cut_residual or np.inf)):
+                                 or _residual_jump(residual, residuals, params.cut_residual)):
+            residuals = []
             segments.append((seg_start, prev))
             if keys[-1] != prev:
                 keys.append(prev)
@@ -149,6 +153,7 @@ def plan_keyframes(frames: Iterable[tuple[int, np.ndarray]], params: KeyframePar
             keys.append(number)
             last_key, last_key_thumb = number, grey
         prev_hist, prev, prev_grey = hist, number, grey
+        residuals = (residuals + [residual])[-CUT_MEMORY:]
     if prev is None:
         raise ValueError("no frames to choose keyframes from")
     segments.append((seg_start, prev))
@@ -157,6 +162,20 @@ def plan_keyframes(frames: Iterable[tuple[int, np.ndarray]], params: KeyframePar
     if params.keyframes:
         keys = _user_keys(params.keyframes, segments)
     return KeyframePlan(sorted(set(keys)), segments)
+
+
+CUT_MEMORY = 8    # steps of recent cut residuals a jump is judged against
+CUT_JUMP = 6.0    # a step this many times the recent median residual is a cut (a cut within one set: 1 -> 12)
+CUT_FLOOR = 5.0   # ... if it also leaves this many grey levels (sensor noise on a still shot stays below)
+
+
+def _residual_jump(residual: float, recent: list[float], absolute: float) -> bool:
+    """Whether a step's cut residual says cut: above `absolute`, or a jump over the recent steps'."""
+    if not absolute:
+        return False
+    if residual > absolute:
+        return True
+    return len(recent) >= 3 and residual > CUT_FLOOR and residual > CUT_JUMP * float(np.median(recent))
 
 
 def cut_residual(flow: DisFlow, before: np.ndarray, after: np.ndarray) -> float:

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from backend.params import ParamError, param
-from backend.pipelines.colour_model import KeyModel, apply as apply_model, key_model, unit, warp_coefficients
+from backend.pipelines.colour_model import KeyModel, apply_planes, key_model, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
     DIS_PRESETS,
@@ -407,19 +407,31 @@ class Propagator:
             else:
                 share = 1.0 - self._choose(scores[1], scores[0], keys)
             trust = share * sides[0].confidence + (1.0 - share) * sides[1].confidence
-            chosen = sides[1].coeffs + share[..., None] * (sides[0].coeffs - sides[1].coeffs)
+            chosen = sides[1].coeffs + share * (sides[0].coeffs - sides[1].coeffs)
             reach = share * weights[0] + (1.0 - share) * weights[1]
         # Where no side's flow reaches (reach near 0), the global colour fit takes over from the warped model.
-        mixed = (chosen * reach[..., None] + GLOBAL_WEIGHT * glob) / (reach + GLOBAL_WEIGHT)[..., None]
+        mixed = (chosen * reach + GLOBAL_WEIGHT * glob[:, None, None]) / (reach + GLOBAL_WEIGHT)
         trust = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
-        if share is None:
-            residual = sides[0].layers["color"]
-        else:
-            full_share = _resize(share, size, cv2.INTER_LINEAR)[..., None]
-            second = sides[1].layers["color"]
-            residual = second + full_share * (sides[0].layers["color"] - second)
-        colour = apply_model(mixed, unit(source)) + residual * _resize(trust, size, cv2.INTER_LINEAR)[..., None]
-        out = {"color": colour * np.float32(255.0)}
+        # Everything smooth is brought to full size once; the per-pixel arithmetic runs in two bands of rows,
+        # one in each thread (numpy releases the GIL).
+        coeffs = [cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in mixed]  # not stacked: no copy
+        channels = cv2.split(unit(source))
+        trust = _resize(trust, size, cv2.INTER_LINEAR)
+        full_share = None if share is None else _resize(share, size, cv2.INTER_LINEAR)
+        colour = np.empty(source.shape, np.float32)
+
+        def band(rows: slice) -> None:
+            if full_share is None:
+                residual = sides[0].layers["color"][rows]
+            else:
+                second = sides[1].layers["color"][rows]
+                residual = second + full_share[rows, :, None] * (sides[0].layers["color"][rows] - second)
+            model = apply_planes([plane[rows] for plane in coeffs], [channel[rows] for channel in channels])
+            colour[rows] = (model + residual * trust[rows, :, None]) * np.float32(255.0)
+
+        half = source.shape[0] // 2
+        self._in_parallel(lambda: band(slice(0, half)), lambda: band(slice(half, source.shape[0])))
+        out = {"color": colour}
         others = [name for name in sides[0].layers if name != "color"]
         if others:
             full = [_resize(w, size, cv2.INTER_LINEAR) for w in weights]

@@ -19,11 +19,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-CELL = 32                 # grid cell size in pixels (at the frame's size)
+from backend.pipelines.srgb import srgb_to_linear
+
+CELLS_ACROSS = 8          # grid cells along the frame's shorter side: coarse enough that a cell is rarely all shadow
 MIN_LEAD = 0.10           # the screen channel must lead the others by this share of itself to count as screen
 MIN_CELL_SHARE = 0.15     # a cell needs this share of screen pixels to have its own estimate
 LEVEL_PERCENTILE = 90     # shadows only darken: the lit screen is near the top of a cell's levels
 EPS = 1e-4
+_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+
+
+def linear_light(color: np.ndarray) -> np.ndarray:
+    """8-bit sRGB-encoded colour -> float32 linear light: the camera mixes subject and screen in linear light."""
+    return _LINEAR[color[..., :3]]
 
 
 @dataclass
@@ -33,6 +41,13 @@ class ScreenModel:
     channel: int
     lead: np.ndarray      # HxW float32: (screen channel - max(others)) / screen channel, of the screen itself
     level: np.ndarray     # HxW float32: the screen channel's value where the screen is lit and unshadowed
+    balance: float = 0.0  # log ratio of the other two channels (for green: blue over red), kept when it clips
+
+
+def balance_of(rgb: np.ndarray, channel: int) -> np.ndarray:
+    """log(second other channel / first other channel): over- or underexposure does not change it."""
+    others = [c for c in range(3) if c != channel]
+    return np.log((rgb[..., others[1]] + 0.01) / (rgb[..., others[0]] + 0.01))
 
 
 def channel_lead(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +63,8 @@ def cell_stats(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, n
     h, w = rgb.shape[:2]
     lead, value = channel_lead(rgb, channel)
     screen = lead > MIN_LEAD
-    gh, gw = max(1, round(h / CELL)), max(1, round(w / CELL))
+    cell = max(4, round(min(h, w) / CELLS_ACROSS))
+    gh, gw = max(1, round(h / cell)), max(1, round(w / cell))
     ys = np.linspace(0, h, gh + 1).astype(int)
     xs = np.linspace(0, w, gw + 1).astype(int)
     cell_lead = np.zeros((gh, gw), np.float32)
@@ -90,7 +106,7 @@ def _to_pixels(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def estimate_screen(frames: list[np.ndarray], channel: int) -> ScreenModel | None:
-    """The shot's screen from a few of its RGB float frames (None when no screen is found in any)."""
+    """The shot's screen from a few of its frames, in linear light (None when no screen is found in any)."""
     stats = [cell_stats(rgb, channel) for rgb in frames]
     shapes = {s[0].shape for s in stats}
     if len(shapes) != 1:
@@ -106,12 +122,16 @@ def estimate_screen(frames: list[np.ndarray], channel: int) -> ScreenModel | Non
     cell_lead = np.where(seen, np.nanmedian(np.where(seen[None], lead, 0.0), axis=0), 0.0).astype(np.float32)
     cell_level = np.where(valid, levels, 0.0).max(0).astype(np.float32)
     size = frames[0].shape[:2]
-    return ScreenModel(channel, _to_pixels(_fill(cell_lead, seen), size), _to_pixels(_fill(cell_level, seen), size))
+    balance = float(np.median(np.concatenate([balance_of(f[::4, ::4], channel)[channel_lead(f[::4, ::4], channel)[0] > MIN_LEAD]
+                                              for f in frames])))
+    return ScreenModel(channel, _to_pixels(_fill(cell_lead, seen), size), _to_pixels(_fill(cell_level, seen), size),
+                       balance)
 
 
 def screen_from_plate(plate: np.ndarray, channel: int, size: tuple[int, int]) -> ScreenModel:
     """The screen from a clean plate (the empty set, same camera): its hue and level at every pixel."""
-    rgb = plate[..., :3].astype(np.float32) / (65535.0 if plate.dtype == np.uint16 else 255.0)
+    rgb = (linear_light(plate) if plate.dtype == np.uint8 else
+           srgb_to_linear(plate[..., :3].astype(np.float32) / (65535.0 if plate.dtype == np.uint16 else 1.0)))
     if rgb.shape[:2] != size:
         rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     rgb = cv2.GaussianBlur(rgb, (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)   # the plate's grain is not the screen
@@ -119,4 +139,5 @@ def screen_from_plate(plate: np.ndarray, channel: int, size: tuple[int, int]) ->
     if (lead > MIN_LEAD).mean() < MIN_CELL_SHARE:
         raise ValueError("the clean plate shows too little screen: give an image of the empty screen, "
                          "shot with the same camera and light")
-    return ScreenModel(channel, np.clip(lead, MIN_LEAD, 1.0).astype(np.float32), value.astype(np.float32))
+    balance = float(np.median(balance_of(rgb, channel)[lead > MIN_LEAD]))
+    return ScreenModel(channel, np.clip(lead, MIN_LEAD, 1.0).astype(np.float32), value.astype(np.float32), balance)

@@ -22,7 +22,8 @@ KEEP_FRAMES = 24     # the tracker reads back at most max(num_maskmem, max_objec
 
 @dataclass
 class VideoMatteParams:
-    box: list[float] = param([], help="the person on the first frame: x0, y0, x1, y1 in pixels")
+    box: list[float] = param([], help="the person on the first frame: x0, y0, x1, y1 in pixels "
+                                      "(neither box nor point: found by rembg's person matte, role 'matte')")
     point: list[float] = param([], help="or a point on the person on the first frame: x, y in pixels")
     refine: str = param("vitmatte", choices=("vitmatte", "none"),
                         help="vitmatte: soft alpha from the 'matting' model on a trimap; none: the tracker's mask")

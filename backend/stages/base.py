@@ -24,6 +24,13 @@ What a stage declares so that a job's id covers everything its output depends on
                    with `ctx.read_side(name, key)` (keys: frame numbers, or 0 for a single image; the keys
                    present are in `ctx.sides[name]`), their digests in the id. Never a path on the server:
                    `dstage run --side NAME=PATH` reads the folder or image on the client and uploads it.
+
+What a stage may declare so that a job can be split into tasks run apart (a cluster's workers, issue 17):
+    per_frame      True when each output frame depends on its own input frame only: the job then splits
+                   into ranges of frames (`job_units`)
+    units          (params, frames) -> lists of frames that must run together (keyframe gaps, video
+                   segments, diffusion grids); every frame in exactly one list
+    A stage that declares neither runs as one unit: splitting it could change its output.
 """
 
 from __future__ import annotations
@@ -99,6 +106,36 @@ class Stage(Protocol):
 
     def run(self, params: Any, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """Yield (frame, arrays by layer) for every frame in ctx.todo, in any order, each exactly once."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Frames of a job that one task can compute on its own: `frames` it owns, `todo` those not stored yet."""
+
+    frames: tuple[int, ...]
+    todo: tuple[int, ...]
+
+
+def job_units(stage: Any, params: Any, frames: list[int], todo: list[int], chunk: int = 8) -> list[Unit]:
+    """Split a job into independent units along what its stage declares (see the module docstring); units
+    whose frames are all stored already are left out, so a repeated job computes nothing."""
+    if chunk < 1:
+        raise StageError(f"a unit needs at least 1 frame, got chunk={chunk}; give a chunk of 1 or more",
+                         code="bad_input")
+    declared = getattr(stage, "units", None)
+    if declared is not None:
+        groups = [list(group) for group in declared(params, list(frames))]
+        owned = [f for group in groups for f in group]
+        if sorted(owned) != sorted(frames):
+            raise StageError(f"stage {stage.name} declared units that do not cover each frame of the job exactly "
+                             "once; fix its units()", code="internal")
+    elif getattr(stage, "per_frame", False):
+        groups = [list(frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
+    else:
+        groups = [list(frames)]
+    missing = set(todo)
+    units = [Unit(tuple(group), tuple(f for f in group if f in missing)) for group in groups]
+    return [unit for unit in units if unit.todo]
 
 
 def flow_layers(names, depth_near: float, depth_far: float) -> dict[str, Layer]:

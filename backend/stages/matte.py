@@ -24,7 +24,7 @@ from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
 from backend.pipelines.matte_refine import RefineParams, refine_alpha
 from backend.pipelines.matte_temporal import smooth_alpha
 from backend.pipelines.rembg_matte import RembgParams, rembg_alpha
-from backend.pipelines.screen_model import ScreenModel, estimate_screen, screen_from_plate
+from backend.pipelines.screen_model import ScreenModel, estimate_screen, linear_light, screen_from_plate
 from backend.pipelines.screen_shadow import shadow_layer
 from backend.pipelines.video_matte import VideoMatteParams
 from backend.stages.matte_video import video_matter
@@ -49,9 +49,6 @@ class MatteParams:
         if self.shadow and (self.method != "chroma" or self.key.model != "difference"):
             raise ParamError("shadow", "the shadow layer comes from the difference keyer: use it with "
                                        "method=chroma and key.model=difference")
-        if self.method == "video" and not self.video.box and not self.video.point:
-            raise ParamError("video.box", "video matting needs the person marked on the first frame: "
-                                          "set video.box=x0,y0,x1,y1 or video.point=x,y (pixels)")
         if self.key.clean_plate and self.method != "chroma":
             raise ParamError("key.clean_plate", "a clean plate is for the chroma key: set method=chroma")
 
@@ -66,11 +63,14 @@ class MatteStage:
     Params = MatteParams
     summary = ("alpha matte per frame (shadow-proof chroma key with despill, rembg, or a person tracked through the "
                "shot), smoothed over time, grown/shrunk and feathered")
-    version = 2
+    version = 3
 
     def model_roles(self, params: MatteParams, models) -> list[str]:
         if params.method == "video":
-            return ["tracker"] + (["matting"] if params.video.refine == "vitmatte" else [])
+            roles = ["tracker"] + (["matting"] if params.video.refine == "vitmatte" else [])
+            if not params.video.box and not params.video.point:   # the person found on the first frame by rembg
+                roles.append("matte" if params.rembg.model == "config" else REMBG_PREFIX + params.rembg.model)
+            return roles
         if params.method != "rembg":
             return []
         return ["matte"] if params.rembg.model == "config" else [REMBG_PREFIX + params.rembg.model]
@@ -106,7 +106,7 @@ class MatteStage:
             alpha = refine_alpha(alpha, params.refine)
             out = {"color": color, "alpha": alpha}
             if params.shadow and screen is not None:
-                out["shadow"] = shadow_layer(source[..., :3].astype(np.float32) / 255.0, alpha, screen)
+                out["shadow"] = shadow_layer(linear_light(source), alpha, screen)
             elif params.shadow:
                 out["shadow"] = np.zeros_like(alpha)      # no screen in the shot: no shadow on it
             ctx.progress(frame, 1, 1, "matted")
@@ -131,7 +131,7 @@ class MatteStage:
                 return screen_from_plate(plate, channel, size)
             except ValueError as exc:
                 raise StageError(str(exc), code="bad_input") from exc
-        frames = [_colour(ctx, f)[..., :3].astype(np.float32) / 255.0 for f in screen_samples(ctx.frames)]
+        frames = [linear_light(_colour(ctx, f)) for f in screen_samples(ctx.frames)]
         return estimate_screen(frames, channel)
 
     def _matter(self, params: MatteParams, ctx: StageContext, screen: ScreenModel | None):
@@ -139,7 +139,12 @@ class MatteStage:
         if params.method == "chroma":
             return lambda color: chroma_key(color, params.key, screen)
         if params.method == "video":
-            return video_matter(params.video, ctx, lambda f: _colour(ctx, f))
+            return video_matter(params.video, ctx, lambda f: _colour(ctx, f), lambda: self._rembg(params, ctx))
+        session = self._rembg(params, ctx)
+        return lambda color: (np.ascontiguousarray(color[..., :3]), rembg_alpha(session, color, params.rembg.post_process))
+
+    def _rembg(self, params: MatteParams, ctx: StageContext):
+        """The rembg session of `rembg.model` (loaded once, kept warm)."""
         if params.rembg.model == "config":
             source, local_only = model_source(ctx, "matte")
         else:
@@ -148,9 +153,8 @@ class MatteStage:
                 raise StageError("rembg.model takes a rembg model name; custom .onnx files go in the model config's "
                                  "'matte' entry (set rembg.model=config)", code="bad_params")
         kind = params.rembg.custom_kind
-        session = warm(ctx, "matte", (source, kind),
-                       lambda: load_matte_session(source, local_files_only=local_only, custom_kind=kind))
-        return lambda color: (np.ascontiguousarray(color[..., :3]), rembg_alpha(session, color, params.rembg.post_process))
+        return warm(ctx, "matte", (source, kind),
+                    lambda: load_matte_session(source, local_files_only=local_only, custom_kind=kind))
 
 
 def screen_samples(frames: list[int]) -> list[int]:

@@ -20,6 +20,7 @@ class PreviewDepthStage:
     Params = PreviewDepthParams
     summary = "PREVIEW depth: a rounded relief from the matte's silhouette (no weights; not a depth model)"
     version = 1
+    per_frame = True   # each depth frame comes from its own matte only: a job splits into frame ranges
 
     def layers(self, params: PreviewDepthParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"depth": Layer("png16", near=0.0, far=1.0, units="relative")}

@@ -31,6 +31,7 @@ class PreviewNormalStage:
     Params = PreviewNormalParams
     summary = "PREVIEW normals from the depth layer, or the matte's silhouette (no weights; not a normal model)"
     version = 1
+    per_frame = True   # each frame from its own input: a job splits into frame ranges (cluster units)
 
     def layers(self, params: PreviewNormalParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"normal": Layer("png8")}
@@ -58,6 +59,7 @@ class PreviewAlbedoStage:
     Params = PreviewAlbedoParams
     summary = "PREVIEW albedo: the colour divided by a smooth shading estimate (no weights; not an intrinsics model)"
     version = 2
+    per_frame = True
 
     def layers(self, params: PreviewAlbedoParams, size: tuple[int, int]) -> dict[str, Layer]:
         return {"albedo": Layer("png8")}

@@ -36,7 +36,9 @@ from backend.pipelines.keyframes import KeyframeParams, KeyframePlan, plan_keyfr
 from backend.pipelines.preview import preview_grade, preview_stylizer
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from backend.pipelines.stability import mix_stability
+from backend.pipelines.video_params import ENGINES, VideoParams
 from backend.stages.base import StageContext, StageError, flow_layers, register
+from backend.stages.video_engine import REFERENCE, VideoEngine
 
 log = logging.getLogger(__name__)
 LAYERS = ("color", "alpha", "depth")
@@ -45,6 +47,11 @@ KEYFRAMES = "keyframes"   # the side input of keyframes_from=folder
 
 @dataclass
 class PropagateStageParams:
+    engine: str = param("keyframes", choices=list(ENGINES),
+                        help="keyframes: stylised keyframes propagated by optical flow (low memory, CPU preview); "
+                             "vace: Wan VACE restyles the footage keeping its structure (depth, pose, line art); "
+                             "animate: Wan-Animate makes a reference character perform the footage")
+    video: VideoParams = field(default_factory=VideoParams)
     keyframes_from: str = param("preview", choices=["diffuse", "folder", "preview"],
                                 help="diffuse: ControlNet diffusion of keyframe grids; folder: the artist's "
                                      "stylized keyframes, uploaded as the side input `--side keyframes=DIR`; "
@@ -77,6 +84,12 @@ class PropagateStageParams:
                              help="0 = fully propagated (steady), 1 = every frame stylized on its own")
 
     def validate(self) -> None:
+        if self.engine == "animate" and self.video.overlap not in (1, 5):
+            raise ParamError("video.overlap", f"{self.video.overlap}: Wan-Animate conditions a segment on 1 or 5 "
+                                              f"frames of the previous one; use 1 or 5")
+        if self.engine == "animate" and self.video.reference == "none":
+            raise ParamError("video.reference", "animate needs the character's image: keyframe (a stylised "
+                                                "keyframe) or side (`--side reference=IMAGE`)")
         if "color" not in self.layers:
             raise ParamError("layers", "must include color")
         if self.depth_far <= self.depth_near:
@@ -118,20 +131,43 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 2  # 2: guided synthesis by default
+    version = 5  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
+    # 5: vace pins no preview-graded keyframe
+
+    def _uses_keyframes(self, params: PropagateStageParams) -> bool:
+        video = params.video
+        if params.engine == "keyframes":
+            return True
+        if params.keyframes_from == "preview":   # a preview grade is neither pinned nor VACE's reference
+            return params.engine == "animate" and video.reference == "keyframe"
+        return video.pin_keyframes and params.engine == "vace" or video.reference == "keyframe"
 
     def model_roles(self, params: PropagateStageParams, models) -> list[str]:
-        return model_roles(models, params.diffuse) if params.keyframes_from == "diffuse" else []
+        roles = [] if params.engine == "keyframes" else [params.video.role(params.engine)]
+        if params.engine == "animate":
+            roles.append("annotators")   # the pose of footage without a pose layer (OpenPose)
+        if params.keyframes_from == "diffuse" and self._uses_keyframes(params):
+            roles += model_roles(models, params.diffuse)
+        return roles
 
     def side_inputs(self, params: PropagateStageParams) -> dict[str, str]:
-        if params.keyframes_from != "folder":
-            return {}
-        return {KEYFRAMES: "the stylized keyframes: numbered images (color/, optional alpha/ and depth/)"}
+        sides = {}
+        if params.keyframes_from == "folder" and self._uses_keyframes(params):
+            sides[KEYFRAMES] = "the stylized keyframes: numbered images (color/, optional alpha/ and depth/)"
+        if params.engine != "keyframes" and params.video.reference == "side":
+            sides[REFERENCE] = "the character's reference image (one image)"
+        return sides
+
+    def keyframe_folder(self, params: PropagateStageParams, ctx: StageContext) -> KeyframeImages | None:
+        return KeyframeImages(ctx) if params.keyframes_from == "folder" else None
 
     def layers(self, params: PropagateStageParams, size: tuple[int, int]) -> dict[str, Layer]:
         return flow_layers(params.layers, params.depth_near, params.depth_far)
 
     def run(self, params: PropagateStageParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        if params.engine != "keyframes":
+            yield from VideoEngine(self, params, ctx).run()
+            return
         folder = KeyframeImages(ctx) if params.keyframes_from == "folder" else None
         plan = self._plan(params, ctx, folder)
         for warning in plan.warnings():  # on the command line (stderr) and in the job's progress

@@ -26,6 +26,7 @@ class UpscaleStage:
     Params = UpscaleParams
     summary = "colour upscaled 2x or 4x (Swin2SR or SD x4 upscaler in blended tiles, or Lanczos); alpha resized to match"
     version = 2
+    per_frame = True   # each frame from its own input: a job splits into frame ranges (cluster units)
 
     def model_roles(self, params: UpscaleParams, models) -> list[str]:
         return ["upscaler"] if params.method == "model" else []

@@ -62,13 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final", action="store_true", help="render at 3840x2160")
     p.add_argument("--still", type=int, metavar="FRAME", help="render only this frame")
     p.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE")
-    p.add_argument("--engine", action="append", default=[], metavar="STEP=STAGE", help="force matte/depth/stylize")
+    p.add_argument("--engine", action="append", default=[], metavar="STEP=STAGE", help="force a step's engine: matte/depth/stylize/normal/albedo/upscale=STAGE; "
+                                                                             "stylize=vace or stylize=animate for video diffusion")
     p.add_argument("--card-height", type=float, default=2.6, help="metres the footage frame spans on the card")
     p.add_argument("--depth-scale", type=float, default=0.3, help="metres of relief the depth gives the card")
     p.add_argument("--spot", default="Card Spot", help="object the card stands on (in a .blend)")
     p.add_argument("--footage-frames", type=int, default=48, help="length of the sample footage")
     p.add_argument("--as-filmed", action="store_true",
                    help="the card as filmed: no relighting by its normal and albedo layers (a still is named *_as_filmed)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="render the frames as chunks on a Ray cluster's Blender "
+                   "nodes (auto, host:6379, ray://host:10001); OUT must be on storage every node mounts")
+    p.add_argument("--cluster-chunk", type=int, default=8, metavar="N", help="frames per cluster task (default 8)")
     p.add_argument("--footage-size", default="270x480", help="WIDTHxHEIGHT of the sample footage (default 270x480)")
     return p
 
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.cluster_chunk < 1:
+            raise argparse.ArgumentTypeError("--cluster-chunk must be 1 or more frames")
         engines = dict(item.split("=", 1) for item in args.engine if "=" in item)
         if len(engines) != len(args.engine):
             raise argparse.ArgumentTypeError("--engine expects STEP=STAGE, e.g. depth=preview_depth")
@@ -87,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             size=_pair(args.size, "--size", "x") if args.size else None, samples=args.samples, final=args.final,
             still=args.still, params=_sets(args.set, "--set"), engines=engines, card_height=args.card_height,
             depth_scale=args.depth_scale, spot=args.spot, footage_frames=args.footage_frames,
-            footage_size=_pair(args.footage_size, "--footage-size", "x"), as_filmed=args.as_filmed)
+            footage_size=_pair(args.footage_size, "--footage-size", "x"), as_filmed=args.as_filmed,
+            cluster=args.cluster, cluster_chunk=args.cluster_chunk)
     except argparse.ArgumentTypeError as e:
         parser.error(str(e))
     try:

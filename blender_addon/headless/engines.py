@@ -21,7 +21,13 @@ class Engine:
     label: str          # what the user reads
     weights: bool       # needs model weights (so it is probed before use)
     preview: bool = False
-    params: tuple = ()  # default parameters, as (key, value) pairs; the user's --set wins
+    params: tuple = ()  # default parameters, as (key, value) pairs, dotted keys for nested ones; the user's --set wins
+    name: str = ""      # what `--engine STEP=NAME` calls it, when not the stage's name
+    auto: bool = True   # tried without being asked; False: only when `--engine` names it
+
+    @property
+    def key(self) -> str:
+        return self.name or self.stage
 
 
 # In order of preference. Stylisation: ControlNet diffusion when its weights are there; otherwise the temporal
@@ -32,7 +38,13 @@ STEPS: dict[str, tuple[Engine, ...]] = {
               Engine("preview_depth", "PREVIEW: depth estimated from the silhouette (no weights)", False, True)),
     "stylize": (Engine("diffuse", "ControlNet diffusion (Stable Diffusion + ControlNets)", weights=True),
                 Engine("propagate", "PREVIEW: non-diffusion stylisation (colour-graded keyframes propagated by "
-                       "optical flow; no weights)", False, True, (("keyframes_from", "preview"),))),
+                       "optical flow; no weights)", False, True, (("keyframes_from", "preview"),)),
+                # video diffusion, on request (`--engine stylize=vace|animate`): a GPU's worth of weights
+                Engine("propagate", "Wan VACE video diffusion (restyle keeping the footage's structure)", True,
+                       params=(("engine", "vace"), ("video.pin_keyframes", False), ("video.reference", "none")),
+                       name="vace", auto=False),
+                Engine("propagate", "Wan-Animate video diffusion (the first keyframe's character performs the "
+                       "footage)", True, params=(("engine", "animate"),), name="animate", auto=False)),
     "normal": (Engine("normal", "normals model (Marigold normals)", weights=True),
                Engine("preview_normal", "PREVIEW: normals from the depth layer / silhouette (no weights)", False, True)),
     "albedo": (Engine("albedo", "albedo model (Marigold intrinsics)", weights=True),
@@ -66,8 +78,13 @@ def choose_engines(offered: set[str], probe: Callable[[str], ShotError | None],
         choice = Choice(step, None)
         wanted = (forced or {}).get(step)
         for engine in STEPS[step]:
-            if wanted and engine.stage != wanted:
+            if (wanted and engine.key != wanted) or (not wanted and not engine.auto):
                 continue
+            if wanted and not engine.auto:
+                if engine.stage not in offered:
+                    raise ShotError(step, f"the backend offers no stage {engine.stage!r} for {wanted!r}")
+                choice.engine = engine   # asked for by name: its own failure, if any, is the shot's error
+                break
             if engine.stage not in offered:
                 if wanted:
                     raise ShotError(step, f"the backend offers no stage {wanted!r}; it offers {', '.join(sorted(offered))}")

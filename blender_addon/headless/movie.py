@@ -11,6 +11,7 @@ from pathlib import Path
 
 import bpy
 
+from blender_addon.compat import set_media_type
 from blender_addon.scene.video import has_ffmpeg
 
 
@@ -45,7 +46,7 @@ def encode_mp4(frames_dir: str | Path, out_path: str | Path, fps: int = 24, patt
         render.use_compositing = False
         scene.view_settings.view_transform = "Standard"
         settings = render.image_settings
-        settings.media_type = "VIDEO"
+        set_media_type(settings, "VIDEO")
         settings.file_format = "FFMPEG"
         render.ffmpeg.format = "MPEG4"
         render.ffmpeg.codec = "H264"

@@ -6,11 +6,13 @@ only whole frames behind and the next run renders exactly the missing ones.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 import bpy
 
+from blender_addon.compat import set_media_type
 from blender_addon.headless.errors import ShotError
 
 FINAL_SIZE = (3840, 2160)
@@ -24,7 +26,7 @@ def configure(scene: bpy.types.Scene, size: tuple[int, int] | None = None, sampl
     if samples is not None and scene.render.engine == "CYCLES":
         scene.cycles.samples = samples
     settings = scene.render.image_settings
-    settings.media_type = "IMAGE"
+    set_media_type(settings, "IMAGE")
     settings.file_format = "PNG"
     settings.color_mode = "RGB"
     settings.color_depth = "8"
@@ -37,11 +39,12 @@ def frame_path(folder: Path, frame: int) -> Path:
 
 
 def render_frames(scene: bpy.types.Scene, frames: list[int], folder: Path, *, step: str = "render",
-                  progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """Render `frames` of `scene` into `folder`. Returns {"frames", "kept", "rendered"}."""
+                  progress: Callable[[int, int, str], None] | None = None, clean: bool = True) -> dict:
+    """Render `frames` of `scene` into `folder`. Returns {"frames", "kept", "rendered"}. `clean`: remove what an
+    interrupted run was writing (not when other renderers share the folder: a cluster's chunks)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".*.tmp.png"):
-        stale.unlink()  # what an interrupted run was writing
+    if clean:
+        remove_partial_frames(folder)
     todo = [f for f in frames if not frame_path(folder, f).is_file()]
     kept = len(frames) - len(todo)
     if progress:
@@ -53,8 +56,15 @@ def render_frames(scene: bpy.types.Scene, frames: list[int], folder: Path, *, st
     return {"frames": len(frames), "kept": kept, "rendered": len(todo)}
 
 
+def remove_partial_frames(folder: Path) -> None:
+    for stale in folder.glob(".*.tmp.png"):
+        stale.unlink(missing_ok=True)
+
+
 def render_one(scene: bpy.types.Scene, frame: int, path: Path, *, step: str = "render") -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    # this process's own temporary name: a retried cluster chunk may render a frame while the first try,
+    # orphaned on a lost node, still writes it; each renames a whole frame into place
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     scene.frame_set(frame)
     scene.render.filepath = str(tmp)
     try:

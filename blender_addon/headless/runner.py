@@ -27,6 +27,7 @@ from blender_addon.headless import render
 from blender_addon.headless.backend_process import BackendProcess
 from blender_addon.headless.blender_log import blender_log_to
 from blender_addon.headless.card_take import assemble_card_take
+from blender_addon.headless.cluster_render import render_on_cluster
 from blender_addon.headless.contact_sheet import contact_sheet
 from blender_addon.headless.engines import Choice, choose_engines
 from blender_addon.headless.errors import ShotError
@@ -66,6 +67,8 @@ class ShotConfig:
     footage_frames: int = 48
     footage_size: tuple[int, int] = (270, 480)
     as_filmed: bool = False                      # the card without its normal/albedo shading (the "before")
+    cluster: str | None = None                   # Ray address: the frames render as chunks on its Blender nodes
+    cluster_chunk: int = 8                       # frames per cluster task
     log: object = print
 
 
@@ -253,7 +256,7 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             result.notes.append(f"{step}: no engine; the card goes without it")
             continue
         stage = choice.engine.stage
-        params = {**dict(choice.engine.params), **config.params.get(stage, {})}
+        params = merged(expand_dotted(dict(choice.engine.params)), config.params.get(stage, {}))
         if step == "upscale":
             params.setdefault("layers", ["albedo"] if "albedo" in takes else [])
             if params.get("method") == "resample":
@@ -312,11 +315,15 @@ def _render_steps(config: ShotConfig, scene, out: Path, result: ShotResult) -> N
     folder = out / ("final" if config.final else "frames")
     frames = list(range(scene.frame_start, scene.frame_end + 1))
     with times.step("render") as row:
-        bar = Bar("render", len(frames))
-        try:
-            counts = render.render_frames(scene, frames, folder, progress=bar)
-        finally:
-            bar.close()
+        if config.cluster:
+            counts = render_on_cluster(config.cluster, frames, folder, out, backend_python=config.backend_python,
+                                       chunk=config.cluster_chunk, log=config.log)
+        else:
+            bar = Bar("render", len(frames))
+            try:
+                counts = render.render_frames(scene, frames, folder, progress=bar)
+            finally:
+                bar.close()
         result.counts["render"] = counts
         row.note = f"{label}: {counts['rendered']} rendered, {counts['kept']} kept"
         result.outputs["frames"] = str(folder)
@@ -348,3 +355,23 @@ def _write_summary(result: ShotResult) -> None:
         (result.out / "shot.json").write_text(json.dumps(summary, indent=1))
     except OSError as e:
         print(f"could not write {result.out / 'shot.json'}: {e}", file=sys.stderr)
+
+
+def expand_dotted(flat: dict) -> dict:
+    """{"video.steps": 2} -> {"video": {"steps": 2}}."""
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

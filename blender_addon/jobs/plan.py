@@ -132,7 +132,18 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None,
         params = diffuse_params(s)
         keys = keyframes(frames, s.get("keyframe_mode", "INTERVAL"), int(s.get("keyframe_interval", 8)))
         can_propagate = have is None or "propagate" in have
-        if len(keys) < len(frames) and can_propagate:
+        engine = s.get("engine", "KEYFRAMES").lower()
+        if engine != "keyframes":
+            # A video engine makes every frame itself, segment by segment; the diffused keyframes are its
+            # reference image (and, for VACE, kept frames).
+            need("propagate", "set Engine to Keyframes + flow in Stage > Prompt & Model")
+            plan.jobs.append(JobSpec("propagate", "propagate", {
+                "engine": engine, "keyframes_from": "diffuse", "diffuse": params, "keyframes": keys,
+                "video": {"prompt": params["prompt"], "negative_prompt": params["negative_prompt"],
+                          "seed": params["seed"], "steps": params["steps"],
+                          "size": int(s.get("video_size", 832)) // 16 * 16 or 16},
+            }, frames, ("color",)))
+        elif len(keys) < len(frames) and can_propagate:
             # One job, local or remote alike: the backend diffuses the keyframes in grids (one pass per
             # grid, so they share a style) and rebuilds every frame from them by optical flow.
             plan.jobs.append(JobSpec("propagate", "propagate", {

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from ..ipc import TakeError
-from ..scene.cards import CardError, make_card
+from ..scene.cards import CardError, make_card, set_card_rendered
+from ..scene.restore import Rollback
 
 
 class STAGE_OT_add_card(bpy.types.Operator):
@@ -17,9 +18,14 @@ class STAGE_OT_add_card(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     take_dir: StringProperty(name="Take", subtype="DIR_PATH", description="folder with take.json, color/, alpha/, depth/")
-    height: FloatProperty(name="Height", default=1.8, min=0.001, unit="LENGTH", description="card height in metres")
+    character_height: FloatProperty(name="Character height", default=1.8, min=0.001, unit="LENGTH",
+                                    description="the character's height in metres (measured on the take's matte); "
+                                                "the card's frame is sized to match")
     depth_scale: FloatProperty(name="Depth Scale", default=0.25, min=0.0, unit="LENGTH",
                                description="displacement between the depth range's ends, in metres")
+    face_camera: BoolProperty(name="Face the camera", default=True,
+                              description="keep the card turned to the active camera (a 'Face Camera' "
+                                          "constraint you can switch off)")
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})  # the file browser's answer
 
     def execute(self, context):
@@ -28,10 +34,12 @@ class STAGE_OT_add_card(bpy.types.Operator):
             self.report({"ERROR"}, "choose a take folder (one with take.json)")
             return {"CANCELLED"}
         try:
-            card = make_card(bpy.path.abspath(self.take_dir), height=self.height, depth_scale=self.depth_scale,
-                             scene=context.scene)
-        except (CardError, TakeError, OSError) as e:
-            self.report({"ERROR"}, str(e))
+            with Rollback():  # a failure half-way removes the half-made card, its images and material
+                card = make_card(bpy.path.abspath(self.take_dir), character_height=self.character_height,
+                                 depth_scale=self.depth_scale, scene=context.scene,
+                                 track_camera=self.face_camera)
+        except (CardError, TakeError, OSError, ValueError) as e:
+            self.report({"ERROR"}, f"Add Card: {e}")
             return {"CANCELLED"}
         for obj in context.view_layer.objects:
             obj.select_set(False)
@@ -68,4 +76,23 @@ class STAGE_OT_select_card(bpy.types.Operator):
         return {"FINISHED"}
 
 
-list_classes = (STAGE_OT_select_card,)
+class STAGE_OT_card_render(bpy.types.Operator):
+    """Render this card or not (stays as set when the frame changes; its timing still applies when on)"""
+
+    bl_idname = "stage.card_render"
+    bl_label = "Render Card"
+    bl_options = {"REGISTER", "UNDO"}
+
+    name: StringProperty()
+    render: BoolProperty(default=True)
+
+    def execute(self, context):
+        card = context.scene.objects.get(self.name)
+        if card is None or not card.get("stage_card"):
+            self.report({"ERROR"}, f"no card {self.name!r} in this scene")
+            return {"CANCELLED"}
+        set_card_rendered(card, self.render)
+        return {"FINISHED"}
+
+
+list_classes = (STAGE_OT_select_card, STAGE_OT_card_render)

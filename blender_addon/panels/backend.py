@@ -1,6 +1,7 @@
 import bpy
 
 from .base import StagePanel
+from .text import device_text, labels
 
 
 class STAGE_PT_backend(StagePanel, bpy.types.Panel):
@@ -10,20 +11,19 @@ class STAGE_PT_backend(StagePanel, bpy.types.Panel):
         layout = self.layout
         status = context.window_manager.stage_status
         row = layout.row(align=True)
-        row.operator("stage.backend_start", icon="PLAY")
-        row.operator("stage.backend_connect", icon="LINKED")
+        row.operator("stage.backend_start", icon="PLAY", text="Start")
+        row.operator("stage.backend_connect", icon="LINKED", text="Connect")
         row.operator("stage.backend_stop", icon="CANCEL", text="")
         col = layout.column(align=True)
         if status.connected:
-            col.label(text=f"Connected: {status.address}", icon="CHECKMARK")
-            col.label(text=f"Device: {status.device}")
+            labels(col, f"Connected: {status.address}", icon="CHECKMARK")
+            col.label(text=f"Device: {device_text(status.device)}")
             col.label(text=f"Busy with {status.busy}" if status.busy else "Idle")
-            col.label(text=f"Stages: {status.stages}")
+            labels(col, f"Stages: {status.stages}")
         else:
             col.label(text="Not connected", icon="UNLINKED")
         if status.message:
-            for line in status.message.splitlines()[:4]:
-                col.label(text=line)
+            labels(col, status.message)
         if status.job_running:
             layout.progress(factor=status.job_progress, text=status.job_label)
             layout.label(text="Esc cancels", icon="CANCEL")

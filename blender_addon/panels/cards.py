@@ -1,6 +1,6 @@
 import bpy
 
-from ..scene.cards import LIT_NODE, RELIT_NODE, scene_cards
+from ..scene.cards import LIT_NODE, RELIT_NODE, card_rendered, scene_cards
 from .base import StagePanel
 
 
@@ -18,18 +18,18 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
         row.prop(settings, "use_diffusion", toggle=True)
         row.prop(settings, "use_relight", toggle=True)
         if settings.use_matte:
-            row = layout.row(align=True)
-            row.prop(settings, "screen", text="")
+            layout.prop(settings, "screen", text="")
+            row = layout.row(align=True)  # two to a row: three cut "Feather" at the default width
             row.prop(settings, "matte_grow")
             row.prop(settings, "matte_feather")
         layout.prop(settings, "texture_upscale")
         col = layout.column(align=True)
-        col.prop(settings, "card_height")
+        col.prop(settings, "character_height")
         col.prop(settings, "card_depth_scale")
         row = layout.row(align=True)
         row.operator("stage.import_footage", icon="IMPORT")
         op = row.operator("stage.add_card", icon="IMAGE_PLANE")
-        op.height, op.depth_scale = settings.card_height, settings.card_depth_scale
+        op.character_height, op.depth_scale = settings.character_height, settings.card_depth_scale
 
         cards = scene_cards(context.scene)
         if cards:
@@ -44,4 +44,7 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
                 relit = material.node_tree.nodes.get(RELIT_NODE) if material and material.node_tree else None
                 if relit is not None:  # live: 0 as filmed, 1 relit (albedo and normals)
                     row.prop(relit.outputs[0], "default_value", text="Relit", slider=True)
-                row.prop(card, "hide_render", text="", icon_only=True)
+                rendered = card_rendered(card)  # not hide_render itself: the card's timing keys it
+                op = row.operator("stage.card_render", text="", emboss=False,
+                                  icon="RESTRICT_RENDER_OFF" if rendered else "RESTRICT_RENDER_ON")
+                op.name, op.render = card.name, not rendered

@@ -7,7 +7,7 @@ class STAGE_UL_controls(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname):
         row = layout.row(align=True)
         row.prop(item, "enabled", text="")
-        row.label(text=item.type.title())
+        row.label(text=item.bl_rna.properties["type"].enum_items[item.type].name)  # "OpenPose", as in the menu
         row.prop(item, "weight", text="")
 
 
@@ -18,6 +18,7 @@ class STAGE_PT_controlnet(StagePanel, bpy.types.Panel):
     def draw(self, context):
         settings = context.scene.stage
         layout = self.layout
+        layout.label(text="Units (conditions for the diffusion):")
         row = layout.row()
         row.template_list("STAGE_UL_controls", "", settings, "controls", settings, "control_index", rows=3)
         ops = row.column(align=True)

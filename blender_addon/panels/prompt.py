@@ -17,9 +17,13 @@ class STAGE_PT_prompt(StagePanel, bpy.types.Panel):
     def draw(self, context):
         settings = context.scene.stage
         layout = self.layout
-        layout.prop(settings, "prompt", text="")
+        layout.prop(settings, "prompt")
         layout.prop(settings, "negative_prompt")
         layout.prop(settings, "checkpoint")
+        layout.prop(settings, "engine")
+        if settings.engine != "KEYFRAMES":
+            layout.prop(settings, "video_size")
+        layout.label(text="LoRAs:")
         row = layout.row()
         row.template_list("STAGE_UL_loras", "", settings, "loras", settings, "lora_index", rows=2)
         ops = row.column(align=True)
@@ -31,12 +35,22 @@ class STAGE_PT_prompt(StagePanel, bpy.types.Panel):
         col.prop(settings, "steps")
         col.prop(settings, "cfg")
         col.prop(settings, "denoise")
-        box = layout.box()
-        box.prop(settings, "stylize_object")
-        row = box.row(align=True)
-        row.prop(settings, "mask_grow")
-        row.prop(settings, "mask_feather")
-        row = box.row(align=True)
-        row.prop(settings, "blend_mode", text="")
-        row.prop(settings, "blend_factor")
-        box.operator("stage.stylize_scene", icon="SHADING_RENDERED")
+
+
+class STAGE_PT_stylize(StagePanel, bpy.types.Panel):
+    """Diffuse one object of the rendered scene and composite it back over the render."""
+
+    bl_label = "Stylize an Object"
+
+    def draw(self, context):
+        settings = context.scene.stage
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(settings, "stylize_object", text="Object")
+        col = layout.column(align=True)
+        col.prop(settings, "mask_grow", text="Grow")
+        col.prop(settings, "mask_feather", text="Feather")
+        layout.prop(settings, "blend_mode", text="Blend")
+        layout.prop(settings, "blend_factor", text="Factor")
+        layout.operator("stage.stylize_scene", icon="SHADING_RENDERED")

@@ -28,6 +28,7 @@ from mathutils import Matrix, Vector
 
 from backend.ipc.take import Take
 
+from ..compat import mix_factor
 from . import card_relight, contact as card_contact
 
 EXTEND_MODES = ("HOLD", "LOOP", "STOP")
@@ -65,9 +66,16 @@ def make_card(
     relit: float = 1.0,
     edge_falloff: float = 0.02,
     contact: bool = True,
+    character_height: float | None = None,
+    track_camera: bool = False,
 ) -> bpy.types.Object:
     """Build a card object from the take folder `take_dir` and link it to `scene`'s collection.
 
+    height: the frame's height in metres. character_height, when given, replaces it: the character's
+        height in metres (the matte's tallest opaque extent over the take), the frame sized to match;
+        a take without a matte (or an empty one) counts the whole frame as the character.
+    track_camera: also add a "Face Camera" constraint, so the card keeps turning (about Z) to the camera
+        when either moves; the artist can switch it off in the constraint stack.
     location: where the character stands (default: the 3D cursor); the card's origin is there.
     stand: FEET puts the matte's lowest opaque row over the take on `location` (the frame's bottom edge
         when there is no matte or it is empty); FRAME puts the frame's bottom edge there.
@@ -87,6 +95,10 @@ def make_card(
     scene = scene or bpy.context.scene
     take = Take.open(take_dir)
     info = take.info
+    if character_height is not None:
+        if character_height <= 0:
+            raise CardError(f"character_height is {character_height} m; give the character's height in metres, > 0")
+        height = character_height / (matte_extent(take) or 1.0)
     _check_args(take, height, depth_scale, extend, displace, lit, resolution, offset)
     if stand not in STAND_MODES:
         raise CardError(f"stand is {stand!r}; accepted: {', '.join(STAND_MODES)}")
@@ -95,7 +107,7 @@ def make_card(
     if not 0.0 <= edge_falloff <= 0.5:
         raise CardError(f"edge_falloff is {edge_falloff}; use a share of the frame's height from 0 (none) to 0.5")
 
-    name = name or f"Card {Path(take_dir).name}"
+    name = name or card_name(take_dir)
     images = {layer: _load_sequence(take, layer) for layer in CARD_LAYERS if layer in info.layers}
     near, far = _depth_range(take)
 
@@ -117,6 +129,8 @@ def make_card(
     camera = camera if camera is not None else scene.camera
     if camera is not None:
         face_camera(card, camera)
+        if track_camera:
+            track_camera_constraint(card, camera)
 
     material = _card_material(name, images, near, far, depth_scale, lit, displace, relit, edge_falloff, aspect)
     mesh.materials.append(material)
@@ -132,6 +146,54 @@ def make_card(
         card["stage_contact"] = [round(v, 6) for v in lifts.values()]
     set_card_timing(card, frame_start=frame_start, offset=offset, extend=extend)
     return card
+
+
+GENERIC_TAKE_NAMES = {"card", "take", "takes"}  # folder names that say nothing about the character
+
+
+def card_name(take_dir: str | Path) -> str:
+    """A card is named after its take ("clip" -> "Card clip"); a take folder with a generic name (the shot
+    runner's takes/card) is named after the shot folder above it."""
+    path = Path(take_dir).resolve()
+    for part in (path, *path.parents):
+        if part.name and part.name.lower() not in GENERIC_TAKE_NAMES:
+            return f"Card {part.name}"
+    return "Card"
+
+
+def matte_extent(take: Take) -> float | None:
+    """The tallest the matte's opaque figure stands in any of up to FEET_SAMPLE_FRAMES frames spread over
+    the take, as a share of the frame's height (the character at full stretch); None without a figure."""
+    if "alpha" not in take.info.layers:
+        return None
+    import numpy as np
+
+    from .frames import read_frame
+
+    frames = list(take.info.frames)
+    tallest = 0
+    for frame in frames[:: max(1, len(frames) // FEET_SAMPLE_FRAMES)]:
+        if not take.path("alpha", frame).is_file():
+            continue  # an unfinished take: the frames it has decide
+        alpha = read_frame(take, "alpha", frame)
+        alpha = alpha[..., 0] if alpha.ndim == 3 else alpha
+        rows = np.flatnonzero((alpha >= 128).sum(axis=1) >= FEET_MIN_PIXELS)
+        if rows.size:
+            tallest = max(tallest, int(rows[-1] - rows[0] + 1))
+    return tallest / take.info.height if tallest else None
+
+
+TRACK_CONSTRAINT = "Face Camera"
+
+
+def track_camera_constraint(card: bpy.types.Object, camera: bpy.types.Object) -> bpy.types.Constraint:
+    """A Locked Track constraint turning the card's front (local -Y) to `camera` about Z only, so it
+    stays upright and faces the camera however either moves."""
+    constraint = card.constraints.get(TRACK_CONSTRAINT) or card.constraints.new("LOCKED_TRACK")
+    constraint.name = TRACK_CONSTRAINT
+    constraint.target = camera
+    constraint.track_axis, constraint.lock_axis = "TRACK_NEGATIVE_Y", "LOCK_Z"
+    return constraint
 
 
 def feet_margin(take: Take) -> float:
@@ -204,6 +266,26 @@ def set_card_timing(card: bpy.types.Object, *, frame_start: int = 1, offset: int
     lifts = list(card.get("stage_contact", []))
     if lifts:
         card_contact.key_contact(card, lifts, frame_start=frame_start, offset=offset, extend=extend)
+
+
+def set_card_rendered(card: bpy.types.Object, rendered: bool) -> None:
+    """The artist's render switch. The card's timing keys hide_render (hidden before its start), so a
+    plain toggle would be undone by the next frame change: off mutes that curve and hides the card, on
+    unmutes it, and the timing decides again."""
+    channelbag = _channelbag(card)
+    curve = channelbag.fcurves.find("hide_render") if channelbag is not None else None
+    if curve is not None:
+        curve.mute = not rendered
+    card.hide_render = not rendered
+    if rendered and curve is not None:
+        card.hide_render = bool(curve.evaluate(card.users_scene[0].frame_current if card.users_scene else 1) > 0.5)
+
+
+def card_rendered(card: bpy.types.Object) -> bool:
+    """Whether the artist's render switch is on (the timing may still hide the card on some frames)."""
+    channelbag = _channelbag(card)
+    curve = channelbag.fcurves.find("hide_render") if channelbag is not None else None
+    return not curve.mute if curve is not None else not card.hide_render
 
 
 def scene_cards(scene: bpy.types.Scene) -> list[bpy.types.Object]:
@@ -349,7 +431,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace, relit=1.
     lit_value.name = lit_value.label = LIT_NODE
     lit_value.outputs[0].default_value = lit
     shade = nodes.new("ShaderNodeMixShader")
-    links.new(lit_value.outputs[0], shade.inputs["Factor"])
+    links.new(lit_value.outputs[0], mix_factor(shade))
     links.new(emission.outputs[0], shade.inputs[1])
     links.new(principled.outputs[0], shade.inputs[2])
 
@@ -357,7 +439,7 @@ def _card_material(name, images, near, far, depth_scale, lit, displace, relit=1.
     if "alpha" in textures:
         cutout = nodes.new("ShaderNodeMixShader")
         transparent = nodes.new("ShaderNodeBsdfTransparent")
-        links.new(textures["alpha"].outputs["Color"], cutout.inputs["Factor"])
+        links.new(textures["alpha"].outputs["Color"], mix_factor(cutout))
         links.new(transparent.outputs[0], cutout.inputs[1])
         links.new(shade.outputs[0], cutout.inputs[2])
         links.new(cutout.outputs[0], output.inputs["Surface"])

@@ -2,9 +2,9 @@
 mask of chosen objects that can be grown and feathered, with a blend mode and a factor, so one
 element can "vibrate" over a stable background (the seed's compositing step).
 
-Blender 5.0 composites through a node group assigned to `scene.compositing_node_group` (the old
-`scene.node_tree` is gone); the objects' mask comes from the Cryptomatte object pass, by name, so
-it is antialiased and needs no pass index.
+Blender 5.0 composites through a node group assigned to `scene.compositing_node_group`, 4.x
+through the scene's own `node_tree` (compat.new_compositor picks); the objects' mask comes from the
+Cryptomatte object pass, by name, so it is antialiased and needs no pass index.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 import bpy
 
 from backend.ipc.take import Take
+
+from ..compat import dilate_by_distance, gaussian_blur, new_compositor, scale_to_render_size
 
 BLEND_MODES = ("MIX", "MULTIPLY", "SCREEN", "OVERLAY", "SOFT_LIGHT", "ADD", "LIGHTEN", "DARKEN", "COLOR", "VALUE",
                "HUE", "SATURATION", "DIFFERENCE")
@@ -45,7 +47,8 @@ def build_stylize_compositor(
     factor: 0 (render only) .. 1 (full effect inside the mask).
     frame_start/offset/loop: the take's first frame (plus `offset`) shows at `frame_start`; past the
     end it holds its last frame, or loops.
-    The node group becomes the scene's compositor; a previous one stays in bpy.data.
+    5.0+: a new node group becomes the scene's compositor (a previous one stays in bpy.data);
+    4.x: the scene's compositor tree is rebuilt.
     """
     take = Take.open(take_dir)
     _check(take, objects, blend, factor, offset, feather)
@@ -53,8 +56,7 @@ def build_stylize_compositor(
     view_layer.use_pass_cryptomatte_object = True
     scene.render.use_compositing = True
 
-    tree = bpy.data.node_groups.new(GROUP_NAME, "CompositorNodeTree")
-    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    tree, result = new_compositor(scene, GROUP_NAME)
     nodes, links = tree.nodes, tree.links
 
     render = nodes.new("CompositorNodeRLayers")
@@ -69,8 +71,7 @@ def build_stylize_compositor(
     diffused.use_cyclic = loop
     diffused.use_auto_refresh = True
     to_render_size = nodes.new("CompositorNodeScale")
-    to_render_size.inputs["Type"].default_value = "Render Size"
-    to_render_size.inputs["Frame Type"].default_value = "Stretch"
+    scale_to_render_size(to_render_size)
     links.new(diffused.outputs["Image"], to_render_size.inputs["Image"])
 
     matte = nodes.new("CompositorNodeCryptomatteV2")
@@ -84,15 +85,13 @@ def build_stylize_compositor(
     if grow:
         grown = nodes.new("CompositorNodeDilateErode")
         grown.name = grown.label = "Grow"
-        grown.inputs["Type"].default_value = "Distance"
-        grown.inputs["Size"].default_value = grow
+        dilate_by_distance(grown, grow)
         links.new(mask, grown.inputs["Mask"])
         mask = grown.outputs["Mask"]
     if feather > 0:
         soft = nodes.new("CompositorNodeBlur")
         soft.name = soft.label = "Feather"
-        soft.inputs["Type"].default_value = "Gaussian"
-        soft.inputs["Size"].default_value = (feather, feather)
+        gaussian_blur(soft, feather)
         links.new(mask, soft.inputs["Image"])
         mask = soft.outputs["Image"]
 
@@ -111,11 +110,9 @@ def build_stylize_compositor(
     links.new(render.outputs["Image"], mix.inputs[6])  # A (colour)
     links.new(to_render_size.outputs["Image"], mix.inputs[7])  # B (colour)
 
-    output = nodes.new("NodeGroupOutput")
-    links.new(mix.outputs[2], output.inputs["Image"])  # Result (colour)
+    links.new(mix.outputs[2], result)  # Result (colour)
     for i, node in enumerate(nodes):
         node.location = (i * 200 - 800, 0)
-    scene.compositing_node_group = tree
     return tree
 
 

@@ -48,6 +48,9 @@ def _load(path) -> np.ndarray:
     try:
         image.colorspace_settings.name = "Non-Color"
         width, height = image.size
+        if width * height == 0:  # Blender's loader logs the reason and gives an empty image
+            raise ImageFileError(f"{path} is not an image Blender can read (damaged or cut short); "
+                                 "re-run the take's stage to write it again")
         pixels = np.empty(width * height * 4, np.float32)
         image.pixels.foreach_get(pixels)
         return pixels.reshape(height, width, 4)[::-1].copy()

@@ -33,6 +33,7 @@ import numpy as np
 
 from backend.ipc.take import Layer, Take, TakeInfo
 from . import pose
+from ..compat import media_type_settings, set_media_type
 from backend.ipc.imagefiles import exr_bytes, png_bytes, read_exr
 
 LAYERS = ("color", "depth", "normal", "segmentation", "lineart", "pose")
@@ -211,9 +212,10 @@ def pass_render_settings(scene, camera, *, samples=None, size=None, freestyle=Fa
         for owner in dict.fromkeys(_taggables(scene)):  # a material's tag wins over its object's
             set_(owner, "pass_index", tag_index.get(str(owner.get(tag_property)), 0))
         settings = scene.render.image_settings
-        for attr, value in (("media_type", "MULTI_LAYER_IMAGE"), ("file_format", "OPEN_EXR_MULTILAYER"),
+        for attr, value in (*media_type_settings("MULTI_LAYER_IMAGE"), ("file_format", "OPEN_EXR_MULTILAYER"),
                             ("exr_codec", "NONE"), ("color_depth", "32"), ("use_exr_interleave", True)):
-            set_(settings, attr, value)
+            if hasattr(settings, attr):  # use_exr_interleave is 5.0+ (4.x writes its own layout)
+                set_(settings, attr, value)
         set_(scene.render, "filepath", scene.render.filepath)
         yield view_layer
     finally:
@@ -288,15 +290,16 @@ def _channels(planes: dict[str, np.ndarray], view_layer: str) -> dict[str, np.nd
 
 def _save_colour(scene, path: Path) -> None:
     settings = scene.render.image_settings
-    before = (settings.media_type, settings.file_format, settings.color_mode, settings.color_depth)
-    settings.media_type, settings.file_format = "IMAGE", "PNG"
+    before = [(attr, getattr(settings, attr)) for attr in
+              (*(a for a, _ in media_type_settings("IMAGE")), "file_format", "color_mode", "color_depth")]
+    set_media_type(settings, "IMAGE")
+    settings.file_format = "PNG"
     settings.color_mode, settings.color_depth = "RGB", "8"
     try:
         bpy.data.images["Render Result"].save_render(str(path), scene=scene)
     finally:
-        settings.media_type = before[0]
-        settings.file_format = before[1]
-        settings.color_mode, settings.color_depth = before[2], before[3]
+        for attr, value in before:  # media_type before file_format, as they were set
+            setattr(settings, attr, value)
 
 
 def compute_maps(channels: dict[str, np.ndarray], camera, palette: dict, layers) -> dict[str, np.ndarray]:

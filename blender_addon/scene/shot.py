@@ -12,6 +12,8 @@ import math
 import bpy
 from mathutils import Vector
 
+from ..compat import engine_id, oidn_available
+
 ENGINES = ("CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH")
 
 
@@ -38,9 +40,12 @@ def setup_final_render(
         raise ShotError(f"resolution {width}×{height} is too small; use at least 16×16 (3840×2160 for 4K)")
     if samples < 1:
         raise ShotError(f"samples is {samples}; use 1 or more")
+    if engine == "CYCLES" and denoise and not oidn_available():  # checked before anything changes
+        raise ShotError("this Blender's Cycles was built without OpenImageDenoise, so the shot cannot be denoised; "
+                        "turn Denoise off, or use an official Blender build (blender.org) which has it")
     render = scene.render
     render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
-    render.engine = engine
+    render.engine = engine_id(engine)
     if engine == "CYCLES":
         scene.cycles.samples = samples
         scene.cycles.use_adaptive_sampling = True

@@ -16,6 +16,8 @@ from typing import Iterator
 
 import bpy
 
+from ..compat import set_media_type
+
 DECODE_SCENE = ".Stage Video Decode"
 
 
@@ -116,8 +118,7 @@ def _decode_settings(scene: bpy.types.Scene, strip) -> None:
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"
     settings = render.image_settings
-    if hasattr(settings, "media_type"):  # 5.0: image or video output is chosen first
-        settings.media_type = "IMAGE"
+    set_media_type(settings, "IMAGE")
     settings.file_format = "PNG"
     settings.color_mode = "RGB"
     settings.color_depth = "8"

@@ -8,6 +8,25 @@ import cv2
 import numpy as np
 
 SCREEN = np.array([40, 190, 60], dtype=np.float32)   # a lit green screen is never pure (0, 255, 0)
+
+
+def to_linear(encoded: np.ndarray) -> np.ndarray:
+    """0..255 sRGB-encoded values -> linear light 0..1 (a camera mixes subject and screen in linear light)."""
+    from backend.pipelines.srgb import srgb_to_linear
+
+    return srgb_to_linear(np.clip(np.asarray(encoded, np.float32) / 255.0, 0.0, 1.0))
+
+
+def to_encoded(linear: np.ndarray) -> np.ndarray:
+    from backend.pipelines.srgb import linear_to_srgb
+
+    return linear_to_srgb(linear) * 255.0
+
+
+def mix(alpha: np.ndarray, subject: np.ndarray, screen: np.ndarray) -> np.ndarray:
+    """alpha * subject + (1 - alpha) * screen, in linear light; inputs and output 0..255 encoded floats."""
+    a = alpha[..., None]
+    return to_encoded(a * to_linear(subject) + (1 - a) * to_linear(screen))
 SUPERSAMPLE = 8
 
 
@@ -40,8 +59,8 @@ def green_screen_frame(height: int = 128, width: int = 128, *, shift: int = 0, s
     fg = subject_colours(height, width)
     if spill:
         rim = cv2.GaussianBlur(1.0 - alpha, (0, 0), 2.0)[..., None]  # light bounced off the screen, near the edge
-        fg = fg * (1 - spill * rim) + SCREEN * spill * rim
-    frame = alpha[..., None] * fg + (1 - alpha[..., None]) * SCREEN
+        fg = mix(1 - spill * rim[..., 0], fg, np.broadcast_to(SCREEN, fg.shape))
+    frame = mix(alpha, fg, np.broadcast_to(SCREEN, fg.shape))
     if noise:
         frame = frame + np.random.default_rng(seed).normal(0, noise, frame.shape)
     return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha
@@ -92,8 +111,8 @@ def shadowed_screen_frame(height: int = 128, width: int = 128, *, shadow: float 
     alpha = figure_coverage(height, width, shift)
     cast = shadow * shadow_coverage(height, width, shift)
     plate = lit_screen(height, width, falloff, warm)
-    screen = plate * (1.0 - cast[..., None])
-    frame = alpha[..., None] * subject_colours(height, width) + (1 - alpha[..., None]) * screen
+    screen = to_encoded(to_linear(plate) * (1.0 - cast[..., None]))    # the shadow takes light away, linearly
+    frame = mix(alpha, subject_colours(height, width), screen)
     rng = np.random.default_rng(seed)
     frame = frame + rng.normal(0, noise, frame.shape)
     plate = plate + rng.normal(0, noise, plate.shape)

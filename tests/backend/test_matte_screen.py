@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-from matte_fixtures import shadowed_screen_frame, soft_iou
+from matte_fixtures import lit_screen, shadowed_screen_frame, soft_iou
 from run_stage_fixtures import make_context, run_stage
 
 from backend.params import ParamError, parse_params
@@ -34,7 +34,7 @@ def stage_inputs(frames):
 
 def test_a_clean_plate_improves_a_badly_lit_screen(tmp_path):
     # a warm lamp on the right turns the screen yellow there: its hue differs across the frame
-    frames = [shadowed_screen_frame(128, 128, warm=0.6, seed=s, shift=3 * s) for s in range(3)]
+    frames = [shadowed_screen_frame(128, 128, warm=0.8, seed=s, shift=3 * s) for s in range(3)]
     plate = frames[0][3]
     truth = {i + 1: f[1] for i, f in enumerate(frames)}
 
@@ -45,8 +45,8 @@ def test_a_clean_plate_improves_a_badly_lit_screen(tmp_path):
     plated = run_stage("matte", {"key": {"clean_plate": True}}, ctx)
     for f in truth:
         with_plate = soft_iou(plated[f]["alpha"], truth[f])
-        assert with_plate >= 0.98
-        assert with_plate > soft_iou(estimated[f]["alpha"], truth[f]) + 0.02
+        assert with_plate >= 0.97
+        assert with_plate > soft_iou(estimated[f]["alpha"], truth[f]) + 0.03
 
 
 def test_a_clean_plate_that_is_missing_says_how_to_give_it(tmp_path):
@@ -63,8 +63,8 @@ def test_the_shadow_layer_is_where_the_figures_shadow_is(tmp_path):
         assert layer.shape == truth_alpha.shape and layer.dtype == np.float32
         inside, outside = truth_shadow > 0.3, truth_shadow < 0.01
         assert abs(layer[inside].mean() - truth_shadow[inside].mean()) < 0.08
-        assert layer[outside].mean() < 0.03
-        assert np.abs(layer - truth_shadow).mean() < 0.03
+        assert layer[outside].mean() < 0.04                    # the screen's falloff is not taken for shadow
+        assert np.abs(layer - truth_shadow).mean() < 0.04
         centre = np.unravel_index(np.argmax(layer), layer.shape)
         assert truth_shadow[centre] > 0.3                     # its darkest point is in the true shadow
 
@@ -72,3 +72,18 @@ def test_the_shadow_layer_is_where_the_figures_shadow_is(tmp_path):
 def test_the_shadow_layer_needs_the_difference_keyer():
     with pytest.raises(ParamError, match="shadow"):
         parse_params(MatteParams, {"shadow": True, "key": {"model": "distance"}})
+
+
+def test_a_blown_out_patch_of_screen_keys_as_screen():
+    from matte_fixtures import figure_coverage, mix, subject_colours, to_encoded, to_linear
+
+    h, w = 128, 128
+    y, x = np.mgrid[:h, :w] / h
+    hot = 1.0 + 12.0 * np.exp(-(((x - 0.2) ** 2 + (y - 0.85) ** 2) / 0.004))   # a lamp burning into the floor
+    screen = to_encoded(np.clip(to_linear(lit_screen(h, w, falloff=0.0)) * hot[..., None], 0.0, 1.0))
+    truth = figure_coverage(h, w)
+    frame = np.clip(np.round(mix(truth, subject_colours(h, w), screen)), 0, 255).astype(np.uint8)
+    assert (frame[..., 1] == 255).mean() > 0.02                 # the screen's channel clips over a patch
+    alpha = key(frame)
+    assert soft_iou(alpha, truth) >= 0.97
+    assert alpha[(hot > 3) & (truth == 0)].mean() < 0.05

@@ -3,7 +3,8 @@
 Random weights track nothing in particular, so these tests check what does not depend on training: the
 models load from the model config, every frame gets an alpha of the frame's size within [0, 1], the
 trimap's sure regions are kept, a resumed job gives the uninterrupted run's mattes, the tracker's memory
-stays bounded, and missing weights or a missing prompt say what to do.
+stays bounded, without a prompt the person's box comes from rembg on the first frame, and missing weights
+or no person found say what to do.
 """
 
 import numpy as np
@@ -13,9 +14,8 @@ from run_stage_fixtures import make_context, run_stage
 from video_matte_fixtures import save_tiny_matting, save_tiny_tracker
 
 from backend.errors import ModelMissing
-from backend.params import ParamError, parse_params
+from backend.params import parse_params
 from backend.pipelines.video_matte import KEEP_FRAMES, Tracker, VideoMatteParams, trimap
-from backend.stages.matte import MatteParams
 
 BOX = {"video": {"box": [30, 20, 100, 120]}}
 
@@ -74,10 +74,41 @@ def test_the_trackers_memory_stays_bounded(models):
 
 def test_missing_weights_name_the_role_and_the_fix(tmp_path):
     models = {"tracker": str(tmp_path / "nowhere"), "matting": str(tmp_path / "nowhere_either")}
-    with pytest.raises(ModelMissing, match="tracker.*To fix"):
+    with pytest.raises(ModelMissing, match="tracker.*To fix.*and for 'matting'"):
         run_stage("matte", {"method": "video", **BOX}, make_context(shot(1), tmp_path, models=models))
 
 
-def test_video_matting_needs_a_prompt():
-    with pytest.raises(ParamError, match="video.box=x0,y0,x1,y1"):
-        parse_params(MatteParams, {"method": "video"})
+def test_without_a_prompt_the_person_is_found_on_the_first_frame(models, tmp_path, monkeypatch):
+    import warnings
+
+    from matte_fixtures import export_subject_net
+
+    from backend.stages.matte_video import person_box
+
+    monkeypatch.setenv("REMBG_HOME", str(tmp_path / "rembg"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        net = export_subject_net(tmp_path / "rembg" / "models" / "custom" / "subject.onnx")
+    frame, truth = green_screen_frame(96, 128)
+    from backend.loaders.matte import load_matte_session
+
+    box = person_box(load_matte_session(str(net)), frame)
+    ys, xs = np.nonzero(truth > 0.5)
+    assert abs(box[0] - xs.min()) <= 4 and abs(box[2] - xs.max() - 1) <= 4     # the box hugs the figure
+    assert abs(box[1] - ys.min()) <= 4 and abs(box[3] - ys.max() - 1) <= 4
+    out = run_stage("matte", {"method": "video", "video": {"refine": "none"}},
+                    make_context(shot(2), tmp_path / "s", models={**models, "matte": str(net)}))
+    assert sorted(out) == [1, 2]
+
+
+def test_no_person_on_the_first_frame_says_how_to_mark_one():
+    from backend.stages.base import StageError
+    from backend.stages.matte_video import person_box
+
+    class Nothing:   # a rembg session that finds no one: rembg_alpha calls remove(), which calls predict()
+        def predict(self, image, *args, **kwargs):
+            from PIL import Image
+            return [Image.new("L", image.size, 0)]
+
+    with pytest.raises(StageError, match="video.box=x0,y0,x1,y1"):
+        person_box(Nothing(), green_screen_frame(64, 64)[0])

@@ -14,11 +14,11 @@ import resource, sys
 if sys.argv[1] == "keep":
     from backend.memory import keep_freed_memory
     assert keep_freed_memory()
-from backend.pipelines.propagate import Keyframe, Propagator
+from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from tests.backend.temporal_fixtures import Shot
 frames = [Shot(size=(960, 540), count=13, pan=(2.0, 0.5)).frame(t) for t in range(13)]
 keys = [Keyframe(k, frames[k], {"color": frames[k]}) for k in (0, 12)]
-propagator = Propagator()
+propagator = Propagator(PropagateParams(blend=sys.argv[2]))
 propagator.prepare_gap(keys[0], keys[1], frames[1:12])
 for t in range(1, 12):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -27,9 +27,9 @@ for t in range(1, 12):
 """
 
 
-def faults_per_frame(mode: str) -> list[int]:
+def faults_per_frame(mode: str, blend: str = "confidence") -> list[int]:
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", WORKLOAD, mode], capture_output=True, text=True, check=True,
+    done = subprocess.run([sys.executable, "-c", WORKLOAD, mode, blend], capture_output=True, text=True, check=True,
                           cwd=root, env={"PYTHONPATH": str(root), "HOME": os.environ.get("HOME", "/tmp")})
     return [int(line) for line in done.stdout.split()]
 
@@ -39,5 +39,9 @@ def test_kept_buffers_are_not_faulted_in_again_each_frame():
     default, kept = faults_per_frame("default")[-6:], faults_per_frame("keep")[-6:]  # past the first frames
     # By default glibc hands the frame's freed buffers back to the kernel, and every frame faults thousands of
     # pages in again (zeroed); kept, a frame reuses the last one's.
+    # (The older "confidence" blend shows it: the guided one's allocation pattern happens to settle glibc's
+    # dynamic mmap threshold even by default, so it is checked below for the kept case only.)
     assert min(default) > 1000
     assert sum(kept) < sum(default) / 10
+    guided = faults_per_frame("keep", "guided")[-6:]
+    assert sum(guided) < sum(default) / 10

@@ -14,6 +14,7 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
 from backend.ipc.take import Layer, Take, TakeInfo  # noqa: E402
+from blender_addon.compat import set_media_type, shader_nodes  # noqa: E402
 from backend.ipc.imagefiles import png_bytes, read_exr  # noqa: E402
 
 
@@ -85,8 +86,8 @@ def add_wall(scene, y: float, size: float = 20.0, colour=(0.8, 0.8, 0.8)):
     wall = bpy.data.objects.new("Wall", mesh)
     scene.collection.objects.link(wall)
     material = bpy.data.materials.new("Wall")
-    material.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (*colour, 1.0)
-    material.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 1.0
+    shader_nodes(material).nodes["Principled BSDF"].inputs["Base Color"].default_value = (*colour, 1.0)
+    shader_nodes(material).nodes["Principled BSDF"].inputs["Roughness"].default_value = 1.0
     mesh.materials.append(material)
     return wall
 
@@ -112,11 +113,12 @@ def render_passes(scene, path: Path) -> dict[str, np.ndarray]:
     ('Combined.R', 'Depth.Z', ...) as top-row-first float arrays."""
     view_layer = scene.view_layers[0]
     settings = scene.render.image_settings
-    settings.media_type = "MULTI_LAYER_IMAGE"
+    set_media_type(settings, "MULTI_LAYER_IMAGE")
     settings.file_format = "OPEN_EXR_MULTILAYER"
     settings.exr_codec = "NONE"
     settings.color_depth = "32"
-    settings.use_exr_interleave = True
+    if hasattr(settings, "use_exr_interleave"):  # 5.0+
+        settings.use_exr_interleave = True
     scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
     prefix = view_layer.name + "."
@@ -164,7 +166,7 @@ def render_image(scene, path: Path) -> np.ndarray:
     """Render the current frame as the final image (composited if the scene composites) into an
     uncompressed EXR and return its linear RGB, top row first."""
     settings = scene.render.image_settings
-    settings.media_type = "IMAGE"
+    set_media_type(settings, "IMAGE")
     settings.file_format = "OPEN_EXR"
     settings.exr_codec = "NONE"
     settings.color_depth = "32"

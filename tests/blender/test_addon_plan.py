@@ -132,3 +132,35 @@ def test_only_the_passes_the_enabled_units_use_are_rendered_and_sent():
     assert pass_layers({"controls": units}) == ("color", "pose", "depth")
     with pytest.raises(PlanError, match="renders no canny pass"):
         pass_layers({"controls": [{"enabled": True, "type": "canny", "source": "map"}]})
+
+
+def test_a_video_engine_makes_every_frame_in_one_propagate_job():
+    settings = {"use_matte": False, "use_diffusion": True, "prompt": "ink figure", "seed": 4, "engine": "VACE",
+                "keyframe_mode": "INTERVAL", "keyframe_interval": 8, "steps": 12, "video_size": 500}
+    plan = footage_plan(settings, list(range(1, 21)), ["matte", "diffuse", "propagate"])
+    [job] = plan.jobs
+    assert job.stage == "propagate" and job.frames == list(range(1, 21))
+    assert job.params["engine"] == "vace" and job.params["keyframes_from"] == "diffuse"
+    assert job.params["keyframes"] == [1, 9, 17, 20]
+    assert job.params["video"] == {"prompt": "ink figure", "negative_prompt": "", "seed": 4, "steps": 12, "size": 496}
+    animate = footage_plan({**settings, "engine": "ANIMATE"}, list(range(1, 21)), None).jobs[0]
+    assert animate.params["engine"] == "animate"
+    with pytest.raises(PlanError, match=r"no 'propagate' stage .*Engine to Keyframes"):
+        footage_plan(settings, [1, 2, 3], ["matte", "diffuse"])
+
+
+def test_the_shot_runner_uses_a_video_engine_only_when_asked_and_merges_its_settings():
+    from blender_addon.headless.engines import choose_engines
+    from blender_addon.headless.runner import expand_dotted, merged
+
+    probed = []
+    offered = {"matte", "propagate", "preview_depth"}
+    auto = choose_engines(offered, lambda stage: probed.append(stage), ("stylize",))
+    assert auto["stylize"].engine.key == "propagate" and auto["stylize"].engine.preview
+    forced = choose_engines(offered, lambda stage: probed.append(stage), ("stylize",), {"stylize": "vace"})
+    engine = forced["stylize"].engine
+    assert (engine.stage, engine.key, engine.preview) == ("propagate", "vace", False)
+    params = merged(expand_dotted(dict(engine.params)), {"video": {"steps": "2"}, "engine": "vace"})
+    assert params == {"engine": "vace", "video": {"pin_keyframes": False, "reference": "none", "steps": "2"}}
+    animate = choose_engines(offered, lambda stage: None, ("stylize",), {"stylize": "animate"})["stylize"].engine
+    assert dict(animate.params) == {"engine": "animate"}

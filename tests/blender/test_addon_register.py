@@ -83,7 +83,7 @@ def test_add_card_makes_a_card_of_the_takes_aspect_and_height(tmp_path):
     try:
         make_take(tmp_path / "take", 3, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)),
                   alpha=lambda f: [[1.0] * 32] * 16)
-        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "take"), height=1.0, depth_scale=0.1) == {"FINISHED"}
+        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "take"), character_height=1.0, depth_scale=0.1) == {"FINISHED"}
         card = bpy.context.view_layer.objects.active
         assert card["stage_card"] and card["stage_take"] == str((tmp_path / "take").resolve())
         assert card["stage_depth_scale"] == pytest.approx(0.1)
@@ -93,6 +93,94 @@ def test_add_card_makes_a_card_of_the_takes_aspect_and_height(tmp_path):
         assert max(xs) - min(xs) == pytest.approx(2.0, abs=1e-4)  # 32x16 footage: twice as wide as tall
         assert card in list(scene.objects)
         with pytest.raises(RuntimeError, match="take.json"):
-            bpy.ops.stage.add_card(take_dir=str(tmp_path), height=1.0)
+            bpy.ops.stage.add_card(take_dir=str(tmp_path), character_height=1.0)
+    finally:
+        disable_addon()
+
+
+def datablock_names() -> dict[str, list[str]]:
+    return {kind: sorted(b.name for b in getattr(bpy.data, kind))
+            for kind in ("objects", "meshes", "materials", "images", "textures", "actions", "node_groups")}
+
+
+def test_a_failing_add_card_leaves_the_scene_unchanged(tmp_path):
+    scene = fresh_scene()
+    enable_addon()
+    try:
+        take = make_take(tmp_path / "take", 3, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)),
+                         alpha=lambda f: [[1.0] * 32] * 16, depth=lambda f: [[2.0] * 32] * 16)
+        # the matte's frames are read (for the feet) after the card's images and mesh are made:
+        # a broken one fails Add Card half-way through
+        take.path("alpha", 2).write_bytes(b"not a png at all")
+        before, objects = datablock_names(), sorted(o.name for o in scene.objects)
+        with pytest.raises(RuntimeError, match="Add Card"):
+            bpy.ops.stage.add_card(take_dir=str(tmp_path / "take"), character_height=1.0)
+        assert datablock_names() == before
+        assert sorted(o.name for o in scene.objects) == objects
+    finally:
+        disable_addon()
+
+
+def render_settings(scene):
+    render, cycles = scene.render, scene.cycles
+    return (render.resolution_x, render.resolution_y, render.resolution_percentage, render.engine, cycles.samples,
+            cycles.use_denoising)
+
+
+def test_set_up_shot_without_openimagedenoise_changes_nothing_and_says_why(monkeypatch):
+    scene = fresh_scene()
+    enable_addon()
+    try:
+        import sys
+
+        before = render_settings(scene)
+        # a Blender built without OpenImageDenoise (the official wheels have it: the probe's answer is replaced)
+        monkeypatch.setattr(sys.modules[bpy.types.STAGE_OT_setup_shot.__module__], "oidn_available", lambda: False)
+        with pytest.raises(RuntimeError, match="OpenImageDenoise.*nothing was changed"):
+            bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64)
+        assert render_settings(scene) == before
+        assert bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64, denoise=False) == {"FINISHED"}
+        assert render_settings(scene)[:2] == (640, 360) and not scene.cycles.use_denoising
+    finally:
+        disable_addon()
+
+
+def test_set_up_shot_that_fails_half_way_puts_the_render_settings_back():
+    scene = fresh_scene()
+    enable_addon()
+    try:
+        camera = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+        scene.collection.objects.link(camera)
+        scene.camera = camera
+        target = bpy.data.objects.new("Target", None)
+        scene.collection.objects.link(target)
+        scene.stage.focus_card = target  # focus makes an empty; then the preset fails
+        scene.stage.shot_preset = "DOLLY"
+        scene.frame_start, scene.frame_end = 10, 10  # a one-frame dolly: refused after the settings changed
+        before, objects = render_settings(scene), sorted(o.name for o in bpy.data.objects)
+        with pytest.raises(RuntimeError, match="Set Up Shot: the dolly needs"):
+            bpy.ops.stage.setup_shot(resolution=(640, 360), samples=64, denoise=False)
+        assert render_settings(scene) == before
+        assert sorted(o.name for o in bpy.data.objects) == objects  # the focus empty went too
+        assert not camera.data.dof.use_dof and camera.data.dof.focus_object is None
+    finally:
+        disable_addon()
+
+
+def test_the_cards_render_switch_stays_off_across_frames(tmp_path):
+    scene = fresh_scene()
+    enable_addon()
+    try:
+        make_take(tmp_path / "clip", 3, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)))
+        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "clip"), character_height=1.0) == {"FINISHED"}
+        card = bpy.context.view_layer.objects.active
+        assert card.name == "Card clip"
+        assert bpy.ops.stage.card_render(name=card.name, render=False) == {"FINISHED"}
+        for frame in (2, 3, 1):
+            scene.frame_set(frame)
+            assert card.hide_render, frame
+        assert bpy.ops.stage.card_render(name=card.name, render=True) == {"FINISHED"}
+        scene.frame_set(2)
+        assert not card.hide_render
     finally:
         disable_addon()

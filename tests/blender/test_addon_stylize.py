@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 
 import addon_fixtures  # noqa: F401
 import bpy
 import numpy as np
 import pytest
-from addon_fixtures import BACKEND_PYTHON, REPO, BackendProcess, disable_addon, enable_addon, fresh_scene
+from addon_fixtures import backend_with_tiny_models, disable_addon, enable_addon, fresh_scene
 
+from blender_addon import compat
 from blender_addon.ipc import Take
 
 BUILD_TINY_MODELS = """
@@ -28,11 +28,7 @@ root = Path(sys.argv[1])
 
 @pytest.fixture(scope="module")
 def diffusion_backend(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_models")
-    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
-    subprocess.run([BACKEND_PYTHON, "-c", BUILD_TINY_MODELS, str(root)], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
-    process = BackendProcess(tmp_path_factory.mktemp("backend") / "store", models=root / "models.json")
+    process = backend_with_tiny_models(tmp_path_factory, BUILD_TINY_MODELS)
     yield process
     process.stop()
 
@@ -85,7 +81,7 @@ def test_stylize_diffuses_the_passes_and_composites_the_object(diffusion_backend
         assert styled.shape == render.shape
         assert np.abs(styled - render).mean() > 5.0  # the backend repainted it
 
-        tree = scene.compositing_node_group
+        tree = compat.scene_compositor(scene)
         assert tree is not None
         images = [n.image for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
         assert images and os.path.samefile(bpy.path.abspath(images[0].filepath), diffused.path("color", 1))
@@ -106,6 +102,7 @@ def test_footage_keyframes_are_diffused_and_propagated_over_the_matte(diffusion_
         settings.use_diffusion, settings.prompt = True, "a bronze dancer"
         settings.steps, settings.cfg, settings.denoise, settings.seed = 2, 1.0, 0.9, 3
         settings.keyframe_mode, settings.keyframe_interval, settings.stability = "INTERVAL", 3, 0.0
+        settings.texture_upscale = "OFF"  # the 48 px footage stays as it is: no upscale job in this test
         masks = write_clip(tmp_path / "clip", 5, 64, 48, seed=9)
         assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
 

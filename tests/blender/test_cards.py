@@ -12,6 +12,8 @@ from scene_fixtures import (add_sun, add_wall, disc, empty_scene, front_camera, 
                             set_world_colour, solid)
 
 import bpy
+from mathutils import Vector
+from blender_addon import compat
 from blender_addon.scene.cards import CardError, make_card, set_card_lit, set_card_timing
 
 SIZE = 80
@@ -246,7 +248,7 @@ def test_eevee_shows_the_matte_and_the_displacement(tmp_path):
     front_camera(scene)
     make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (255, 0, 0)), alpha=half_alpha, depth=ramp)
     make_card(tmp_path / "take", height=2.0, depth_scale=0.4, location=(0, 0, 0), lit=0.0)
-    scene.render.engine = "BLENDER_EEVEE"
+    scene.render.engine = compat.EEVEE
     scene.eevee.taa_render_samples = 1
     scene.view_layers[0].use_pass_z = True
     channels = render_passes(scene, tmp_path / "r.exr")
@@ -290,10 +292,67 @@ def test_eevee_shadow_follows_the_matte(tmp_path):
     make_take(tmp_path / "take", 1, 32, 32, colour=lambda f: solid(32, 32, (200, 200, 200)),
               alpha=lambda f: disc(32, 32))
     make_card(tmp_path / "take", height=2.0, location=(0, 0, 0))
-    scene.render.engine = "BLENDER_EEVEE"
+    scene.render.engine = compat.EEVEE
     scene.eevee.taa_render_samples = 4
     image = rgb(render_passes(scene, tmp_path / "r.exr")).mean(axis=-1)
 
     lit_wall = image[pixel(-1.8, 1.0)]
     assert image[pixel(1.6, 1.0)] < 0.2 * lit_wall  # inside the disc's shadow
     assert image[pixel(1.9, 1.9)] == pytest.approx(lit_wall, rel=0.05)  # the plane's corner casts none
+
+
+def test_character_height_is_the_mattes_height_and_the_frame_is_derived(tmp_path):
+    """A figure filling the middle half of the frame's rows, asked to be 1.8 m tall, gets a 3.6 m frame."""
+    empty_scene()
+
+    def figure(frame):
+        alpha = np.zeros((40, 20))
+        alpha[10:30, 5:15] = 1.0  # 20 of 40 rows
+        return alpha
+
+    make_take(tmp_path / "take", 2, 20, 40, colour=lambda f: np.full((40, 20, 3), 200, np.uint8), alpha=figure)
+    card = make_card(tmp_path / "take", character_height=1.8, stand="FRAME", contact=False)
+    zs = [v.co.z for v in card.data.vertices]
+    assert max(zs) - min(zs) == pytest.approx(3.6, abs=1e-3)
+    with pytest.raises(CardError, match="character_height"):
+        make_card(tmp_path / "take", character_height=0.0)
+
+
+def test_a_tracking_card_keeps_facing_the_camera_after_the_camera_moves(tmp_path):
+    scene = empty_scene()
+    camera = front_camera(scene)
+    make_take(tmp_path / "take", 1, 16, 32, colour=lambda f: np.full((32, 16, 3), 200, np.uint8))
+    card = make_card(tmp_path / "take", track_camera=True)
+    fixed = make_card(tmp_path / "take", name="Fixed")
+    camera.location = (6.0, -2.0, camera.location.z)  # round to the side
+    bpy.context.view_layer.update()
+
+    def facing(obj):  # the card's front (-Y) against the direction to the camera, in the ground plane
+        front = (obj.matrix_world.to_3x3() @ Vector((0, -1, 0))).to_2d().normalized()
+        to_camera = (camera.matrix_world.translation - obj.matrix_world.translation).to_2d().normalized()
+        return front.dot(to_camera)
+
+    assert facing(card) > 0.999
+    assert facing(fixed) < 0.95  # without the constraint it stays as made
+    up = card.matrix_world.to_3x3() @ Vector((0, 0, 1))
+    assert up.z > 0.999  # turned about Z only
+    card.constraints["Face Camera"].mute = True  # the artist turns it off: the card stays where it was made
+    bpy.context.view_layer.update()
+    assert facing(card) == pytest.approx(facing(fixed), abs=1e-6)
+
+
+def test_switching_a_card_off_for_render_survives_frame_changes_and_on_restores_its_timing(tmp_path):
+    from blender_addon.scene.cards import card_rendered, set_card_rendered
+
+    scene = empty_scene()
+    make_take(tmp_path / "take", 4, 16, 32, colour=lambda f: np.full((32, 16, 3), 200, np.uint8))
+    card = make_card(tmp_path / "take", frame_start=5)
+    set_card_rendered(card, False)
+    for frame in (1, 5, 7, 6):
+        scene.frame_set(frame)
+        assert card.hide_render and not card_rendered(card), frame
+    set_card_rendered(card, True)
+    scene.frame_set(6)
+    assert not card.hide_render and card_rendered(card)
+    scene.frame_set(2)
+    assert card.hide_render  # before its start the timing still hides it

@@ -86,7 +86,9 @@ def add_markers(scene, armature, bones):
 def rendered_joints(scene, tmp_path):
     scene.view_layers[0].use_pass_object_index = True
     scene.cycles.filter_width = 0.01  # sample each pixel at its centre
-    index = np.round(render_passes(scene, tmp_path / "markers.exr")["Object Index.X"]).astype(int)
+    planes = render_passes(scene, tmp_path / "markers.exr")
+    index = planes["Object Index.X" if "Object Index.X" in planes else "IndexOB.X"]  # 5.0 name, 4.x name
+    index = np.round(index).astype(int)
     found = {}
     for k in range(len(KEYPOINTS)):
         rows, cols = np.nonzero(index == k + 1)

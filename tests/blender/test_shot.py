@@ -8,6 +8,7 @@ from scene_fixtures import empty_scene, front_camera, make_take, render_passes, 
 
 import bpy
 from mathutils import Vector
+from blender_addon import compat
 from blender_addon.scene.cards import make_card
 from blender_addon.scene.shot import ShotError, dolly_back, flashing_light, focus_on, setup_final_render
 
@@ -31,9 +32,23 @@ def test_final_render_is_4k_with_denoising():
     assert (render.resolution_x, render.resolution_y, render.resolution_percentage) == (3840, 2160, 100)
     assert scene.render.engine == "CYCLES" and scene.cycles.samples == 128 and scene.cycles.use_denoising
     setup_final_render(scene, engine="BLENDER_EEVEE", samples=64)
-    assert scene.render.engine == "BLENDER_EEVEE" and scene.eevee.taa_render_samples == 64
+    assert scene.render.engine == compat.EEVEE and scene.eevee.taa_render_samples == 64
     with pytest.raises(ShotError, match="accepted"):
         setup_final_render(scene, engine="POVRAY")
+
+
+def test_without_openimagedenoise_the_final_render_changes_nothing_and_says_why(monkeypatch):
+    scene = empty_scene()
+    before = (scene.render.resolution_x, scene.render.resolution_y, scene.render.engine, scene.cycles.samples,
+              scene.cycles.use_denoising)
+    # a build without OpenImageDenoise (the official wheels have it, so the probe's answer is replaced)
+    monkeypatch.setattr("blender_addon.scene.shot.oidn_available", lambda: False)
+    with pytest.raises(ShotError, match="OpenImageDenoise.*Denoise off"):
+        setup_final_render(scene, samples=256)
+    assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.engine, scene.cycles.samples,
+            scene.cycles.use_denoising) == before
+    setup_final_render(scene, width=320, height=240, samples=4, denoise=False)  # without denoising it works
+    assert scene.render.resolution_x == 320 and not scene.cycles.use_denoising
 
 
 def test_depth_of_field_focuses_on_the_chosen_card(tmp_path):

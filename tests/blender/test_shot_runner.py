@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from addon_fixtures import BACKEND_PYTHON, free_port  # noqa: F401  (sets sys.path and imports bpy first)
+from addon_fixtures import BACKEND_PYTHON, build_tiny_models, free_port  # noqa: F401  (sets sys.path and imports bpy first)
 from backend.ipc.imagefiles import png_bytes
 from backend.ipc.take import Take
 from blender_addon.headless.__main__ import main as shot_main
@@ -133,3 +133,72 @@ def test_bad_arguments_exit_2_with_the_expected_form(capsys):
         shot_main(["flash_room", "--out", "x", "--frames", "one-two"])
     assert e.value.code == 2
     assert "1-48" in capsys.readouterr().err
+
+
+BUILD_TINY_VACE = """
+import json, sys
+from pathlib import Path
+from video_fixtures import build_tiny_vace
+root = Path(sys.argv[1])
+(root / "models.json").write_text(json.dumps({"models": {"vace": str(build_tiny_vace(root / "vace"))}}))
+"""
+
+
+def test_engine_stylize_vace_makes_the_cards_colour_with_wan_vace(tmp_path):
+    models = build_tiny_models(tmp_path, BUILD_TINY_VACE)
+    video = {"steps": 2, "size": 80, "segment_frames": 5, "overlap": 1}
+    result = run_shot(tiny_config(tmp_path, models=str(models), frames=(1, 1), footage_frames=1,
+                                  engines={"stylize": "vace"}, params={"propagate": {"video": video}}))
+    engine = result.engines["stylize"].engine
+    assert (engine.key, engine.stage, engine.preview) == ("vace", "propagate", False)
+    takes = [Take.open(p.parent) for p in (tmp_path / "takes").glob("*/take.json")]
+    [vace] = [t for t in takes if t.info.params.get("engine") == "vace"]
+    assert vace.info.params["video"]["steps"] == 2 and vace.info.params["video"]["pin_keyframes"] is False
+    assert vace.missing_frames() == []
+
+
+BUILD_TINY_ANIMATE = """
+import json, sys
+from pathlib import Path
+from diffuse_fixtures import build_models, openpose_weights
+from video_fixtures import build_tiny_animate
+root = Path(sys.argv[1])
+config = build_models(root)
+config["models"]["animate"] = {"path": str(build_tiny_animate(root / "animate"))}
+openpose_weights(Path(config["models"]["annotators"]["path"]))
+(root / "models.json").write_text(json.dumps(config))
+"""
+
+
+def test_engine_stylize_animate_makes_the_cards_colour_with_wan_animate(tmp_path):
+    """The performer in the footage (pose by the annotators) drives the first diffused keyframe's character."""
+    models = build_tiny_models(tmp_path, BUILD_TINY_ANIMATE)
+    video = {"steps": 2, "size": 64, "segment_frames": 5, "overlap": 1}
+    result = run_shot(tiny_config(tmp_path, models=str(models), frames=(1, 2), footage_frames=2,
+                                  engines={"stylize": "animate"},
+                                  params={"propagate": {"video": video}}))
+    engine = result.engines["stylize"].engine
+    assert (engine.key, engine.stage, engine.preview) == ("animate", "propagate", False)
+    takes = [Take.open(p.parent) for p in (tmp_path / "takes").glob("*/take.json")]
+    [animate] = [t for t in takes if t.info.params.get("engine") == "animate"]
+    assert animate.missing_frames() == [] and list(animate.info.frames) == [1, 2]
+    card = Take.open(tmp_path / "takes" / "card")
+    assert card.info.source["color"] == str(animate.root)  # the card shows what Wan-Animate made
+
+
+def test_with_cluster_the_frames_render_as_ray_tasks_and_match_the_local_render(shot, tmp_path):
+    """--cluster auto: a one-machine Ray cluster on loopback with this Blender as its render node."""
+    import shutil
+
+    out, _, _ = shot
+    copy = tmp_path / "shot"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("frames", "*.mp4", "contact_sheet.png", "*.log"))
+    result = run_shot(tiny_config(copy, cluster="auto", cluster_chunk=2))
+    assert result.counts["render"] == {"frames": FRAMES, "kept": 0, "rendered": FRAMES}
+    assert (copy / "shot.blend").is_file() and (copy / "contact_sheet.png").is_file()
+    for frame in range(1, FRAMES + 1):
+        name = f"{frame:04d}.png"
+        # the same picture; the flash room is denoised (OIDN), which moves a few pixels by a level or two
+        # between processes (tests/backend/test_cluster_render.py checks exact pixels on an undenoised scene)
+        diff = np.abs(read_pixels(copy / "frames" / name) - read_pixels(out / "frames" / name))
+        assert diff.mean() < 1 / 255 and (diff > 2.5 / 255).mean() < 0.01, (name, diff.mean(), diff.max())

@@ -10,42 +10,25 @@ import sys
 
 import pytest
 
-# Before ray is imported: every address Ray derives for this machine is then 127.0.0.1, never the machine's
-# own interface (Ray reads this at import; with it unset the head registers e.g. 192.0.2.2 despite
-# node_ip_address=127.0.0.1).
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+from tests.backend.cluster_fixtures import LOOPBACK, loopback_cluster  # noqa: I001  (first: pins Ray to loopback)
 
-ray = pytest.importorskip("ray", reason="the cluster extra is installed by `make setup` (pip install ray)")
+import ray  # the cluster extra, installed by `make setup`
 
-from ray.cluster_utils import Cluster  # noqa: E402
-
-from backend.cluster.pool import RunnerPool  # noqa: E402
-from backend.jobs import JobCallbacks, run_job  # noqa: E402
-from backend.errors import Cancelled  # noqa: E402
-from backend.store import Store  # noqa: E402
-from backend.ipc.digest import digest_arrays  # noqa: E402
-from backend.ipc.take import Take  # noqa: E402
-from backend.jobs import identify  # noqa: E402
-from backend.store import JobSpec  # noqa: E402
-from tests.backend.spine_fixtures import Backend, dstage, frame_files  # noqa: E402
-from tests.backend.test_job_units import depth_job, silhouettes, take_files  # noqa: E402
-from tests.backend.test_server import Recorder  # noqa: E402
-
-LOOPBACK = "127.0.0.1"
+from backend.cluster.pool import RunnerPool
+from backend.errors import Cancelled
+from backend.ipc.digest import digest_arrays
+from backend.ipc.take import Take
+from backend.jobs import JobCallbacks, identify, run_job
+from backend.store import JobSpec, Store
+from tests.backend.spine_fixtures import Backend, dstage, frame_files
+from tests.backend.test_job_units import depth_job, silhouettes, take_files
+from tests.backend.test_server import Recorder
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "num_gpus": 0, "node_ip_address": LOOPBACK, "include_dashboard": False})
-    nodes = [cluster.add_node(num_cpus=1, num_gpus=1, node_ip_address=LOOPBACK) for _ in range(3)]
-    ray.init(address=cluster.address)
-    cluster.wait_for_nodes()
-    try:
-        yield cluster, nodes
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    with loopback_cluster([{"num_cpus": 1, "num_gpus": 1}] * 3) as made:
+        yield made
 
 
 def test_every_node_is_on_loopback(cluster):

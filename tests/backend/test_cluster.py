@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -178,6 +180,34 @@ def test_a_cancel_stops_the_unit_a_worker_is_computing(cluster, pools, tmp_path)
     again = []
     pool.run(store, spec, JobCallbacks(on_frame=again.append))  # resubmitted: computes only what is missing
     assert len(again) == FRAMES_IN_ONE_UNIT - after_cancel
+
+
+AUTO_PROBE = """
+import json, subprocess
+from backend.cluster.connect import connect
+ray = connect("auto")
+node = ray.nodes()[0]
+ports = {ray.get_runtime_context().gcs_address.rsplit(":", 1)[1], str(node["NodeManagerPort"]),
+         str(node["ObjectManagerPort"])}
+listening = [line.split()[3] for line in subprocess.run(["ss", "-tln"], capture_output=True, text=True).stdout
+             .splitlines()[1:] if line.split()[3].rsplit(":", 1)[1] in ports]
+print(json.dumps({"nodes": [n["NodeManagerAddress"] for n in ray.nodes()],
+                  "gcs": ray.get_runtime_context().gcs_address, "listening": listening}))
+ray.shutdown()
+"""
+
+
+def test_cluster_auto_starts_its_own_on_loopback_even_beside_another(cluster):
+    """`--cluster auto` beside a running cluster (this module's: Ray's own address="auto" would join it) in a
+    process that did not pin Ray to loopback itself: a cluster of its own, every address and port on 127.0.0.1."""
+    handle, _ = cluster
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
+    out = subprocess.run([sys.executable, "-c", AUTO_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["gcs"] != handle.address and seen["gcs"].startswith(LOOPBACK + ":")
+    assert seen["nodes"] == [LOOPBACK]
+    assert len(seen["listening"]) >= 3 and all(a.replace("[::ffff:", "").startswith(LOOPBACK) for a in seen["listening"])
 
 
 def test_ray_connects_only_through_loopback(cluster):

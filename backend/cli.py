@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-megapixels", type=positive_float,
                    help="refuse jobs with larger frames (default: 50, less on a machine with under 13 GB of memory)")
     p.add_argument("--cluster", metavar="ADDRESS",
-                   help="run jobs on a Ray cluster: auto (this machine's), host:6379 or ray://host:10001; "
+                   help="run jobs on a Ray cluster: auto (RAY_ADDRESS's head, else one on this machine), host:6379 or ray://host:10001; "
                         "--store must be a path every node shares")
     p.add_argument("--cluster-workers", type=positive_int, metavar="N",
                    help="with --cluster and no GPUs in it: how many CPU workers (default 1; with GPUs, one per GPU)")

@@ -88,7 +88,8 @@ def main() -> None:
     take_at = store.job_dir(spec.job_id).relative_to(store.root) / "take"
     reference = take_bytes(store.root / take_at)
 
-    ray.init(num_cpus=2, num_gpus=0, _node_ip_address="127.0.0.1", include_dashboard=False,
+    # address="local": a new cluster of our own, even when another Ray runs on this machine (plain ray.init() joins it)
+    ray.init(address="local", num_cpus=2, num_gpus=0, _node_ip_address="127.0.0.1", include_dashboard=False,
              logging_level="WARNING")
     try:
         times = {}

@@ -4,10 +4,11 @@
 
 Three runs of the headless shot runner on one output folder: the 1280×720 sequence (frames, preview.mp4,
 contact_sheet.png), the 4K still, then the middle frame again with the card as filmed (no relighting), put
-beside the relit one in relight_before_after.png. Later runs find the takes and the backend's store the first
-one left, so they render (and upscale the card's textures for the 4K frame). The sample footage is 608×1080,
-tall enough that the 4K frame shows the card's texture at its own resolution. Each run is its own process so each starts from an empty Blender. With no model
-weights configured the runner picks the labelled preview engines and says so, with how to get the real ones.
+beside the relit one and their difference in relight_before_after.png. Later runs find the takes and the
+backend's store the first one left, so they render (and upscale the card's textures for the 4K frame). The
+sample footage is 608×1080, tall enough that the 4K frame shows the card's texture at its own resolution.
+Each run is its own process so each starts from an empty Blender. With no model weights configured the
+runner picks the labelled preview engines and says so, with how to get the real ones.
 """
 
 from __future__ import annotations
@@ -51,16 +52,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"from what is in {args.out}", file=sys.stderr)
             return status
     out = args.out.resolve()
-    before_after(out / f"still_{middle:04d}_{SIZE}_as_filmed.png", out / "frames" / f"{middle:04d}.png",
-                 out / "relight_before_after.png")
+    mean, p99 = before_after(out / f"still_{middle:04d}_{SIZE}_as_filmed.png", out / "frames" / f"{middle:04d}.png",
+                             out / "relight_before_after.png")
+    print(f"relighting changed the middle of frame {middle} by {mean:.1f} levels on average, {p99:.0f} at the 99th "
+          f"percentile (relight_before_after.png: as filmed, relit, difference ×{DIFFERENCE_GAIN})")
     print(f"\ndemo done in {time.monotonic() - started:.0f} s:\n  {out / 'frames'}\n  {out / 'preview.mp4'}\n"
           f"  {out / 'contact_sheet.png'}\n  {out / f'still_{middle:04d}_3840x2160.png'}\n"
           f"  {out / 'relight_before_after.png'}\n  {out / 'times.txt'}")
     return 0
 
 
-def before_after(before: Path, after: Path, out: Path) -> None:
-    """The middle of the frame as filmed (left) and relit (right), side by side."""
+DIFFERENCE_GAIN = 8  # the preview's relighting changes a few levels: amplified so the eye finds where
+
+
+def before_after(before: Path, after: Path, out: Path) -> tuple[float, float]:
+    """The middle of the frame as filmed (left), relit (middle) and their difference ×DIFFERENCE_GAIN
+    (right), side by side. Returns the mean and the 99th percentile of the difference in 8-bit levels."""
     import numpy as np
 
     from blender_addon.headless.images import read_pixels, write_png
@@ -70,9 +77,14 @@ def before_after(before: Path, after: Path, out: Path) -> None:
         pixels = read_pixels(path)[..., :3]
         width = pixels.shape[1]
         halves.append(pixels[:, width // 4: width - width // 4])
+    if halves[0].shape != halves[1].shape:
+        raise ValueError(f"{before} and {after} differ in size; render both at the same --size")
+    difference = np.abs(halves[1] - halves[0])
     gap = np.ones((halves[0].shape[0], 8, 3), np.float32)
-    write_png(out, np.round(np.concatenate([halves[0], gap, halves[1]], axis=1) * 255).astype(np.uint8))
-
+    panels = [halves[0], gap, halves[1], gap, np.clip(difference * DIFFERENCE_GAIN, 0.0, 1.0)]
+    write_png(out, np.round(np.concatenate(panels, axis=1) * 255).astype(np.uint8))
+    levels = difference.max(-1) * 255
+    return float(levels.mean()), float(np.percentile(levels, 99))
 
 if __name__ == "__main__":
     sys.exit(main())

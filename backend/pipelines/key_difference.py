@@ -36,20 +36,33 @@ def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
     hot = (value >= HOT) & (lead > MIN_LEAD / 2)
     if hot.any():   # the balance only where it matters: a log over the whole frame is costly
         hot[hot] = np.abs(balance_of(rgb[hot], screen.channel) - screen.balance) < BALANCE
-    return np.clip(1.0 - lead / np.maximum(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2),
-                   0.0, 1.0).astype(np.float32)
+    share = cv2.divide(lead, cv2.max(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2))
+    return np.clip(cv2.subtract(1.0, share), 0.0, 1.0, out=share)
 
 
 def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel) -> np.ndarray:
     """The screen's lead, taken locally where the screen channel clips: there the lead falls steeply (the other
     channels keep rising while the screen's cannot), faster than the smooth screen model can follow. `hot`:
-    pixels near clipping whose other two channels keep the screen's balance (a pale subject does not)."""
-    hot = hot.astype(np.float32)
-    if not hot.any():
+    pixels near clipping whose other two channels keep the screen's balance (a pale subject does not).
+
+    The blurs run on the hot pixels' bounding box plus the blur's reach: outside it their weight is exactly 0.
+    """
+    ys, xs = np.nonzero(hot.any(1))[0], np.nonzero(hot.any(0))[0]
+    if not len(ys):
         return screen.lead
-    weight = cv2.GaussianBlur(hot, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
-    local = cv2.GaussianBlur(lead * hot, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE) / np.maximum(weight, 1e-6)
-    return np.where(weight > 0.2, np.minimum(screen.lead, local), screen.lead)
+    reach = _blur_reach(HOT_SIGMA) + 1
+    box = (slice(max(ys[0] - reach, 0), ys[-1] + reach + 1), slice(max(xs[0] - reach, 0), xs[-1] + reach + 1))
+    part = hot[box].astype(np.float32)
+    weight = cv2.GaussianBlur(part, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
+    local = cv2.GaussianBlur(lead[box] * part, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE) / np.maximum(weight, 1e-6)
+    out = screen.lead.copy()
+    out[box] = np.where(weight > 0.2, np.minimum(screen.lead[box], local), screen.lead[box])
+    return out
+
+
+def _blur_reach(sigma: float) -> int:
+    """How far (pixels) OpenCV's float Gaussian kernel for `sigma` reaches: its size is 2 * round(4 sigma) + 1."""
+    return int(round(4 * sigma))
 
 
 def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float,
@@ -59,8 +72,9 @@ def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float,
     The means are smooth, so they are made at half the frame's size (a quarter of the work) and read at `at`.
     """
     step = 2 if sigma >= 2.0 else 1
-    m = mask.astype(np.float32)
-    total = rgb * m[..., None]
+    m8 = mask.astype(np.uint8)
+    m = m8.astype(np.float32)
+    total = cv2.copyTo(rgb, m8)    # the masked pixels, zero elsewhere (a masked copy, not a multiply)
     if step > 1:
         size = (max(1, rgb.shape[1] // step), max(1, rgb.shape[0] // step))
         m, total = cv2.resize(m, size, interpolation=cv2.INTER_AREA), cv2.resize(total, size, interpolation=cv2.INTER_AREA)

@@ -2,48 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
-# Before ray is imported: every address Ray derives for this machine is then 127.0.0.1, never the machine's
-# own interface (Ray reads this at import; with it unset the head registers e.g. 192.0.2.2 despite
-# node_ip_address=127.0.0.1).
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+from tests.backend.cluster_fixtures import LOOPBACK, loopback_cluster  # noqa: I001  (first: pins Ray to loopback)
 
-ray = pytest.importorskip("ray", reason="the cluster extra is installed by `make setup` (pip install ray)")
+import ray  # the cluster extra, installed by `make setup`
 
-from ray.cluster_utils import Cluster  # noqa: E402
-
-from backend.cluster.pool import RunnerPool  # noqa: E402
-from backend.jobs import JobCallbacks, run_job  # noqa: E402
-from backend.errors import Cancelled  # noqa: E402
-from backend.store import Store  # noqa: E402
-from backend.ipc.digest import digest_arrays  # noqa: E402
-from backend.ipc.take import Take  # noqa: E402
-from backend.jobs import identify  # noqa: E402
-from backend.store import JobSpec  # noqa: E402
-from tests.backend.spine_fixtures import Backend, dstage, frame_files  # noqa: E402
-from tests.backend.test_job_units import depth_job, silhouettes, take_files  # noqa: E402
-from tests.backend.test_server import Recorder  # noqa: E402
-
-LOOPBACK = "127.0.0.1"
+from backend.cluster.pool import RunnerPool
+from backend.errors import Cancelled
+from backend.ipc.digest import digest_arrays
+from backend.ipc.take import Take
+from backend.jobs import JobCallbacks, identify, run_job
+from backend.store import JobSpec, Store
+from tests.backend.spine_fixtures import Backend, dstage, frame_files
+from tests.backend.test_job_units import depth_job, silhouettes, take_files
+from tests.backend.test_server import Recorder
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "num_gpus": 0, "node_ip_address": LOOPBACK, "include_dashboard": False})
-    nodes = [cluster.add_node(num_cpus=1, num_gpus=1, node_ip_address=LOOPBACK) for _ in range(3)]
-    ray.init(address=cluster.address)
-    cluster.wait_for_nodes()
-    try:
-        yield cluster, nodes
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    with loopback_cluster([{"num_cpus": 1, "num_gpus": 1}] * 3) as made:
+        yield made
 
 
 def test_every_node_is_on_loopback(cluster):
@@ -195,6 +180,34 @@ def test_a_cancel_stops_the_unit_a_worker_is_computing(cluster, pools, tmp_path)
     again = []
     pool.run(store, spec, JobCallbacks(on_frame=again.append))  # resubmitted: computes only what is missing
     assert len(again) == FRAMES_IN_ONE_UNIT - after_cancel
+
+
+AUTO_PROBE = """
+import json, subprocess
+from backend.cluster.connect import connect
+ray = connect("auto")
+node = ray.nodes()[0]
+ports = {ray.get_runtime_context().gcs_address.rsplit(":", 1)[1], str(node["NodeManagerPort"]),
+         str(node["ObjectManagerPort"])}
+listening = [line.split()[3] for line in subprocess.run(["ss", "-tln"], capture_output=True, text=True).stdout
+             .splitlines()[1:] if line.split()[3].rsplit(":", 1)[1] in ports]
+print(json.dumps({"nodes": [n["NodeManagerAddress"] for n in ray.nodes()],
+                  "gcs": ray.get_runtime_context().gcs_address, "listening": listening}))
+ray.shutdown()
+"""
+
+
+def test_cluster_auto_starts_its_own_on_loopback_even_beside_another(cluster):
+    """`--cluster auto` beside a running cluster (this module's: Ray's own address="auto" would join it) in a
+    process that did not pin Ray to loopback itself: a cluster of its own, every address and port on 127.0.0.1."""
+    handle, _ = cluster
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
+    out = subprocess.run([sys.executable, "-c", AUTO_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["gcs"] != handle.address and seen["gcs"].startswith(LOOPBACK + ":")
+    assert seen["nodes"] == [LOOPBACK]
+    assert len(seen["listening"]) >= 3 and all(a.replace("[::ffff:", "").startswith(LOOPBACK) for a in seen["listening"])
 
 
 def test_ray_connects_only_through_loopback(cluster):

@@ -15,17 +15,14 @@ from pathlib import Path
 import cv2
 import pytest
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before ray is imported: see test_cluster.py
+from tests.backend.cluster_fixtures import loopback_cluster  # noqa: I001  (first: pins Ray to loopback)
 
-ray = pytest.importorskip("ray", reason="the cluster extra is installed by `make setup` (pip install ray)")
+import ray  # the cluster extra, installed by `make setup`
 
-from ray.cluster_utils import Cluster  # noqa: E402
+from backend.cluster.render import missing_chunks, render_on_cluster
+from backend.errors import StageError
+from tests.backend.spine_fixtures import REPO, env
 
-from backend.cluster.render import missing_chunks, render_on_cluster  # noqa: E402
-from backend.errors import StageError  # noqa: E402
-from tests.backend.spine_fixtures import REPO, env  # noqa: E402
-
-LOOPBACK = "127.0.0.1"
 BLENDER_PYTHON = os.environ.get("DSTAGE_BLENDER_PYTHON", str(REPO / ".venv-blender-5.3" / "bin" / "python"))
 FRAMES = (1, 6)
 
@@ -77,16 +74,9 @@ def plain(shot, tmp_path_factory) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "node_ip_address": LOOPBACK, "include_dashboard": False})
-    nodes = [cluster.add_node(num_cpus=1, resources={"blender": 1}, node_ip_address=LOOPBACK) for _ in range(2)]
-    ray.init(address=cluster.address, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-    cluster.wait_for_nodes()
-    try:
-        yield cluster, nodes
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    with loopback_cluster([{"num_cpus": 1, "resources": {"blender": 1}}] * 2,
+                          runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}}) as made:
+        yield made
 
 
 def pngs(folder: Path) -> dict[str, bytes]:

@@ -96,15 +96,19 @@ class BackendProcess:
         self.log.close()
 
 
-def backend_with_tiny_models(tmp_path_factory, build_script: str) -> BackendProcess:
-    """A backend serving the tiny random-weight models that `build_script` (run in the backend's own
-    environment, with the backend tests' fixtures importable, given the folder as argv[1]) builds and
-    lists in that folder's models.json."""
-    root = tmp_path_factory.mktemp("tiny_models")
+def build_tiny_models(root: Path, build_script: str) -> Path:
+    """Run `build_script` in the backend's own environment (the backend tests' fixtures importable, `root` as
+    argv[1]): it builds tiny random-weight models under `root` and lists them in root/models.json, returned."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
     subprocess.run([BACKEND_PYTHON, "-c", build_script, str(root)], env=env, cwd=REPO, check=True,
                    capture_output=True, timeout=600)
-    return BackendProcess(tmp_path_factory.mktemp("backend") / "store", models=root / "models.json")
+    return root / "models.json"
+
+
+def backend_with_tiny_models(tmp_path_factory, build_script: str) -> BackendProcess:
+    """A backend serving the tiny random-weight models that `build_script` builds (see build_tiny_models)."""
+    models = build_tiny_models(tmp_path_factory.mktemp("tiny_models"), build_script)
+    return BackendProcess(tmp_path_factory.mktemp("backend") / "store", models=models)
 
 
 def figure_on_green(width: int, height: int, frame: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

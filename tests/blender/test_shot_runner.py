@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from addon_fixtures import BACKEND_PYTHON, free_port  # noqa: F401  (sets sys.path and imports bpy first)
+from addon_fixtures import BACKEND_PYTHON, build_tiny_models, free_port  # noqa: F401  (sets sys.path and imports bpy first)
 from backend.ipc.imagefiles import png_bytes
 from backend.ipc.take import Take
 from blender_addon.headless.__main__ import main as shot_main
@@ -145,16 +145,9 @@ root = Path(sys.argv[1])
 
 
 def test_engine_stylize_vace_makes_the_cards_colour_with_wan_vace(tmp_path):
-    import os
-    import subprocess
-
-    from addon_fixtures import REPO
-
-    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
-    subprocess.run([BACKEND_PYTHON, "-c", BUILD_TINY_VACE, str(tmp_path)], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
+    models = build_tiny_models(tmp_path, BUILD_TINY_VACE)
     video = {"steps": 2, "size": 80, "segment_frames": 5, "overlap": 1}
-    result = run_shot(tiny_config(tmp_path, models=str(tmp_path / "models.json"), frames=(1, 1), footage_frames=1,
+    result = run_shot(tiny_config(tmp_path, models=str(models), frames=(1, 1), footage_frames=1,
                                   engines={"stylize": "vace"}, params={"propagate": {"video": video}}))
     engine = result.engines["stylize"].engine
     assert (engine.key, engine.stage, engine.preview) == ("vace", "propagate", False)
@@ -179,16 +172,9 @@ openpose_weights(Path(config["models"]["annotators"]["path"]))
 
 def test_engine_stylize_animate_makes_the_cards_colour_with_wan_animate(tmp_path):
     """The performer in the footage (pose by the annotators) drives the first diffused keyframe's character."""
-    import os
-    import subprocess
-
-    from addon_fixtures import REPO
-
-    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'backend'}", "OMP_NUM_THREADS": "1"}
-    subprocess.run([BACKEND_PYTHON, "-c", BUILD_TINY_ANIMATE, str(tmp_path)], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
+    models = build_tiny_models(tmp_path, BUILD_TINY_ANIMATE)
     video = {"steps": 2, "size": 64, "segment_frames": 5, "overlap": 1}
-    result = run_shot(tiny_config(tmp_path, models=str(tmp_path / "models.json"), frames=(1, 2), footage_frames=2,
+    result = run_shot(tiny_config(tmp_path, models=str(models), frames=(1, 2), footage_frames=2,
                                   engines={"stylize": "animate"},
                                   params={"propagate": {"video": video}}))
     engine = result.engines["stylize"].engine

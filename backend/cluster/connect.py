@@ -14,7 +14,7 @@ def import_ray():
     except ImportError as exc:
         raise StageError(f"the cluster needs Ray, which this Python ({_python()}) cannot import ({exc}); "
                          "install it with `pip install ray` (or `pip install 'diffusion-stage[cluster]'`), "
-                         "or serve without --cluster", code="missing_dependency") from None
+                         "or run without --cluster", code="missing_dependency") from None
     return ray
 
 

@@ -71,6 +71,8 @@ def render_on_cluster(blend: Path, first: int, last: int, folder: Path, *, blend
         try:
             counts = ray.get(ready[0])
         except ray.exceptions.RayTaskError as e:
+            for other in pending:  # the shot has failed: free the render nodes rather than finish the rest
+                ray.cancel(other)
             raise (e.cause if isinstance(e.cause, StageError) else e) from None
         rendered += counts["rendered"]
         if progress:

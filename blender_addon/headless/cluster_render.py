@@ -28,8 +28,26 @@ def render_on_cluster(address: str, frames: list[int], folder: Path, out: Path, 
                "--blend", str(blend), "--frames", f"{frames[0]}-{frames[-1]}", "--out", str(folder),
                "--blender-python", blender_python or sys.executable, "--chunk", str(chunk)]
     log(f"render: on the cluster at {address}, {chunk} frames a task")
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+    # Stream the cluster's lines: each finished chunk reaches the log as it lands, not when the shot is done.
+    lines: list[str] = []
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("frames "):
+                log(f"render: {line.strip()}")
+    counts = _counts(lines)
+    if proc.returncode != 0 or counts is None:
+        tail = " / ".join(line for line in lines[-3:] if line)
         raise ShotError("render", f"the cluster render failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return counts
+
+
+def _counts(lines: list[str]) -> dict | None:
+    """The JSON line `backend.cluster.render` prints last ({"frames", "kept", "rendered"}), if any."""
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None

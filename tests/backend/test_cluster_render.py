@@ -126,3 +126,23 @@ def test_a_cluster_without_blender_nodes_says_how_to_add_them(tmp_path, shot, mo
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
     with pytest.raises(StageError, match=r"blender.*ray start --address HEAD --resources"):
         render_on_cluster(shot, *FRAMES, tmp_path, blender_python=BLENDER_PYTHON)
+
+
+def test_a_chunk_that_cannot_render_fails_the_shot_with_its_reason(cluster, tmp_path):
+    missing = tmp_path / "gone.blend"
+    with pytest.raises(StageError, match=r"did not render.*gone\.blend does not exist") as failed:
+        render_on_cluster(missing, *FRAMES, tmp_path / "frames", blender_python=BLENDER_PYTHON, chunk=1)
+    assert failed.value.code == "render_failed"
+    assert not list((tmp_path / "frames").glob("*.png"))
+
+
+def test_without_ray_the_cluster_render_says_to_pip_install_ray(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"  # an import of ray now fails as if it were not installed
+            "from backend.cluster.render import main\n"
+            f"sys.exit(main(['--cluster', 'auto', '--blend', 'shot.blend', '--frames', '1-6', '--out', "
+            f"{str(tmp_path)!r}, '--blender-python', 'python']))\n")
+    done = subprocess.run([str(REPO / ".venv-backend" / "bin" / "python"), "-c", code], cwd=REPO, env=env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "cluster render: the cluster needs Ray" in done.stderr and "pip install ray" in done.stderr
+    assert "run without --cluster" in done.stderr

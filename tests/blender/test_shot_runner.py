@@ -193,8 +193,13 @@ def test_with_cluster_the_frames_render_as_ray_tasks_and_match_the_local_render(
     out, _, _ = shot
     copy = tmp_path / "shot"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("frames", "*.mp4", "contact_sheet.png", "*.log"))
-    result = run_shot(tiny_config(copy, cluster="auto", cluster_chunk=2))
+    logged: list[str] = []
+    result = run_shot(tiny_config(copy, cluster="auto", cluster_chunk=2,
+                                  log=lambda *a: logged.append(" ".join(map(str, a)))))
     assert result.counts["render"] == {"frames": FRAMES, "kept": 0, "rendered": FRAMES}
+    chunks = [line for line in logged if line.startswith("render: frames ")]  # each chunk logged as it lands
+    assert sorted(chunks) == [f"render: frames {a}-{min(a + 1, FRAMES)}: {min(2, FRAMES - a + 1)} rendered"
+                              for a in range(1, FRAMES + 1, 2)], logged
     assert (copy / "shot.blend").is_file() and (copy / "contact_sheet.png").is_file()
     for frame in range(1, FRAMES + 1):
         name = f"{frame:04d}.png"

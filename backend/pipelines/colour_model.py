@@ -6,6 +6,13 @@ coefficients vary slowly, so they are fitted at a reduced size and applied to th
 detail they keep (the "fast guided filter"). What the model cannot express (ink lines, painted texture the
 source does not have) is the keyframe's *residual*: stylized - model(source).
 
+Where the residual is large the model does not explain the keyframe there (ink, hard posterized edges), and
+model(frame t) + residual goes wrong as soon as the flow is a pixel off: a thin dark line sits on a source edge,
+and frame t's lighter side of the edge under it turned the carried ink grey (mid-gap ink frames, 0.52 sharpness).
+There the keyframe's own colour is carried as it is (`literal`: weight 0 where the model explains the pixel,
+1 where it clearly does not): stylized(t) = warped stylized + A (source(t) - warped source) is only trusted
+where A explains the pixel.
+
 Propagation carries the coefficients (smooth: a small warp) and the residual (sharp) to frame t along the
 flow and applies the coefficients to frame t's own pixels: a pixel-wise style then comes back from frame t
 itself, at full sharpness, even where the flow is a little off. A global affine fit (one A, b for the whole
@@ -22,6 +29,9 @@ import numpy as np
 FIT_WIDTH = 480   # coefficients are fitted at most this wide
 RADIUS = 4        # window radius (pixels at the fit size)
 EPS = 1e-4        # regularization, in (unit colour)^2: flat windows fall back to their mean colour
+# |residual| (largest channel, unit colour) over which a pixel goes from the model's (0) to carried as it is (1).
+# The toon style's ink has |residual| 0.10-0.44 (median 0.23-0.34); a pixel-wise style's almost all under 0.05.
+LITERAL_LOW, LITERAL_HIGH = 0.08, 0.2
 PAIRS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
 
 
@@ -29,11 +39,14 @@ PAIRS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
 class KeyModel:
     """A keyframe's colour model: `coeffs` (12 x h x w float32 planes at the fit size: for each output channel
     c, A[c, 0..2] then b[c]; planar, so each plane is contiguous for OpenCV and numpy), `residual`
-    (H x W x 3 float32, full size), `glob` (12 float32, the global fit)."""
+    (H x W x 3 float32, full size), `glob` (12 float32, the global fit), `literal` (H x W x 4 float32: the
+    stylized colour in unit RGB and, last, the weight with which it is carried as it is; one array, so one
+    warp carries both)."""
 
     coeffs: np.ndarray
     residual: np.ndarray
     glob: np.ndarray
+    literal: np.ndarray
 
 
 def unit(rgb: np.ndarray) -> np.ndarray:
@@ -124,7 +137,15 @@ def key_model(source: np.ndarray, stylized: np.ndarray) -> KeyModel:
     small_sty = cv2.resize(sty, size, interpolation=cv2.INTER_AREA) if size != sty.shape[1::-1] else sty
     coeffs = fit_coefficients(small_src, small_sty)
     residual = sty - apply(coeffs, src)
-    return KeyModel(coeffs, residual, fit_global(small_src, small_sty))
+    literal = np.dstack([sty, literal_weight(residual)])
+    return KeyModel(coeffs, residual, fit_global(small_src, small_sty), literal)
+
+
+def literal_weight(residual: np.ndarray) -> np.ndarray:
+    """0 where the model explains the keyframe, 1 where it clearly does not (smoothstep on |residual|)."""
+    x = np.abs(residual).max(axis=2)
+    x = np.clip((x - LITERAL_LOW) * np.float32(1.0 / (LITERAL_HIGH - LITERAL_LOW)), 0.0, 1.0)
+    return (x * x * (3.0 - 2.0 * x)).astype(np.float32)
 
 
 def warp_coefficients(coeffs: np.ndarray, coords) -> np.ndarray:

@@ -131,8 +131,9 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 6  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
-    # 5: vace pins no preview-graded keyframe; 6: ink the colour model cannot explain carried as it is (nearest)
+    version = 7  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
+    # 5: vace pins no preview-graded keyframe; 6: ink the colour model cannot explain carried as it is (nearest);
+    # 7: a region changes sides only when the other is 3x more trusted (was 1.5)
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video

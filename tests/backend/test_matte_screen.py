@@ -87,3 +87,26 @@ def test_a_blown_out_patch_of_screen_keys_as_screen():
     alpha = key(frame)
     assert soft_iou(alpha, truth) >= 0.97
     assert alpha[(hot > 3) & (truth == 0)].mean() < 0.05
+
+
+def test_the_fast_paths_compute_what_the_plain_formulas_do():
+    """linear_light's table lookup and the clipped-screen blurs cropped to the hot pixels match the plain
+    whole-frame computation exactly (a crop that cut the blur's reach short would differ near the patch)."""
+    from backend.pipelines.key_difference import HOT_SIGMA, _clipped_screen_lead
+    from backend.pipelines.screen_model import ScreenModel, linear_light
+    from backend.pipelines.srgb import srgb_to_linear
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    assert np.array_equal(linear_light(frame), srgb_to_linear(frame.astype(np.float32) / 255.0))
+    lead = rng.uniform(0.0, 0.8, (96, 160)).astype(np.float32)
+    hot = np.zeros((96, 160), bool)
+    hot[40:52, 140:150] = rng.uniform(size=(12, 10)) > 0.3       # a patch near the right edge
+    screen = ScreenModel(1, np.full((96, 160), 0.6, np.float32), np.ones((96, 160), np.float32))
+    h = hot.astype(np.float32)
+    weight = cv2.GaussianBlur(h, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
+    local = cv2.GaussianBlur(lead * h, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE) / np.maximum(weight, 1e-6)
+    plain = np.where(weight > 0.2, np.minimum(screen.lead, local), screen.lead)
+    fast = _clipped_screen_lead(lead, hot, screen)
+    assert (fast < screen.lead).sum() > 50                        # the patch does lower the screen's lead
+    assert np.array_equal(fast, plain)

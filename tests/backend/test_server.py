@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -23,6 +23,7 @@ from spine_fixtures import (Backend, FrameSet, assert_no_corrupt_files, dstage, 
 
 from backend.ipc import wire  # noqa: E402
 from backend.ipc.client import Client, ClientKeys, RemoteError  # noqa: E402
+from backend.ipc.redact import redact  # noqa: E402
 from backend.ipc.remote_job import RemoteJob  # noqa: E402
 from backend.ipc.take import Take  # noqa: E402
 
@@ -229,6 +230,12 @@ def header(**fields) -> bytes:
 
 
 names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+
+
+def quoted(name: str) -> str:
+    """How an error reply names an array: repr'd, and redacted like every reply (a name that looks like an
+    absolute path, e.g. '/0', keeps only its last part: '…/0')."""
+    return redact(repr(name))
 shapes = st.lists(st.integers(0, 5), max_size=4)
 
 
@@ -261,18 +268,18 @@ def malformed(draw):
         expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
         actual = draw(st.integers(0, expected + 64).filter(lambda n: n != expected))
         spec = {"name": name, "dtype": dtype, "shape": shape}
-        return [header(type="echo", arrays=[spec]), bytes(actual)], "size_mismatch", [repr(name), str(expected)]
+        return [header(type="echo", arrays=[spec]), bytes(actual)], "size_mismatch", [quoted(name), str(expected)]
     if kind == "dtype":
         dtype = draw(st.sampled_from(["float64", "object", "O", "int64", "<U4", "bool"]) | st.text(max_size=6))
         if dtype in wire.DTYPES:
             dtype = "float64"
         spec = {"name": name, "dtype": dtype, "shape": [1]}
-        return [header(type="echo", arrays=[spec]), bytes(8)], "bad_dtype", [repr(name)]
+        return [header(type="echo", arrays=[spec]), bytes(8)], "bad_dtype", [quoted(name)]
     if kind == "shape":
         shape = draw(st.lists(st.integers(max_value=-1), min_size=1, max_size=2)
                      | st.lists(st.integers(0, 2), min_size=5, max_size=7) | st.text(max_size=3))
         spec = {"name": name, "dtype": "uint8", "shape": shape}
-        return [header(type="echo", arrays=[spec]), b""], "bad_shape", [repr(name)]
+        return [header(type="echo", arrays=[spec]), b""], "bad_shape", [quoted(name)]
     if kind == "huge_header":
         pad = draw(st.integers(1, 2 * wire.MAX_HEADER_BYTES))
         return [header(type="ping", pad="x" * (wire.MAX_HEADER_BYTES + pad))], "header_too_large", ["limit"]
@@ -315,6 +322,8 @@ def next_reply(sock: zmq.Socket, timeout: float = ANSWER_S) -> wire.Message | No
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(malformed())
+@example(([header(type="echo", arrays=[{"name": "/0", "dtype": "float64", "shape": [1]}]), bytes(8)],
+          "bad_dtype", [quoted("/0")]))  # a name that looks like a path: the reply redacts it
 def test_garbage_over_the_socket_gets_error_replies(raw_socket, case):
     parts, code, words = case
     raw_socket.send_multipart(parts)

@@ -53,6 +53,22 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
         time.sleep(interval)
 
 
+def kill_dstage_mid_run(args: list[str], folder: Path, count: int, timeout: float, what: str) -> None:
+    """Start `dstage ARGS`, kill -9 it once `folder` holds `count` files (no cleanup runs), and wait for it
+    to die. Fails if the run ends on its own first: then nothing was interrupted."""
+    proc = subprocess.Popen([PYTHON, "-m", "backend.cli", *args], cwd=REPO, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: proc.poll() is not None or (folder.is_dir() and len(os.listdir(folder)) >= count),
+                 timeout, what)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 class Backend:
     """`dstage serve` in a subprocess on a fixed port, so it can be killed and restarted in place."""
 

@@ -4,9 +4,6 @@ and a clear non-zero exit for each kind of bad input."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,8 +12,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from spine_fixtures import (PYTHON, REPO, SCREEN_RGB, FrameSet, assert_no_corrupt_files, dstage, env,  # noqa: E402
-                            frame_files, green_frame, reference_take, wait_for, write_frames)
+from spine_fixtures import (SCREEN_RGB, FrameSet, assert_no_corrupt_files, dstage, frame_files,  # noqa: E402
+                            green_frame, kill_dstage_mid_run, reference_take, write_frames)
 
 
 def read_alpha(path: Path) -> np.ndarray:
@@ -74,18 +71,8 @@ def test_an_interrupted_run_resumes_with_the_same_bytes(tmp_path):
     count, size = 200, 128
     folder = write_frames(tmp_path / "in", count, size, seed=4)
     out, store = tmp_path / "take", tmp_path / "store"
-    args = [PYTHON, "-m", "backend.cli", "run", "matte", "--in", str(folder), "--out", str(out), "--store", str(store)]
-    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        alpha = out / "alpha"
-        wait_for(lambda: proc.poll() is not None or (alpha.is_dir() and len(os.listdir(alpha)) >= 3), 120,
-                 "the first frames in the take")
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    args = ["run", "matte", "--in", str(folder), "--out", str(out), "--store", str(store)]
+    kill_dstage_mid_run(args, out / "alpha", 3, 120, "the first frames in the take")
     partial = frame_files(out)
     assert 0 < len(partial) < 2 * count, "the kill should leave a partial take"
     assert_no_corrupt_files(out)

@@ -8,9 +8,6 @@ the role and the fix.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_stage_fixtures import make_context, run_stage  # noqa: E402
-from spine_fixtures import PYTHON, REPO, dstage, env, frame_files, wait_for  # noqa: E402
+from spine_fixtures import dstage, frame_files, kill_dstage_mid_run  # noqa: E402
 from video_fixtures import build_tiny_vace  # noqa: E402
 
 from backend.errors import StageError  # noqa: E402
@@ -156,18 +153,7 @@ def test_a_killed_run_resumes_to_the_same_frames(vace, tmp_path):
                 "--models", str(models), *sets]
 
     out, store = tmp_path / "take", tmp_path / "store"
-    proc = subprocess.Popen([PYTHON, "-m", "backend.cli", *args(out, store)], cwd=REPO, env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        color = out / "color"
-        wait_for(lambda: proc.poll() is not None or (color.is_dir() and len(os.listdir(color)) >= 4), 300,
-                 "the first segment's frames in the take")
-        assert proc.poll() is None, "the run ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_dstage_mid_run(args(out, store), out / "color", 4, 300, "the first segment's frames in the take")
     partial = frame_files(out)
     assert 0 < len(partial) < 25
     resumed = dstage(*args(out, store), timeout=600)

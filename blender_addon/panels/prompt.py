@@ -23,6 +23,10 @@ class STAGE_PT_prompt(StagePanel, bpy.types.Panel):
         layout.prop(settings, "engine")
         if settings.engine != "KEYFRAMES":
             layout.prop(settings, "video_size")
+        if settings.engine == "ANIMATE":
+            # Say where Animate's two inputs come from: the artist sets neither by hand.
+            layout.label(text="Character: first diffused keyframe", icon="IMAGE_DATA")
+            layout.label(text="Pose: OpenPose of the footage", icon="ARMATURE_DATA")
         layout.label(text="LoRAs:")
         row = layout.row()
         row.template_list("STAGE_UL_loras", "", settings, "loras", settings, "lora_index", rows=2)

@@ -115,6 +115,7 @@ def test_every_panel_fits_the_default_sidebar_width(tmp_path):
         status.message = ("no answer to 'ping' from tcp://192.168.10.20:5555 within 5.0 s; start the backend "
                           "or check the address")
         scene.stage.controls.add()
+        scene.stage.engine = "ANIMATE"  # its rows (Video size, where the character and pose come from) drawn too
         cuts = {}
         for cls in panels.classes:
             if not issubclass(cls, bpy.types.Panel):

@@ -105,13 +105,20 @@ def gaussian_blur(node, radius: float) -> None:
 
 
 def oidn_available() -> bool:
-    """Whether this build's Cycles can denoise with OpenImageDenoise (some builds lack it; the CPU
-    must also support it)."""
-    try:
-        import _cycles
-    except ImportError:
+    """Whether this build's Cycles can denoise with OpenImageDenoise (some builds lack it). Asked through
+    bpy: Cycles offers the OPENIMAGEDENOISE denoiser choice only when the build has it, so choosing it is
+    refused otherwise; the scene's own choice is put back at once."""
+    settings = getattr(bpy.context.scene, "cycles", None)
+    if settings is None:  # Cycles is not enabled
         return False
-    return bool(getattr(_cycles, "with_openimagedenoise", False))
+    before = settings.denoiser
+    try:
+        settings.denoiser = "OPENIMAGEDENOISE"
+    except TypeError:
+        return False
+    if before and before != "OPENIMAGEDENOISE":
+        settings.denoiser = before
+    return True
 
 
 def shader_nodes(owner) -> bpy.types.NodeTree:

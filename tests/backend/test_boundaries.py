@@ -43,8 +43,7 @@ def test_pipelines_never_touch_sockets_or_blender():
 
 def test_addon_imports_only_what_blender_has():
     allowed = STDLIB | {"bpy", "mathutils", "numpy", "zmq", "bpy_extras", "bmesh", "gpu", "addon_utils", "blf",
-                        "bl_ui", "bl_operators", "blender_addon",
-                        "_cycles"}  # Cycles' own module: whether this build has OpenImageDenoise
+                        "bl_ui", "bl_operators", "blender_addon"}
     assert offenders("blender_addon", allowed, ("backend.ipc",)) == []
 
 

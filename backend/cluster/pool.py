@@ -144,6 +144,7 @@ class RunnerPool:
                     queue.insert(0, unit)
                     continue
                 except ray.exceptions.RayTaskError as e:
+                    self._stop(run, running)  # the job has failed: its other units stop computing too
                     cause = getattr(e, "cause", None)
                     if isinstance(cause, (StageError, Cancelled)):
                         raise cause from None

@@ -19,8 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backend.cli import positive_int
 from backend.cluster.connect import connect, import_ray
 from backend.errors import StageError
+from backend.sources import SourceError, parse_range
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCE = "blender"
@@ -95,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", required=True, help="FIRST-LAST")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--blender-python", required=True, help="the Blender Python on the render nodes")
-    parser.add_argument("--chunk", type=int, default=8, help="frames per task")
+    parser.add_argument("--chunk", type=positive_int, default=8, help="frames per task")
     args = parser.parse_args(argv)
-    first, last = (int(v) for v in args.frames.split("-"))
+    try:
+        first, last = parse_range(args.frames)
+    except SourceError as e:
+        parser.error(f"--frames: {e}")
     try:
         connect(args.cluster, local_resources={RESOURCE: 1})
         counts = render_on_cluster(args.blend.resolve(), first, last, args.out.resolve(),

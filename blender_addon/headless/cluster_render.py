@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 import bpy
@@ -29,7 +30,7 @@ def render_on_cluster(address: str, frames: list[int], folder: Path, out: Path, 
                "--blender-python", blender_python or sys.executable, "--chunk", str(chunk)]
     log(f"render: on the cluster at {address}, {chunk} frames a task")
     # Stream the cluster's lines: each finished chunk reaches the log as it lands, not when the shot is done.
-    lines: list[str] = []
+    lines: deque[str] = deque(maxlen=20)  # the end is all that is read: the counts line, or the error
     with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
             lines.append(line.rstrip())
@@ -42,7 +43,7 @@ def render_on_cluster(address: str, frames: list[int], folder: Path, out: Path, 
     return counts
 
 
-def _counts(lines: list[str]) -> dict | None:
+def _counts(lines) -> dict | None:
     """The JSON line `backend.cluster.render` prints last ({"frames", "kept", "rendered"}), if any."""
     for line in reversed(lines):
         if line.startswith("{"):

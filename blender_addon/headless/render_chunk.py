@@ -17,15 +17,17 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from blender_addon.headless.__main__ import _pair  # the runner's own FIRST-LAST parsing
+
     parser = argparse.ArgumentParser(prog="render_chunk", description=__doc__.split("\n\n")[0])
     parser.add_argument("blend", type=Path)
     parser.add_argument("--frames", required=True, help="FIRST-LAST")
     parser.add_argument("--out", required=True, type=Path, help="folder of numbered PNGs")
     args = parser.parse_args(argv)
     try:
-        first, last = (int(v) for v in args.frames.split("-"))
-    except ValueError:
-        parser.error(f"--frames {args.frames!r}: expected FIRST-LAST, e.g. 9-16")
+        first, last = _pair(args.frames, "--frames", "-")
+    except argparse.ArgumentTypeError as e:
+        parser.error(str(e))
     if not args.blend.is_file():
         parser.error(f"{args.blend} does not exist: give the shot.blend the runner saved in its output folder")
 

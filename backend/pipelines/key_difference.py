@@ -28,6 +28,8 @@ BALANCE = 0.35           # how far (log ratio) the other two channels may stray 
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
+MAX_HIDDEN = 0.75        # most alpha a fringe pixel of the screen's hue may get (more: a shadow, not subject)
+_NEIGHBOURS = np.ones((3, 3), np.uint8)   # the outline's antialiased pixels: one pixel around the keyed subject
 
 
 def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
@@ -135,7 +137,14 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     core = cv2.erode((raw >= hi).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
     clear = cv2.erode((raw <= lo).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
     sigma = SIGMA_PER_RADIUS * radius + 1.0
-    fringe = np.nonzero((raw > lo) & ~core)
+    # the outline's antialiased pixels next to solid subject are solved too, even with the screen's hue: a dark
+    # subject covering part of a pixel only darkens the screen there, so the hue alone keys it as screen. Grown
+    # from solid pixels only (raw >= hi): specks of noise on a weak screen stay specks
+    keyed = raw > lo
+    outline = cv2.dilate((raw >= hi).astype(np.uint8), _NEIGHBOURS).astype(bool)
+    fringe_mask = (keyed | outline) & ~core
+    fringe = np.nonzero(fringe_mask)
+    hidden = ~keyed[fringe]          # of those, the ones whose hue is the screen's
     f, w_subject = _local_mean(rgb, core, sigma, fringe)
     b, w_screen = _local_mean(rgb, clear, sigma, fringe)
     p = rgb[fringe]
@@ -153,7 +162,10 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
     lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
     alpha = core.astype(np.float32)
-    alpha[fringe] = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
+    found = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
+    # a pixel of the screen's hue that came out mostly subject is a deep shadow on the screen next to the
+    # subject (between the feet), not a nearly black subject: the two look alike pixel by pixel, the shadow is common
+    alpha[fringe] = np.where(hidden & (found >= MAX_HIDDEN), 0.0, found)
     return alpha, fringe, np.where(has_screen[:, None], b, p)
 
 

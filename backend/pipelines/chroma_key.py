@@ -41,6 +41,9 @@ class ChromaKeyParams:
                        help="unmix: solve fringe alpha against the nearby subject colour; ramp: distance ramp only")
     edge_radius: int = param(1, min=1, max=32,
                              help="unmix: how wide the fringe may be, in pixels; raise it for motion blur or soft focus")
+    fill_interior: bool = param(True, help="difference: partial alpha that no screen reaches (a shaded side lit by the "
+                                           "screen's bounce, dark islands inside the figure) is solid; turn off for "
+                                           "smoke, veils or glass")
 
     def validate(self) -> None:
         if len(self.key_rgb) != 3:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from backend.pipelines.key_interior import solid_interior
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, balance_of, estimate_screen
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
 BALANCE = 0.35           # how far (log ratio) the other two channels may stray from the screen's balance
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
-SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
+SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel the screen's colour is looked for
+SUBJECT_SIGMA_PER_RADIUS = 1.0   # ... and the subject's: close by, where light bouncing off the screen tints it alike
+WIDER = 4.0                # how much further the screen is looked for where none is within reach (dense strands)
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
 TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
@@ -129,6 +132,8 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
     margin = int(3 * (2 * params.edge_radius + 1)) + 2 * params.edge_radius + 2
     box = (slice(max(ys[0] - margin, 0), ys[-1] + margin + 1), slice(max(xs[0] - margin, 0), xs[-1] + margin + 1))
     part, fringe, background = _unmix(rgb[box], raw[box], ramp[box], lo, hi, params.edge_radius, screen.channel)
+    if params.fill_interior:
+        part = solid_interior(part, raw[box] <= lo, np.ascontiguousarray(rgb[box][..., screen.channel]))
     alpha[box] = part
     ys, xs = fringe[0] + box[0].start, fringe[1] + box[1].start
     return (ys, xs), _straight(rgb[ys, xs], alpha[ys, xs], background), alpha
@@ -159,8 +164,12 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     fringe_mask = (keyed | outline) & ~core
     fringe = np.nonzero(fringe_mask)
     hidden = ~keyed[fringe]          # of those, the ones whose hue is the screen's
-    f, w_subject = _local_mean(rgb, core, sigma, fringe)
+    f, w_subject = _local_mean(rgb, core, SUBJECT_SIGMA_PER_RADIUS * radius, fringe)
     b, w_screen = _local_mean(rgb, clear, sigma, fringe)
+    walled = w_screen <= 1e-3
+    if walled.any():   # inside dense strands the screen is further off than the fringe's reach: look wider
+        at = (fringe[0][walled], fringe[1][walled])
+        b[walled], w_screen[walled] = _local_mean(rgb, clear, WIDER * sigma, at)
     p = rgb[fringe]
     has_subject, has_screen = w_subject > 1e-3, w_screen > 1e-3
     # p = u * subject + v * screen: u free, so a subject pixel in its own shade (darker than the lit subject

@@ -14,7 +14,7 @@ frames are combined, so that a place hidden or shadowed in one frame is seen lit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -44,6 +44,7 @@ class ScreenModel:
     lead: np.ndarray      # HxW float32: (screen channel - max(others)) / screen channel, of the screen itself
     level: np.ndarray     # HxW float32: the screen channel's value where the screen is lit and unshadowed
     balance: float = 0.0  # log ratio of the other two channels (for green: blue over red), kept when it clips
+    derived: dict = field(default_factory=dict, repr=False, compare=False)   # key_band's per-shot maps, made once
 
 
 def balance_of(rgb: np.ndarray, channel: int) -> np.ndarray:

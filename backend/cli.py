@@ -195,15 +195,16 @@ def cmd_run(args) -> int:
 
 
 def read_all(keys, read, store, label: str) -> dict[int, str]:
-    """Digest every frame (or side input item), storing it for an embedded run; one frame in memory at a time."""
+    """Digest every frame (or side input item), storing it for an embedded run; a few frames in memory at a time.
+    The next frames are decoded in a thread while this one is digested and stored (backend/read_ahead.py)."""
     from backend.ipc.digest import digest_arrays
     from backend.progress import ProgressBar
+    from backend.read_ahead import read_ahead
 
     digests = {}
     bar = ProgressBar(len(keys), label)
     try:
-        for i, key in enumerate(keys, 1):
-            arrays = read(key)
+        for i, (key, arrays) in enumerate(read_ahead(keys, read), 1):
             digests[key] = digest_arrays(arrays)
             if store is not None:
                 store.put_input(digests[key], arrays)
@@ -287,13 +288,13 @@ def run_embedded(args, store, source, params, digests, side_digests) -> int:
     count = [len(done)]
 
     def on_frame(frame: int) -> None:
-        copy(frame)
         count[0] += 1
         bar.update(count[0])
 
     try:
         with store.running(spec.job_id):
-            run_job(store, spec, JobCallbacks(on_frame=on_frame), models=models)
+            # The copy to --out runs in the job's writer thread, beside the next frame's compute.
+            run_job(store, spec, JobCallbacks(on_frame=on_frame, on_stored=copy), models=models)
     except KeyboardInterrupt:
         raise CommandError(f"interrupted; {count[0]}/{len(frames)} frames are in {args.out}: run again to finish",
                            INTERRUPTED) from None

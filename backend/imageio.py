@@ -20,6 +20,11 @@ from backend.ipc.take import Layer
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+# PNG as every take layer is written: each row predicted from the one above ("up") and run-length coded. libpng's
+# default (level 1, choosing among all five filters per row) took 27 ms for a 960x540 frame; this takes 14 ms
+# (size +4%; flat mattes and posterized styles come out smaller), and decodes faster too. Lossless either way.
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
+              cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 
 class ImageError(ValueError):
@@ -53,7 +58,7 @@ def encode_layer(layer: Layer, array: np.ndarray) -> bytes:
             data = data[:, :, ::-1]  # OpenCV stores BGR
         elif data.ndim == 3 and data.shape[2] == 4:
             data = data[:, :, [2, 1, 0, 3]]
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(data), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(data), PNG_PARAMS)
     if not ok:
         raise ImageError(f"could not encode a {array.shape} {array.dtype} array as {layer.format}")
     return buf.tobytes()

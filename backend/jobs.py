@@ -27,6 +27,9 @@ class JobCallbacks:
     on_frame: Callable[[int], None] = lambda frame: None
     on_progress: Callable[[int, int, int, str], None] = lambda frame, step, steps, message: None
     is_cancelled: Callable[[], bool] = lambda: False
+    # Called in the writer thread once a frame's files are in the store, before `on_frame` announces it: work on
+    # the stored files (`dstage run` copying them to --out) then overlaps the next frame's compute.
+    on_stored: Callable[[int], None] = lambda frame: None
 
 
 def prepare(spec: JobSpec) -> tuple[Any, Any, dict[str, Layer]]:
@@ -105,7 +108,11 @@ def run_job(store: Store, spec: JobSpec, callbacks: JobCallbacks | None = None, 
     )
     pending = set(todo)
     # Frame t is encoded and written in a thread while the stage computes t+1 (see backend/frame_writer.py).
-    writer = FrameWriter(lambda frame, arrays: write_frame(take, frame, arrays), cb.on_frame)
+    def write(frame: int, arrays: dict[str, np.ndarray]) -> None:
+        write_frame(take, frame, arrays)
+        cb.on_stored(frame)
+
+    writer = FrameWriter(write, cb.on_frame)
     try:
         for frame, arrays in stage.run(params, ctx):
             if frame not in pending:

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from backend.pipelines import ink_model
+from backend.pipelines.ink_model import InkModel
+
 FIT_WIDTH = 480   # coefficients are fitted at most this wide
 RADIUS = 4        # window radius (pixels at the fit size)
 EPS = 1e-4        # regularization, in (unit colour)^2: flat windows fall back to their mean colour
@@ -47,6 +50,9 @@ class KeyModel:
     residual: np.ndarray
     glob: np.ndarray
     literal: np.ndarray
+    ink: InkModel | None = None          # where the style draws ink on a source frame (ink_model)
+    ink_amount: np.ndarray | None = None  # H x W float32: how much of each keyframe pixel is ink, 0..1
+    ink_colour: np.ndarray | None = None  # 3 x h x w float32 at the fit size: the ink's local colour, unit RGB
 
 
 def unit(rgb: np.ndarray) -> np.ndarray:
@@ -59,13 +65,23 @@ def fit_size(shape, width: int = FIT_WIDTH) -> tuple[int, int]:
     return width, max(8, round(height * width / full))
 
 
-def fit_coefficients(source: np.ndarray, stylized: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
+def fit_coefficients(source: np.ndarray, stylized: np.ndarray, radius: int = RADIUS, eps: float = EPS,
+                     weight: np.ndarray | None = None) -> np.ndarray:
     """Per-pixel A, b with stylized ~ A source + b over (2 radius + 1)^2 windows; both float32 RGB in [0, 1],
-    one size. Returns 12 x h x w float32 planes (see KeyModel)."""
+    one size. Returns 12 x h x w float32 planes (see KeyModel). `weight` (h x w, 0..1) weighs each pixel in
+    the fit (0: ignored, as ink is: it would drag the colour beside every line darker)."""
     box = (2 * radius + 1, 2 * radius + 1)
 
-    def mean(x):
+    def plain(x):
         return cv2.boxFilter(x, -1, box, borderType=cv2.BORDER_REFLECT)
+
+    if weight is None:
+        mean = plain
+    else:
+        total = plain(weight) + np.float32(1e-3)
+
+        def mean(x):
+            return plain(x * weight) / total
 
     s = [np.ascontiguousarray(source[..., i]) for i in range(3)]
     y = [np.ascontiguousarray(stylized[..., i]) for i in range(3)]
@@ -87,7 +103,7 @@ def fit_coefficients(source: np.ndarray, stylized: np.ndarray, radius: int = RAD
             coeffs[4 * c + i] = a[..., i]
         coeffs[4 * c + 3] = my[c] - (a[..., 0] * ms[0] + a[..., 1] * ms[1] + a[..., 2] * ms[2])
     # The guided filter's second average: each pixel takes the mean of the models of the windows holding it.
-    return np.stack([mean(plane) for plane in coeffs])
+    return np.stack([plain(plane) for plane in coeffs])
 
 
 def fit_global(source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
@@ -129,16 +145,51 @@ def apply_planes(coeffs: np.ndarray, channels) -> np.ndarray:
     return cv2.merge(out)
 
 
-def key_model(source: np.ndarray, stylized: np.ndarray) -> KeyModel:
-    """The colour model of a keyframe (uint8 source and stylized RGB of one size)."""
+def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> KeyModel:
+    """The colour model of a keyframe (uint8 source and stylized RGB of one size). With `ink`, dark lines that
+    follow the source's edges (ink_model) are found first, left out of the colour fit (they would drag the
+    colour beside every line darker), of the residual and of the literal carry, and modelled apart, to be
+    redrawn on each frame's own edges."""
     src, sty = unit(source), unit(stylized)
     size = fit_size(source.shape)
-    small_src = cv2.resize(src, size, interpolation=cv2.INTER_AREA) if size != src.shape[1::-1] else src
-    small_sty = cv2.resize(sty, size, interpolation=cv2.INTER_AREA) if size != sty.shape[1::-1] else sty
+    small_src, small_sty = _at(src, size), _at(sty, size)
+    glob = fit_global(small_src, small_sty)
+    if ink:
+        # The ink is found by a quick fit at half the fit size: where the colour model leaves dark pixels.
+        quick = fit_size(source.shape, FIT_WIDTH // 2)
+        residual = sty - apply(fit_coefficients(_at(src, quick), _at(sty, quick)), src)
+        amount = ink_model.ink_amount(residual, literal_weight(residual))
+        found = ink_model.fit(ink_model.edge_maps(source), amount)
+        if found.share >= ink_model.MIN_SHARE and found.agreement >= ink_model.AGREEMENT:
+            kept = 1.0 - amount
+            coeffs = fit_coefficients(small_src, small_sty, weight=_at(kept, size))
+            residual = sty - apply(coeffs, src)
+            literal = np.dstack([sty, literal_weight(residual) * kept])
+            return KeyModel(coeffs, residual * kept[..., None], glob, literal, found, amount,
+                            ink_colour(sty, amount, size))
+        # No ink, or ink the edges do not explain: carried as it is, as any residual.
     coeffs = fit_coefficients(small_src, small_sty)
     residual = sty - apply(coeffs, src)
-    literal = np.dstack([sty, literal_weight(residual)])
-    return KeyModel(coeffs, residual, fit_global(small_src, small_sty), literal)
+    return KeyModel(coeffs, residual, glob, np.dstack([sty, literal_weight(residual)]))
+
+
+def _at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def ink_colour(stylized: np.ndarray, amount: np.ndarray, size: tuple[int, int], radius: int = 8) -> np.ndarray:
+    """The ink's local colour (3 planes at `size`, unit RGB): the ink-weighted mean over (2 radius + 1)^2 windows
+    at that size, the keyframe's mean ink colour where no ink is near."""
+    weight = cv2.resize(amount, size, interpolation=cv2.INTER_AREA)
+    colour = cv2.resize(stylized * amount[..., None], size, interpolation=cv2.INTER_AREA)
+    total = float(amount.sum())
+    mean = (stylized * amount[..., None]).reshape(-1, 3).sum(axis=0) / total if total > 0 else np.zeros(3)
+    box = (2 * radius + 1, 2 * radius + 1)
+    weight = cv2.boxFilter(weight, -1, box, normalize=False)
+    colour = cv2.boxFilter(colour, -1, box, normalize=False)
+    prior = np.float32(0.5)  # a pixel's worth of the mean: windows without ink take it
+    out = (colour + prior * mean.astype(np.float32)) / (weight + prior)[..., None]
+    return np.ascontiguousarray(out.transpose(2, 0, 1)).astype(np.float32)
 
 
 def literal_weight(residual: np.ndarray) -> np.ndarray:

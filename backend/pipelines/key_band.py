@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.key_difference import HOT, key_limits, raw_key, raw_reach, solve_part, solve_reach
+from backend.pipelines.key_difference import HOT, TINT_GAIN, key_limits, raw_key, raw_reach, solve_part, solve_reach
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, linear_light
 from backend.pipelines.srgb import srgb_to_linear
 
@@ -64,7 +64,7 @@ def _solve_runs(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams
     """Solve the runs' tiles at full size (packed, with `margin` pixels of context), write their alpha into `alpha`;
     return the frame's (ys, xs) of the fringe pixels in the tiles and their straight colour."""
     packed_screen = ScreenModel(screen.channel, _pack(screen.lead, runs, margin), _pack(screen.level, runs, margin),
-                                screen.balance)
+                                screen.balance, _pack(screen.tint, runs, margin))
     packed = linear_light(_pack(color, runs, margin))
     part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, screen.channel)
     ys, xs, inner = _unpack(alpha, part, runs, margin, fringe)
@@ -78,34 +78,48 @@ def _even(n: int) -> int:
 
 def settle(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel, near_hot: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray]:
-    """(settled subject, unsettled) per block of BLOCK pixels. `near_hot`: _near_hot_tiles of the frame."""
+    """(settled subject, unsettled) per block of BLOCK pixels. `near_hot`: _near_hot_tiles of the frame.
+
+    The raw key is max(lead lost, tint turned) (key_difference.raw_key); here both sides are bounded per pixel
+    with the screen model's lead, which is what raw_key uses away from a clipped screen. Screen: both sides at
+    most the tolerance, also in the neighbouring blocks (the fringe solve takes in the pixels next to solid
+    subject, key_difference._unmix). Subject: either side at least the softness' end (the key is the larger
+    side), over the block and edge_radius around it (the core is eroded by edge_radius). Next to a clipped
+    screen raw_key takes the screen's lead locally, which moves both sides: nothing settles there.
+    """
     lo, hi = key_limits(params)
-    at_most_lo, at_least_hi = _share_bounds(screen, lo - SLACK, hi + SLACK)
+    share_lo, share_hi, tint_lo, tint_hi = _bounds(screen, lo - SLACK, hi + SLACK)
     planes = cv2.split(color)
-    channel = screen.channel
-    others = [c for c in range(3) if c != channel]
-    # the others' largest as a share of the screen channel, in linear light: raw key = 1 - (1 - share) / lead
-    share = cv2.divide(cv2.LUT(cv2.max(planes[others[0]], planes[others[1]]), _LINEAR),
-                       cv2.LUT(planes[channel], _LINEAR_FLOORED))
-    over_lo = cv2.compare(share, at_most_lo, cv2.CMP_GT) | cv2.compare(planes[channel], 0, cv2.CMP_EQ)
-    under_hi = cv2.compare(share, at_least_hi, cv2.CMP_LT)
-    screen_blocks = reduce_frame(over_lo, BLOCK) == 0
-    reach = -(-params.edge_radius // BLOCK)            # the core is eroded by edge_radius: so is a settled block
+    first, second = (cv2.LUT(planes[c], _LINEAR) for c in range(3) if c != screen.channel)
+    value = cv2.LUT(planes[screen.channel], _LINEAR_FLOORED)
+    # lead side: the others' largest as a share of the screen channel; raw's lead lost = 1 - (1 - share) / lead
+    share = cv2.divide(cv2.max(first, second), value)
+    off_tint = cv2.absdiff(second, cv2.multiply(first, screen.tint))
+    over_lo = (cv2.compare(share, share_lo, cv2.CMP_GT) | cv2.compare(off_tint, cv2.multiply(value, tint_lo), cv2.CMP_GT)
+               | cv2.compare(planes[screen.channel], 0, cv2.CMP_EQ))
+    under_hi = cv2.compare(share, share_hi, cv2.CMP_LT) & cv2.compare(off_tint, cv2.multiply(value, tint_hi), cv2.CMP_LT)
+    near = np.ones((3, 3), np.uint8)
+    screen_blocks = cv2.erode((reduce_frame(over_lo, BLOCK) == 0).view(np.uint8), near, borderType=cv2.BORDER_REPLICATE)
+    reach = -(-params.edge_radius // BLOCK)
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     solid = cv2.erode((reduce_frame(under_hi, BLOCK) == 0).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
     per_tile = TILE // BLOCK
-    hot = np.repeat(np.repeat(near_hot, per_tile, 0), per_tile, 1)[:solid.shape[0], :solid.shape[1]]
-    subject_blocks = solid.astype(bool) & ~hot
-    return subject_blocks, ~(screen_blocks | subject_blocks)
+    cool = ~np.repeat(np.repeat(near_hot, per_tile, 0), per_tile, 1)[:solid.shape[0], :solid.shape[1]]
+    subject_blocks = solid.astype(bool) & cool
+    return subject_blocks, ~((screen_blocks.astype(bool) & cool) | subject_blocks)
 
 
-def _share_bounds(screen: ScreenModel, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel, the share (others' largest / screen channel) above which the raw key exceeds `low`, and below
-    which it is under `high`: raw = 1 - (1 - share) / max(lead, MIN_LEAD / 2). Made once per shot and tolerance."""
-    key = ("share bounds", low, high)
+def _bounds(screen: ScreenModel, low: float, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel, from the screen model (once per shot and tolerance): the share (others' largest / screen channel)
+    above which the lead side of the raw key exceeds `low`, the share below which it is under `high`
+    (lead lost = 1 - (1 - share) / max(lead, MIN_LEAD / 2)), and the factors of the screen channel above which the
+    departure from the tint, |second - tint * first|, takes the tint side over `low`, and over `high`."""
+    key = ("bounds", low, high)
     if key not in screen.derived:
         lead = np.maximum(screen.lead, MIN_LEAD / 2)
-        screen.derived[key] = ((1 - (1 - low) * lead).astype(np.float32), (1 - (1 - high) * lead).astype(np.float32))
+        per_tint = lead / (TINT_GAIN * screen.tint_share)
+        screen.derived[key] = ((1 - (1 - low) * lead).astype(np.float32), (1 - (1 - high) * lead).astype(np.float32),
+                               (low * per_tint).astype(np.float32), (high * per_tint).astype(np.float32))
     return screen.derived[key]
 
 

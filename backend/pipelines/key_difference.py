@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.screen_model import MIN_LEAD, ScreenModel, balance_of, channel_lead, estimate_screen
+from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, balance_of, estimate_screen
 
 if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
@@ -28,16 +28,31 @@ BALANCE = 0.35           # how far (log ratio) the other two channels may stray 
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
+TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
+MAX_HIDDEN = 0.75        # most alpha a fringe pixel of the screen's hue may get (more: a shadow, not subject)
+_NEIGHBOURS = np.ones((3, 3), np.uint8)   # the outline's antialiased pixels: one pixel around the keyed subject
 
 
 def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
-    """0 where the pixel has the screen's hue at its place, rising to 1 where it has none of it."""
-    lead, value = channel_lead(rgb, screen.channel)
+    """0 where the pixel has the screen's hue at its place, rising to 1 where it has none of it.
+
+    Both sides of hue count: the screen channel's lead lost (`1 - lead / screen lead`), and the other two
+    channels turned away from the screen's tint (`|second - tint * first|`, as a share of the screen channel,
+    relative to the screen's lead, times TINT_GAIN): a pale yellow-green shirt in green bounce light keeps
+    the screen's lead but not its tint. Shadow and falloff scale all three channels: neither side moves.
+    """
+    planes = cv2.split(np.ascontiguousarray(rgb, np.float32))   # contiguous planes for OpenCV's vector ops
+    first, second = (planes[c] for c in range(3) if c != screen.channel)
+    value = cv2.max(planes[screen.channel], EPS)
+    lead = cv2.divide(cv2.subtract(planes[screen.channel], cv2.max(first, second)), value)
     hot = (value >= HOT) & (lead > MIN_LEAD / 2)
     if hot.any():   # the balance only where it matters: a log over the whole frame is costly
         hot[hot] = np.abs(balance_of(rgb[hot], screen.channel) - screen.balance) < BALANCE
-    share = cv2.divide(lead, cv2.max(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2))
-    return np.clip(cv2.subtract(1.0, share), 0.0, 1.0, out=share)
+    screen_lead = cv2.max(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2)
+    lost = cv2.subtract(1.0, cv2.divide(lead, screen_lead))
+    off_tint = cv2.multiply(cv2.absdiff(second, cv2.multiply(first, screen.tint)), screen.tint_share)
+    turned = cv2.divide(off_tint, cv2.multiply(value, screen_lead), scale=TINT_GAIN)
+    return np.clip(cv2.max(lost, turned), 0.0, 1.0, out=lost)
 
 
 def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel) -> np.ndarray:
@@ -170,7 +185,14 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     core = cv2.erode((raw >= hi).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
     clear = cv2.erode((raw <= lo).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
     sigma = SIGMA_PER_RADIUS * radius + 1.0
-    fringe = np.nonzero((raw > lo) & ~core)
+    # the outline's antialiased pixels next to solid subject are solved too, even with the screen's hue: a dark
+    # subject covering part of a pixel only darkens the screen there, so the hue alone keys it as screen. Grown
+    # from solid pixels only (raw >= hi): specks of noise on a weak screen stay specks
+    keyed = raw > lo
+    outline = cv2.dilate((raw >= hi).astype(np.uint8), _NEIGHBOURS).astype(bool)
+    fringe_mask = (keyed | outline) & ~core
+    fringe = np.nonzero(fringe_mask)
+    hidden = ~keyed[fringe]          # of those, the ones whose hue is the screen's
     f, w_subject = _local_mean(rgb, core, sigma, fringe)
     b, w_screen = _local_mean(rgb, clear, sigma, fringe)
     p = rgb[fringe]
@@ -188,7 +210,10 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
     lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
     alpha = core.astype(np.float32)
-    alpha[fringe] = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
+    found = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
+    # a pixel of the screen's hue that came out mostly subject is a deep shadow on the screen next to the
+    # subject (between the feet), not a nearly black subject: the two look alike pixel by pixel, the shadow is common
+    alpha[fringe] = np.where(hidden & (found >= MAX_HIDDEN), 0.0, found)
     return alpha, fringe, np.where(has_screen[:, None], b, p)
 
 

@@ -17,6 +17,9 @@ colour models are chosen with the same seams: a model fitted where the keyframe 
 ink, and a mix of two would draw it twice, softly. Where the model clearly does not explain the keyframe (ink),
 the keyframe's colour itself is carried, nearest-sampled, from the same chosen side: resampling a 2 px line
 at a fractional offset smears it grey (the ink style kept 0.52-0.59 of its sharpness mid-gap; 0.91-0.96 so).
+Ink that follows the keyframe's source edges is not carried at all but redrawn on frame t's own edges
+(backend/pipelines/ink_model.py, `ink="edges"`), near the ink carried from the chosen side: carried, a line
+lands a pixel or two off frame t's edge, and where the flow fails it tears.
 "confidence" is the older blend of warped colour by confidence.
 
 `blend` also offers the two baselines it is measured against:
@@ -36,6 +39,7 @@ import cv2
 import numpy as np
 
 from backend.params import ParamError, param
+from backend.pipelines import ink_model
 from backend.pipelines.colour_model import KeyModel, apply_planes, key_model, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
@@ -74,6 +78,9 @@ SEAM_BLUR = 5       # pixels (analysis size) over which the two sides' residuals
 # Below this confidence a side's residual (ink) fades out. Low: ink is kept even where the flow is unsure
 # (fading it at 0.05 left the film clip's figure without lines: sharpness kept 0.53 against 0.64).
 RESIDUAL_TRUST = 0.01
+# Ink is redrawn near the carried ink where a side's confidence reaches this; below it, fading to where no flow
+# vouches for anything, wherever frame t has an edge like those the keyframe inks (ink_model's two models).
+INK_TRUST = 0.2
 
 
 @dataclass
@@ -87,6 +94,9 @@ class PropagateParams:
                               help="DIS preset of the reverse flows used only for the occlusion check")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
     raft_weights: str = param("", help="local torchvision RAFT state dict, for flow_method=raft")
+    ink: str = param("edges", choices=["edges", "carried"],
+                     help="guided: edges: ink lines redrawn on each frame's own edges (ink_model) where the "
+                          "keyframe's follow its source's edges; carried: carried along the flow as drawn")
     appearance_sigma: float = param(
         10.0, min=1.0, max=255.0, help="grey levels of source mismatch at which a warped keyframe loses trust"
     )
@@ -140,6 +150,9 @@ class _Side:
     glob: np.ndarray | None = None          # guided: the keyframe's global colour fit
     closeness: float = 1.0
     literal: np.ndarray | None = None       # guided: the keyframe's colour and literal weight warped to t
+    ink: ink_model.InkModel | None = None   # guided, a style with ink: where the keyframe's style draws it
+    ink_gate: np.ndarray | None = None      # ... 1 within ink_model.GATE px of the keyframe's ink carried to t
+    ink_colour: np.ndarray | None = None    # ... the ink's local colour warped to t (3 planes, analysis size)
 
 
 class Propagator:
@@ -295,7 +308,7 @@ class Propagator:
                       for name, layer in key.layers.items()}
             model = None
             if self.params.blend == "guided":
-                model = key_model(key.source, key.layers["color"])
+                model = key_model(key.source, key.layers["color"], ink=self.params.ink == "edges")
                 layers["color"] = model.residual
             view = self._keys[key.frame] = _KeyView(self._greys(key.grey), layers, model)
         return view
@@ -390,7 +403,12 @@ class Propagator:
         if view.model is not None:
             coeffs = warp_coefficients(view.model.coeffs, small_coords)
             literal = warp(view.model.literal, coords, cv2.INTER_NEAREST)
-            return _Side(layers, None, coeffs, small_weight, confidence, view.model.glob, closeness, literal)
+            side = _Side(layers, None, coeffs, small_weight, confidence, view.model.glob, closeness, literal)
+            if view.model.ink is not None:
+                side.ink = view.model.ink
+                side.ink_gate = ink_model.near(warp(view.model.ink_amount, coords, cv2.INTER_NEAREST))
+                side.ink_colour = warp_coefficients(view.model.ink_colour, small_coords)
+            return side
         return _Side(layers, _resize(small_weight, size, cv2.INTER_LINEAR))
 
     def _guided(self, sides: list[_Side], source: np.ndarray, keys: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -418,6 +436,7 @@ class Propagator:
             reach = share * weights[0] + (1.0 - share) * weights[1]
         # Where no side's flow reaches (reach near 0), the global colour fit takes over from the warped model.
         mixed = (chosen * reach + GLOBAL_WEIGHT * glob[:, None, None]) / (reach + GLOBAL_WEIGHT)
+        ink = self._ink(sides, source, share, trust)
         trust = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
         # Everything smooth is brought to full size once; the per-pixel arithmetic runs in two bands of rows,
         # one in each thread (numpy releases the GIL).
@@ -441,7 +460,11 @@ class Propagator:
             # colour_model): chosen from the same side as the residual, faded with it where the flow is unsure.
             literal = chosen_layer("literal", rows)
             weight = np.clip(literal[..., 3], 0.0, 1.0) * trust[rows]
-            colour[rows] = (model + weight[..., None] * (literal[..., :3] - model)) * np.float32(255.0)
+            model += weight[..., None] * (literal[..., :3] - model)
+            if ink is not None:  # the ink redrawn on frame t's own edges, over everything else
+                amount, ink_colour = ink[0][rows, :, None], ink[1][rows]
+                model += amount * (ink_colour - model)
+            colour[rows] = model * np.float32(255.0)
 
         half = source.shape[0] // 2
         self._in_parallel(lambda: band(slice(0, half)), lambda: band(slice(half, source.shape[0])))
@@ -455,6 +478,34 @@ class Propagator:
                 else:
                     out[name] = cv2.blendLinear(sides[0].layers[name], sides[1].layers[name], full[0], full[1])
         return _finish(out)
+
+    def _ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None, confidence: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray] | None:
+        """How much ink each pixel of frame t takes (H x W) and its colour (H x W x 3 unit RGB), or None for a
+        style without ink. Ink is drawn where frame t's own edges look like those the keyframe inked (ink_model):
+        near the ink carried from the side chosen for the region, where that side's flow is trusted; anywhere
+        the keyframe would ink such an edge, where no flow is (occluded in both keyframes)."""
+        inked = [side for side in sides if side.ink is not None]
+        if not inked:
+            return None
+        size = source.shape[1::-1]
+        total = sum(side.closeness for side in inked)
+        near = sum(side.ink.near * side.closeness for side in inked) / total
+        anywhere = sum(side.ink.anywhere * side.closeness for side in inked) / total
+        feats = ink_model.edge_maps(source)
+        gates = [side.ink_gate if side.ink is not None else np.zeros(size[::-1], np.float32) for side in sides]
+        colours = [side.ink_colour if side.ink is not None else inked[0].ink_colour for side in sides]
+        if share is None:
+            gate, colour = gates[0], colours[0]
+        else:
+            full_share = _resize(share, size, cv2.INTER_LINEAR)
+            gate = gates[1] + full_share * (gates[0] - gates[1])
+            colour = colours[1] + share * (colours[0] - colours[1])
+        trust = _resize(np.minimum(confidence * np.float32(1.0 / INK_TRUST), 1.0), size, cv2.INTER_LINEAR)
+        amount = trust * gate * ink_model.predict(near, feats) + (1.0 - trust) * ink_model.predict(anywhere, feats)
+        amount = ink_model.hard(amount)
+        colour = cv2.merge([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in colour])
+        return amount.astype(np.float32), colour
 
     def _choose(self, first: np.ndarray, second: np.ndarray, keys: tuple[int, int]) -> np.ndarray:
         """Which side's residual each region takes (float32 in [0, 1], 1 = the earlier keyframe's, `first`; a

@@ -80,6 +80,9 @@ class PropagateStageParams:
                             "region (default); confidence: warped colour blended; the others are baselines")
     flow_preset: str = param("balanced", choices=list(DIS_PRESETS), help="DIS optical flow preset")
     flow_scale: float = param(1.0, min=0.25, max=1.0, help="estimate flow at this fraction of the frame size")
+    ink: str = param("edges", choices=["edges", "carried"],
+                     help="guided: edges: a keyframe's ink lines are redrawn on each frame's own edges where they "
+                          "follow its source's edges; carried: always carried along the flow as drawn")
     stability: float = param(0.0, min=0.0, max=1.0,
                              help="0 = fully propagated (steady), 1 = every frame stylized on its own")
 
@@ -131,9 +134,9 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 7  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
+    version = 8  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
     # 5: vace pins no preview-graded keyframe; 6: ink the colour model cannot explain carried as it is (nearest);
-    # 7: a region changes sides only when the other is 3x more trusted (was 1.5)
+    # 7: a region changes sides only when the other is 3x more trusted (was 1.5); 8: ink redrawn on each frame's edges
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video
@@ -176,7 +179,7 @@ class PropagateStage:
             ctx.progress(plan.segments[0][0], 0, len(ctx.todo), f"warning: {warning}")
         self._stylize_keys(params, ctx, plan, folder)
         propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
-                                                flow_scale=params.flow_scale))
+                                                flow_scale=params.flow_scale, ink=params.ink))
         keys: dict[int, Keyframe] = {}
         gap = None
         last = None  # the last frame the propagator saw: its flows warm-start the next frame's

@@ -55,3 +55,32 @@ def test_closing_after_an_error_still_announces_the_frame_that_was_written():
     writer.submit(7, {})
     writer.close()  # as run_job's `finally` does when the stage raised
     assert announced == [7]
+
+
+def test_run_job_hands_each_stored_frame_to_on_stored_in_the_writer_thread_before_announcing_it(tmp_path):
+    from backend.jobs import JobCallbacks, identify, run_job
+    from backend.store import JobSpec, Store
+    from tests.backend.spine_fixtures import FrameSet
+
+    frames = FrameSet(4, size=64)
+    store = Store(tmp_path)
+    for frame, arrays in frames.arrays.items():
+        store.put_input(frames.digests[frame], arrays)
+    spec = JobSpec("matte", {}, sorted(frames.digests.items()), frames.size)
+    identify(spec)
+    store.save_job(spec)
+    take_root = store.job_dir(spec.job_id) / "take"
+    events = []
+
+    def on_stored(frame):
+        files = [take_root / name / f"{frame:04d}.png" for name in ("alpha",)]
+        events.append(("stored", frame, threading.current_thread().name, all(f.is_file() for f in files)))
+
+    def on_frame(frame):
+        events.append(("announced", frame, threading.current_thread().name, None))
+
+    run_job(store, spec, JobCallbacks(on_frame=on_frame, on_stored=on_stored))
+    main = threading.current_thread().name
+    assert [e[:2] for e in events] == [(kind, f) for f in frames.arrays for kind in ("stored", "announced")]
+    assert all(e[2].startswith("frame-writer") and e[3] for e in events if e[0] == "stored")
+    assert all(e[2] == main for e in events if e[0] == "announced")

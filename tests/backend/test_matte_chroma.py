@@ -73,3 +73,34 @@ def test_a_wider_fringe_setting_keys_motion_blur():
     scores = {r: soft_iou(key(frame, edge_radius=r)[1], alpha) for r in (2, 8)}
     assert scores[8] >= 0.92 and scores[8] > scores[2] + 0.05
     assert soft_iou(key(frame, edges="ramp")[1], alpha) < scores[8]
+
+
+@pytest.mark.parametrize("grey", [40, 80])
+def test_a_dark_figures_antialiased_outline_gets_its_partial_alpha(grey):
+    """A dark subject covering part of an outline pixel only darkens the screen there (the hue stays the
+    screen's): the pixel must still get its share of alpha, not be keyed as screen."""
+    from matte_fixtures import figure_coverage, mix
+
+    truth = figure_coverage(128, 128)
+    dark = np.full((128, 128, 3), grey, np.float32)
+    frame = np.clip(np.round(mix(truth, dark, np.broadcast_to(SCREEN, dark.shape))), 0, 255).astype(np.uint8)
+    _, alpha = key(frame)
+    thin = (truth > 0.05) & (truth < 0.5)                    # outline pixels the figure covers only partly
+    assert thin.sum() > 100
+    assert np.abs(alpha - truth)[thin].mean() < 0.03
+    assert soft_iou(alpha, truth) >= 0.99
+
+
+@pytest.mark.parametrize("colour", [(150, 200, 40), (120, 190, 30)])
+def test_a_yellow_green_figure_keeps_its_body(colour):
+    """A figure dressed near the screen's colour: green leads its other channels almost as much as the screen's
+    does, but red and blue stand to each other the other way round (the screen's tint): it is subject."""
+    from matte_fixtures import figure_coverage, mix
+
+    truth = figure_coverage(128, 128)
+    shade = 0.8 + 0.2 * np.cos(np.linspace(0, np.pi, 128))[None, :, None]
+    dressed = np.broadcast_to(np.float32(colour) * shade, (128, 128, 3))
+    frame = np.clip(np.round(mix(truth, dressed, np.broadcast_to(SCREEN, dressed.shape))), 0, 255).astype(np.uint8)
+    _, alpha = key(frame)
+    assert alpha[truth == 1].mean() > 0.99
+    assert soft_iou(alpha, truth) >= 0.98

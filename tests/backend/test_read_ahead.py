@@ -1,0 +1,55 @@
+"""Reading ahead: items come in order, read in another thread, never more than `depth` ahead; errors and early
+stops reach the caller."""
+
+import threading
+import time
+
+import pytest
+
+from backend.read_ahead import read_ahead
+
+
+def test_items_come_in_order_read_in_another_thread_at_most_depth_ahead():
+    read, threads = [], set()
+
+    def load(key):
+        threads.add(threading.current_thread().name)
+        read.append(key)
+        return key * 10
+
+    seen = []
+    for key, value in read_ahead(range(20), load, depth=2):
+        time.sleep(0.01)  # the reader runs ahead meanwhile, as far as the queue lets it
+        # read: what the caller holds, what waits in the queue (2), and the one read but not yet queued
+        assert len(read) - len(seen) <= 4
+        seen.append((key, value))
+    assert seen == [(k, k * 10) for k in range(20)]
+    assert threads == {"read-ahead"}
+
+
+def test_a_failed_read_is_raised_in_the_caller_at_that_item():
+    def load(key):
+        if key == 3:
+            raise OSError("frame 3 is damaged")
+        return key
+
+    got = []
+    with pytest.raises(OSError, match="frame 3 is damaged"):
+        for key, _ in read_ahead(range(10), load):
+            got.append(key)
+    assert got == [0, 1, 2]
+
+
+def test_a_caller_that_stops_early_stops_the_reader():
+    read = []
+
+    def load(key):
+        read.append(key)
+        return key
+
+    for key, _ in read_ahead(range(1000), load, depth=2):
+        if key == 5:
+            break
+    # the generator is closed on leaving the loop: the reader thread has ended, a few items past 5 at most
+    assert not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())
+    assert len(read) <= 5 + 1 + 4

@@ -28,6 +28,7 @@ BALANCE = 0.35           # how far (log ratio) the other two channels may stray 
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
+MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
 TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
 MAX_HIDDEN = 0.75        # most alpha a fringe pixel of the screen's hue may get (more: a shadow, not subject)
 _NEIGHBOURS = np.ones((3, 3), np.uint8)   # the outline's antialiased pixels: one pixel around the keyed subject
@@ -209,6 +210,12 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     # no solid subject near (hair, thin strands): the screen's lead lost against the actual screen next to it,
     # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
     lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
+    # clipping leaves one channel (a blown subject on a blown screen): u cannot be free, the subject is taken at
+    # the colour next to it, p = a * subject + (1 - a) * screen, solved on what is left
+    d = f - b
+    dd = (w * d * d).sum(-1)
+    one_left = (w.sum(-1) <= 1.0) & (dd > MIN_CONTRAST) & has_subject & has_screen & ~usable
+    lost[one_left] = np.clip((w * (p - b) * d).sum(-1)[one_left] / dd[one_left], 0.0, 1.0)
     alpha = core.astype(np.float32)
     found = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
     # a pixel of the screen's hue that came out mostly subject is a deep shadow on the screen next to the

@@ -66,7 +66,7 @@ def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel)
     ys, xs = np.nonzero(hot.any(1))[0], np.nonzero(hot.any(0))[0]
     if not len(ys):
         return screen.lead
-    reach = _blur_reach(HOT_SIGMA) + 1
+    reach = raw_reach()
     box = (slice(max(ys[0] - reach, 0), ys[-1] + reach + 1), slice(max(xs[0] - reach, 0), xs[-1] + reach + 1))
     part = hot[box].astype(np.float32)
     weight = cv2.GaussianBlur(part, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
@@ -87,7 +87,7 @@ def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float,
 
     The means are smooth, so they are made at half the frame's size (a quarter of the work) and read at `at`.
     """
-    step = 2 if sigma >= 2.0 else 1
+    step = 2 if sigma >= 2.0 else 1     # solve_reach follows this choice
     m8 = mask.astype(np.uint8)
     m = m8.astype(np.float32)
     total = cv2.copyTo(rgb, m8)    # the masked pixels, zero elsewhere (a masked copy, not a multiply)
@@ -117,21 +117,56 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
         raise ValueError(f"the screen model is {screen.lead.shape[1]}x{screen.lead.shape[0]} but the frame is "
                          f"{rgb.shape[1]}x{rgb.shape[0]}: key frames of one size per shot")
     raw = raw_key(rgb, screen)
-    lo, hi = params.tolerance, params.tolerance + max(params.softness, 1e-6)
-    ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+    lo, hi = key_limits(params)
     if params.edges == "ramp":
-        return None, None, ramp.astype(np.float32)
+        return None, None, np.clip((raw - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
     # the solve runs on the part of the frame that is not plain screen (plus the reach of its blurs)
     ys, xs = np.nonzero((raw > lo).any(1))[0], np.nonzero((raw > lo).any(0))[0]
     alpha = np.zeros(raw.shape, np.float32)
     if not len(ys):
         return None, None, alpha
-    margin = int(3 * (2 * params.edge_radius + 1)) + 2 * params.edge_radius + 2
-    box = (slice(max(ys[0] - margin, 0), ys[-1] + margin + 1), slice(max(xs[0] - margin, 0), xs[-1] + margin + 1))
-    part, fringe, background = _unmix(rgb[box], raw[box], ramp[box], lo, hi, params.edge_radius, screen.channel)
+    margin = solve_reach(params.edge_radius)
+    box = (_even_span(ys[0] - margin, ys[-1] + margin + 1, raw.shape[0]),
+           _even_span(xs[0] - margin, xs[-1] + margin + 1, raw.shape[1]))
+    part, fringe, straight = solve_part(rgb[box], raw[box], params, screen.channel)
     alpha[box] = part
-    ys, xs = fringe[0] + box[0].start, fringe[1] + box[1].start
-    return (ys, xs), _straight(rgb[ys, xs], alpha[ys, xs], background), alpha
+    return (fringe[0] + box[0].start, fringe[1] + box[1].start), straight, alpha
+
+
+def key_limits(params: "ChromaKeyParams") -> tuple[float, float]:
+    """(raw key at or below which a pixel is screen, raw key at or above which it is solid subject)."""
+    return params.tolerance, params.tolerance + max(params.softness, 1e-6)
+
+
+def solve_reach(radius: int) -> int:
+    """How far (pixels) the fringe solve looks around a pixel: the local means' blur (at half size when `_local_mean`
+    halves, each half pixel pairing two) plus the erosion of the core and clear masks."""
+    sigma = SIGMA_PER_RADIUS * radius + 1.0
+    step = 2 if sigma >= 2.0 else 1
+    return step * _blur_reach(sigma / step) + step - 1 + radius
+
+
+def raw_reach() -> int:
+    """How far (pixels) the raw key looks around a pixel: the clipped screen's local lead (where any pixel is hot)."""
+    return _blur_reach(HOT_SIGMA) + 1
+
+
+def _even_span(start: int, stop: int, size: int) -> slice:
+    """[start, stop) within [0, size), widened to even ends: the local means pair pixels 2 by 2 from the part's
+    corner, so parts cut at even places pair them as the whole frame does (a banded solve equals the full one)."""
+    start, stop = max(start, 0) // 2 * 2, min(stop + stop % 2, size)
+    return slice(int(start), int(stop))
+
+
+def solve_part(rgb: np.ndarray, raw: np.ndarray, params: "ChromaKeyParams", channel: int
+               ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """(alpha, fringe pixel indices, their straight colour) of a part of a frame (linear RGB) and its raw key.
+
+    A pixel's result depends on the part's pixels within solve_reach(edge_radius) of it only."""
+    lo, hi = key_limits(params)
+    ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+    alpha, fringe, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, channel)
+    return alpha, fringe, _straight(rgb[fringe], alpha[fringe], background)
 
 
 def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:

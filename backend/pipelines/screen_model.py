@@ -50,6 +50,7 @@ class ScreenModel:
     balance: float = 0.0  # log ratio of the other two channels (for green: blue over red), kept when it clips
     tint: np.ndarray | None = None   # HxW float32: second other channel / first other channel (None: exp(balance))
     tint_share: np.ndarray = field(init=False, repr=False)   # 1 / (1 + tint): normalises a departure from the tint
+    derived: dict = field(default_factory=dict, repr=False, compare=False)   # key_band's per-shot maps, made once
 
     def __post_init__(self) -> None:
         if self.tint is None:

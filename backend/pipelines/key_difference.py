@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.key_interior import solid_interior
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, balance_of, estimate_screen
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ BALANCE = 0.35           # how far (log ratio) the other two channels may stray 
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel the screen's colour is looked for
 SUBJECT_SIGMA_PER_RADIUS = 1.0   # ... and the subject's: close by, where light bouncing off the screen tints it alike
-WIDER = 4.0                # how much further the screen is looked for where none is within reach (dense strands)
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
 TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
@@ -69,7 +67,7 @@ def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel)
     ys, xs = np.nonzero(hot.any(1))[0], np.nonzero(hot.any(0))[0]
     if not len(ys):
         return screen.lead
-    reach = _blur_reach(HOT_SIGMA) + 1
+    reach = raw_reach()
     box = (slice(max(ys[0] - reach, 0), ys[-1] + reach + 1), slice(max(xs[0] - reach, 0), xs[-1] + reach + 1))
     part = hot[box].astype(np.float32)
     weight = cv2.GaussianBlur(part, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
@@ -90,7 +88,7 @@ def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float,
 
     The means are smooth, so they are made at half the frame's size (a quarter of the work) and read at `at`.
     """
-    step = 2 if sigma >= 2.0 else 1
+    step = 2 if sigma >= 2.0 else 1     # solve_reach follows this choice
     m8 = mask.astype(np.uint8)
     m = m8.astype(np.float32)
     total = cv2.copyTo(rgb, m8)    # the masked pixels, zero elsewhere (a masked copy, not a multiply)
@@ -120,23 +118,56 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
         raise ValueError(f"the screen model is {screen.lead.shape[1]}x{screen.lead.shape[0]} but the frame is "
                          f"{rgb.shape[1]}x{rgb.shape[0]}: key frames of one size per shot")
     raw = raw_key(rgb, screen)
-    lo, hi = params.tolerance, params.tolerance + max(params.softness, 1e-6)
-    ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+    lo, hi = key_limits(params)
     if params.edges == "ramp":
-        return None, None, ramp.astype(np.float32)
+        return None, None, np.clip((raw - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
     # the solve runs on the part of the frame that is not plain screen (plus the reach of its blurs)
     ys, xs = np.nonzero((raw > lo).any(1))[0], np.nonzero((raw > lo).any(0))[0]
     alpha = np.zeros(raw.shape, np.float32)
     if not len(ys):
         return None, None, alpha
-    margin = int(3 * (2 * params.edge_radius + 1)) + 2 * params.edge_radius + 2
-    box = (slice(max(ys[0] - margin, 0), ys[-1] + margin + 1), slice(max(xs[0] - margin, 0), xs[-1] + margin + 1))
-    part, fringe, background = _unmix(rgb[box], raw[box], ramp[box], lo, hi, params.edge_radius, screen.channel)
-    if params.fill_interior:
-        part = solid_interior(part, raw[box] <= lo, np.ascontiguousarray(rgb[box][..., screen.channel]))
+    margin = solve_reach(params.edge_radius)
+    box = (_even_span(ys[0] - margin, ys[-1] + margin + 1, raw.shape[0]),
+           _even_span(xs[0] - margin, xs[-1] + margin + 1, raw.shape[1]))
+    part, fringe, straight = solve_part(rgb[box], raw[box], params, screen.crop(box))
     alpha[box] = part
-    ys, xs = fringe[0] + box[0].start, fringe[1] + box[1].start
-    return (ys, xs), _straight(rgb[ys, xs], alpha[ys, xs], background), alpha
+    return (fringe[0] + box[0].start, fringe[1] + box[1].start), straight, alpha
+
+
+def key_limits(params: "ChromaKeyParams") -> tuple[float, float]:
+    """(raw key at or below which a pixel is screen, raw key at or above which it is solid subject)."""
+    return params.tolerance, params.tolerance + max(params.softness, 1e-6)
+
+
+def solve_reach(radius: int) -> int:
+    """How far (pixels) the fringe solve looks around a pixel: the local means' blur (at half size when `_local_mean`
+    halves, each half pixel pairing two) plus the erosion of the core and clear masks."""
+    sigma = SIGMA_PER_RADIUS * radius + 1.0
+    step = 2 if sigma >= 2.0 else 1
+    return step * _blur_reach(sigma / step) + step - 1 + radius
+
+
+def raw_reach() -> int:
+    """How far (pixels) the raw key looks around a pixel: the clipped screen's local lead (where any pixel is hot)."""
+    return _blur_reach(HOT_SIGMA) + 1
+
+
+def _even_span(start: int, stop: int, size: int) -> slice:
+    """[start, stop) within [0, size), widened to even ends: the local means pair pixels 2 by 2 from the part's
+    corner, so parts cut at even places pair them as the whole frame does (a banded solve equals the full one)."""
+    start, stop = max(start, 0) // 2 * 2, min(stop + stop % 2, size)
+    return slice(int(start), int(stop))
+
+
+def solve_part(rgb: np.ndarray, raw: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
+               ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """(alpha, fringe pixel indices, their straight colour) of a part of a frame (linear RGB) and its raw key.
+
+    A pixel's result depends on the part's pixels within solve_reach(edge_radius) of it only."""
+    lo, hi = key_limits(params)
+    ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+    alpha, fringe, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, screen)
+    return alpha, fringe, _straight(rgb[fringe], alpha[fringe], background)
 
 
 def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:
@@ -146,7 +177,7 @@ def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:
 
 
 def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: float,
-           radius: int, channel: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+           radius: int, screen: ScreenModel) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """Alpha solved in RGB at the fringe against the nearby subject and screen colours.
 
     Returns (alpha, the fringe's pixel indices, the screen colour next to each of them): the solve runs on
@@ -167,9 +198,8 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     f, w_subject = _local_mean(rgb, core, SUBJECT_SIGMA_PER_RADIUS * radius, fringe)
     b, w_screen = _local_mean(rgb, clear, sigma, fringe)
     walled = w_screen <= 1e-3
-    if walled.any():   # inside dense strands the screen is further off than the fringe's reach: look wider
-        at = (fringe[0][walled], fringe[1][walled])
-        b[walled], w_screen[walled] = _local_mean(rgb, clear, WIDER * sigma, at)
+    if walled.any():   # inside dense strands no screen shows within reach: the screen model's lit colour there
+        b[walled], w_screen[walled] = screen.lit_colour((fringe[0][walled], fringe[1][walled])), 1.0
     p = rgb[fringe]
     has_subject, has_screen = w_subject > 1e-3, w_screen > 1e-3
     # p = u * subject + v * screen: u free, so a subject pixel in its own shade (darker than the lit subject
@@ -183,7 +213,7 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     usable = has_subject & has_screen & distinct & (ss > 1e-6)
     # no solid subject near (hair, thin strands): the screen's lead lost against the actual screen next to it,
     # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
-    lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
+    lost = np.clip(1.0 - _lead(p, screen.channel) / np.maximum(_lead(b, screen.channel), 1e-4), 0.0, 1.0)
     # clipping leaves one channel (a blown subject on a blown screen): u cannot be free, the subject is taken at
     # the colour next to it, p = a * subject + (1 - a) * screen, solved on what is left
     d = f - b

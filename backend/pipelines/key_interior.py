@@ -16,19 +16,37 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from backend.pipelines.srgb import srgb_to_linear
+
 INTERIOR_REACH = 1.5   # pixels from the screen beyond which a flat partial alpha cannot be a mix (antialiasing: ~1 px)
 INTERIOR_MIN = 0.4     # lowest alpha in a 3x3 neighbourhood for it to count as the subject's own shading
 INTERIOR_FLAT = 0.15   # most alpha may vary in that neighbourhood (more: an edge, a ramp, strands)
 HOLE_LIT = 0.7         # an enclosed screen-coloured island at least this bright (share of the screen near it) is a hole
 NEAR_SIGMA = 8.0       # how far around the figure the screen an island is compared with is looked for
+SCREEN_ALPHA = 0.02     # alpha at or below which a pixel is taken for screen here
 _AROUND = np.ones((3, 3), np.uint8)
+_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+
+
+def fill_interior(alpha: np.ndarray, color: np.ndarray, channel: int) -> np.ndarray:
+    """`alpha` of an 8-bit sRGB frame (float32, modified in place and returned) with the figure's interior solid.
+
+    Works on the box around what is not screen (alpha above SCREEN_ALPHA) plus a margin: outside it all is screen.
+    """
+    keyed = alpha > SCREEN_ALPHA
+    rows, cols = np.nonzero(keyed.any(1))[0], np.nonzero(keyed.any(0))[0]
+    if not len(rows):
+        return alpha
+    box = (slice(max(rows[0] - 2, 0), rows[-1] + 3), slice(max(cols[0] - 2, 0), cols[-1] + 3))
+    value = cv2.LUT(np.ascontiguousarray(color[box][..., channel]), _LINEAR)
+    alpha[box] = solid_interior(alpha[box], ~keyed[box], value)
+    return alpha
 
 
 def solid_interior(alpha: np.ndarray, screenish: np.ndarray, value: np.ndarray) -> np.ndarray:
     """`alpha` (float32, modified in place and returned) with the figure's interior made solid.
 
-    `screenish`: bool, pixels whose hue is the screen's (raw key at or below the tolerance); `value`: float32, the
-    screen channel (linear). The part given is taken as surrounded by screen (its border touches the screen
+    `screenish`: bool, the pixels keyed as screen; `value`: float32, the screen channel (linear). The part given is taken as surrounded by screen (its border touches the screen
     around the figure).
     """
     count, labels = cv2.connectedComponents(screenish.astype(np.uint8), connectivity=8)

@@ -15,8 +15,9 @@ import numpy as np
 
 from backend.params import ParamError, param
 from backend.pipelines.chroma_edges import sample_screen, unmix_alpha, unmix_colour
+from backend.pipelines.key_band import banded_key
 from backend.pipelines.key_difference import difference_key
-from backend.pipelines.screen_model import ScreenModel, linear_light
+from backend.pipelines.screen_model import ScreenModel, estimate_screen, linear_light
 from backend.pipelines.srgb import linear_to_srgb
 
 KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
@@ -41,6 +42,10 @@ class ChromaKeyParams:
                        help="unmix: solve fringe alpha against the nearby subject colour; ramp: distance ramp only")
     edge_radius: int = param(1, min=1, max=32,
                              help="unmix: how wide the fringe may be, in pixels; raise it for motion blur or soft focus")
+    solve: str = param("band", choices=("band", "full"),
+                       help="difference + unmix: band: solve at full size only the tiles where alpha can be other "
+                            "than exactly 0 or 1 (a quick per-pixel test settles the rest); full: every pixel "
+                            "(the reference: the same alpha, except within a few tens of pixels of the frame's edge)")
 
     def validate(self) -> None:
         if len(self.key_rgb) != 3:
@@ -70,7 +75,12 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
     if color.ndim != 3 or color.shape[2] < 3:
         raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
     if params.model == "difference":
-        fringe, straight, alpha = difference_key(linear_light(color), params, screen)
+        if screen is None:
+            screen = estimate_screen([linear_light(color)], int(np.argmax(params.key)))
+        if screen is not None and params.solve == "band" and params.edges == "unmix":
+            fringe, straight, alpha = banded_key(color, params, screen)
+        else:
+            fringe, straight, alpha = difference_key(linear_light(color), params, screen)
         out = np.ascontiguousarray(color[..., :3])
         if fringe is not None:
             out = out.copy()

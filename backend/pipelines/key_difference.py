@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.screen_model import MIN_LEAD, ScreenModel, balance_of, channel_lead, estimate_screen
+from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, balance_of, estimate_screen
 
 if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
@@ -28,18 +28,32 @@ BALANCE = 0.35           # how far (log ratio) the other two channels may stray 
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
+MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
+TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
 MAX_HIDDEN = 0.75        # most alpha a fringe pixel of the screen's hue may get (more: a shadow, not subject)
 _NEIGHBOURS = np.ones((3, 3), np.uint8)   # the outline's antialiased pixels: one pixel around the keyed subject
 
 
 def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
-    """0 where the pixel has the screen's hue at its place, rising to 1 where it has none of it."""
-    lead, value = channel_lead(rgb, screen.channel)
+    """0 where the pixel has the screen's hue at its place, rising to 1 where it has none of it.
+
+    Both sides of hue count: the screen channel's lead lost (`1 - lead / screen lead`), and the other two
+    channels turned away from the screen's tint (`|second - tint * first|`, as a share of the screen channel,
+    relative to the screen's lead, times TINT_GAIN): a pale yellow-green shirt in green bounce light keeps
+    the screen's lead but not its tint. Shadow and falloff scale all three channels: neither side moves.
+    """
+    planes = cv2.split(np.ascontiguousarray(rgb, np.float32))   # contiguous planes for OpenCV's vector ops
+    first, second = (planes[c] for c in range(3) if c != screen.channel)
+    value = cv2.max(planes[screen.channel], EPS)
+    lead = cv2.divide(cv2.subtract(planes[screen.channel], cv2.max(first, second)), value)
     hot = (value >= HOT) & (lead > MIN_LEAD / 2)
     if hot.any():   # the balance only where it matters: a log over the whole frame is costly
         hot[hot] = np.abs(balance_of(rgb[hot], screen.channel) - screen.balance) < BALANCE
-    share = cv2.divide(lead, cv2.max(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2))
-    return np.clip(cv2.subtract(1.0, share), 0.0, 1.0, out=share)
+    screen_lead = cv2.max(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2)
+    lost = cv2.subtract(1.0, cv2.divide(lead, screen_lead))
+    off_tint = cv2.multiply(cv2.absdiff(second, cv2.multiply(first, screen.tint)), screen.tint_share)
+    turned = cv2.divide(off_tint, cv2.multiply(value, screen_lead), scale=TINT_GAIN)
+    return np.clip(cv2.max(lost, turned), 0.0, 1.0, out=lost)
 
 
 def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel) -> np.ndarray:
@@ -52,7 +66,7 @@ def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel)
     ys, xs = np.nonzero(hot.any(1))[0], np.nonzero(hot.any(0))[0]
     if not len(ys):
         return screen.lead
-    reach = _blur_reach(HOT_SIGMA) + 1
+    reach = raw_reach()
     box = (slice(max(ys[0] - reach, 0), ys[-1] + reach + 1), slice(max(xs[0] - reach, 0), xs[-1] + reach + 1))
     part = hot[box].astype(np.float32)
     weight = cv2.GaussianBlur(part, (0, 0), HOT_SIGMA, borderType=cv2.BORDER_REPLICATE)
@@ -73,7 +87,7 @@ def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float,
 
     The means are smooth, so they are made at half the frame's size (a quarter of the work) and read at `at`.
     """
-    step = 2 if sigma >= 2.0 else 1
+    step = 2 if sigma >= 2.0 else 1     # solve_reach follows this choice
     m8 = mask.astype(np.uint8)
     m = m8.astype(np.float32)
     total = cv2.copyTo(rgb, m8)    # the masked pixels, zero elsewhere (a masked copy, not a multiply)
@@ -103,21 +117,56 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
         raise ValueError(f"the screen model is {screen.lead.shape[1]}x{screen.lead.shape[0]} but the frame is "
                          f"{rgb.shape[1]}x{rgb.shape[0]}: key frames of one size per shot")
     raw = raw_key(rgb, screen)
-    lo, hi = params.tolerance, params.tolerance + max(params.softness, 1e-6)
-    ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+    lo, hi = key_limits(params)
     if params.edges == "ramp":
-        return None, None, ramp.astype(np.float32)
+        return None, None, np.clip((raw - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
     # the solve runs on the part of the frame that is not plain screen (plus the reach of its blurs)
     ys, xs = np.nonzero((raw > lo).any(1))[0], np.nonzero((raw > lo).any(0))[0]
     alpha = np.zeros(raw.shape, np.float32)
     if not len(ys):
         return None, None, alpha
-    margin = int(3 * (2 * params.edge_radius + 1)) + 2 * params.edge_radius + 2
-    box = (slice(max(ys[0] - margin, 0), ys[-1] + margin + 1), slice(max(xs[0] - margin, 0), xs[-1] + margin + 1))
-    part, fringe, background = _unmix(rgb[box], raw[box], ramp[box], lo, hi, params.edge_radius, screen.channel)
+    margin = solve_reach(params.edge_radius)
+    box = (_even_span(ys[0] - margin, ys[-1] + margin + 1, raw.shape[0]),
+           _even_span(xs[0] - margin, xs[-1] + margin + 1, raw.shape[1]))
+    part, fringe, straight = solve_part(rgb[box], raw[box], params, screen.channel)
     alpha[box] = part
-    ys, xs = fringe[0] + box[0].start, fringe[1] + box[1].start
-    return (ys, xs), _straight(rgb[ys, xs], alpha[ys, xs], background), alpha
+    return (fringe[0] + box[0].start, fringe[1] + box[1].start), straight, alpha
+
+
+def key_limits(params: "ChromaKeyParams") -> tuple[float, float]:
+    """(raw key at or below which a pixel is screen, raw key at or above which it is solid subject)."""
+    return params.tolerance, params.tolerance + max(params.softness, 1e-6)
+
+
+def solve_reach(radius: int) -> int:
+    """How far (pixels) the fringe solve looks around a pixel: the local means' blur (at half size when `_local_mean`
+    halves, each half pixel pairing two) plus the erosion of the core and clear masks."""
+    sigma = SIGMA_PER_RADIUS * radius + 1.0
+    step = 2 if sigma >= 2.0 else 1
+    return step * _blur_reach(sigma / step) + step - 1 + radius
+
+
+def raw_reach() -> int:
+    """How far (pixels) the raw key looks around a pixel: the clipped screen's local lead (where any pixel is hot)."""
+    return _blur_reach(HOT_SIGMA) + 1
+
+
+def _even_span(start: int, stop: int, size: int) -> slice:
+    """[start, stop) within [0, size), widened to even ends: the local means pair pixels 2 by 2 from the part's
+    corner, so parts cut at even places pair them as the whole frame does (a banded solve equals the full one)."""
+    start, stop = max(start, 0) // 2 * 2, min(stop + stop % 2, size)
+    return slice(int(start), int(stop))
+
+
+def solve_part(rgb: np.ndarray, raw: np.ndarray, params: "ChromaKeyParams", channel: int
+               ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """(alpha, fringe pixel indices, their straight colour) of a part of a frame (linear RGB) and its raw key.
+
+    A pixel's result depends on the part's pixels within solve_reach(edge_radius) of it only."""
+    lo, hi = key_limits(params)
+    ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+    alpha, fringe, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, channel)
+    return alpha, fringe, _straight(rgb[fringe], alpha[fringe], background)
 
 
 def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:
@@ -161,6 +210,12 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     # no solid subject near (hair, thin strands): the screen's lead lost against the actual screen next to it,
     # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
     lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
+    # clipping leaves one channel (a blown subject on a blown screen): u cannot be free, the subject is taken at
+    # the colour next to it, p = a * subject + (1 - a) * screen, solved on what is left
+    d = f - b
+    dd = (w * d * d).sum(-1)
+    one_left = (w.sum(-1) <= 1.0) & (dd > MIN_CONTRAST) & has_subject & has_screen & ~usable
+    lost[one_left] = np.clip((w * (p - b) * d).sum(-1)[one_left] / dd[one_left], 0.0, 1.0)
     alpha = core.astype(np.float32)
     found = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
     # a pixel of the screen's hue that came out mostly subject is a deep shadow on the screen next to the

@@ -5,16 +5,19 @@ wall, and the figure casts a shadow on it. The keyer judges a pixel by its hue r
 hue *at that place* (so shadows and falloff, which change brightness only, still key as screen); the
 shadow layer compares a pixel's brightness with the screen's unshadowed level there.
 
-Both fields come from a coarse grid of cells: in each, the median hue (green's lead over the other
-channels, as a share of green) and a high percentile of the level (shadows are darker than the lit
-screen, so a high percentile ignores them) over the pixels that are clearly screen. Cells without
+Hue has two sides: how far the screen channel leads the other two (`lead`), and how those two stand to
+each other (`tint`: for green, blue over red). Both fields and the level come from a coarse grid of cells:
+in each, the median lead (green's lead over the other channels, as a share of green), the median tint and
+a high percentile of the level (shadows are darker than the lit screen, so a high percentile ignores them)
+over the pixels that are clearly screen; a cell whose tint strays from its neighbours' is a subject near the
+screen's colour filling it, not screen. Cells without
 screen (under the figure) are filled from their neighbours. Over a shot, the cell values of a few
 frames are combined, so that a place hidden or shadowed in one frame is seen lit in another.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -26,6 +29,7 @@ MIN_LEAD = 0.10           # the screen channel must lead the others by this shar
 MIN_CELL_SHARE = 0.15     # a cell needs this share of screen pixels to have its own estimate
 LEVEL_PERCENTILE = 90     # shadows only darken: the lit screen is near the top of a cell's levels
 EPS = 1e-4
+BALANCE_CELL = 0.35       # how far (log ratio) a cell's tint may stray from its neighbours' and still be screen
 _LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 
@@ -44,6 +48,14 @@ class ScreenModel:
     lead: np.ndarray      # HxW float32: (screen channel - max(others)) / screen channel, of the screen itself
     level: np.ndarray     # HxW float32: the screen channel's value where the screen is lit and unshadowed
     balance: float = 0.0  # log ratio of the other two channels (for green: blue over red), kept when it clips
+    tint: np.ndarray | None = None   # HxW float32: second other channel / first other channel (None: exp(balance))
+    tint_share: np.ndarray = field(init=False, repr=False)   # 1 / (1 + tint): normalises a departure from the tint
+    derived: dict = field(default_factory=dict, repr=False, compare=False)   # key_band's per-shot maps, made once
+
+    def __post_init__(self) -> None:
+        if self.tint is None:
+            self.tint = np.full(self.lead.shape, np.exp(self.balance), np.float32)
+        self.tint_share = (1.0 / (1.0 + self.tint)).astype(np.float32)
 
 
 def balance_of(rgb: np.ndarray, channel: int) -> np.ndarray:
@@ -61,10 +73,11 @@ def channel_lead(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray]
     return lead, value
 
 
-def cell_stats(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lead, level, valid) per grid cell of one frame, from the pixels that are clearly screen."""
+def cell_stats(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(lead, level, tint, valid) per grid cell of one frame, from the pixels that are clearly screen."""
     h, w = rgb.shape[:2]
     lead, value = channel_lead(rgb, channel)
+    others = [c for c in range(3) if c != channel]
     screen = lead > MIN_LEAD
     cell = max(4, round(min(h, w) / CELLS_ACROSS))
     gh, gw = max(1, round(h / cell)), max(1, round(w / cell))
@@ -72,6 +85,7 @@ def cell_stats(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, n
     xs = np.linspace(0, w, gw + 1).astype(int)
     cell_lead = np.zeros((gh, gw), np.float32)
     cell_level = np.zeros((gh, gw), np.float32)
+    cell_tint = np.ones((gh, gw), np.float32)
     valid = np.zeros((gh, gw), bool)
     for i in range(gh):
         for j in range(gw):
@@ -80,8 +94,24 @@ def cell_stats(rgb: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, n
                 continue
             cell_lead[i, j] = np.median(lead[ys[i]:ys[i + 1], xs[j]:xs[j + 1]][block])
             cell_level[i, j] = np.percentile(value[ys[i]:ys[i + 1], xs[j]:xs[j + 1]][block], LEVEL_PERCENTILE)
+            pixels = rgb[ys[i]:ys[i + 1], xs[j]:xs[j + 1]][block]
+            cell_tint[i, j] = np.median((pixels[:, others[1]] + EPS) / (pixels[:, others[0]] + EPS))
             valid[i, j] = True
-    return cell_lead, cell_level, valid
+    return cell_lead, cell_level, cell_tint, valid & ~_odd_cells(cell_tint, valid)
+
+
+def _odd_cells(tint: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Cells whose tint strays from their neighbours' median by more than BALANCE (log ratio): a subject near the
+    screen's colour (its lead passes for screen) filling the cell, not the screen. A coloured lamp changes the
+    tint across the frame gradually, cell by cell: its cells agree with their neighbours."""
+    log = np.log(tint)
+    odd = np.zeros_like(valid)
+    for i, j in zip(*np.nonzero(valid)):
+        near = (slice(max(i - 1, 0), i + 2), slice(max(j - 1, 0), j + 2))
+        others = log[near][valid[near]]
+        if len(others) >= 4:   # itself and three neighbours at least
+            odd[i, j] = abs(log[i, j] - np.median(others)) > BALANCE_CELL
+    return odd
 
 
 def _fill(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -116,19 +146,22 @@ def estimate_screen(frames: list[np.ndarray], channel: int) -> ScreenModel | Non
         raise ValueError("the screen is estimated from frames of one size")
     leads = np.stack([s[0] for s in stats])
     levels = np.stack([s[1] for s in stats])
-    valid = np.stack([s[2] for s in stats])
+    tints = np.stack([s[2] for s in stats])
+    valid = np.stack([s[3] for s in stats])
     seen = valid.any(0)
     if not seen.any():
         return None
     # hue: the median over frames where the cell showed screen; level: the brightest of them (unshadowed)
     lead = np.where(valid, leads, np.nan)
     cell_lead = np.where(seen, np.nanmedian(np.where(seen[None], lead, 0.0), axis=0), 0.0).astype(np.float32)
+    tint = np.where(valid, tints, np.nan)
+    cell_tint = np.where(seen, np.nanmedian(np.where(seen[None], tint, 1.0), axis=0), 1.0).astype(np.float32)
     cell_level = np.where(valid, levels, 0.0).max(0).astype(np.float32)
     size = frames[0].shape[:2]
     balance = float(np.median(np.concatenate([balance_of(f[::4, ::4], channel)[channel_lead(f[::4, ::4], channel)[0] > MIN_LEAD]
                                               for f in frames])))
     return ScreenModel(channel, _to_pixels(_fill(cell_lead, seen), size), _to_pixels(_fill(cell_level, seen), size),
-                       balance)
+                       balance, _to_pixels(_fill(cell_tint, seen), size))
 
 
 def screen_from_plate(plate: np.ndarray, channel: int, size: tuple[int, int]) -> ScreenModel:
@@ -143,4 +176,7 @@ def screen_from_plate(plate: np.ndarray, channel: int, size: tuple[int, int]) ->
         raise ValueError("the clean plate shows too little screen: give an image of the empty screen, "
                          "shot with the same camera and light")
     balance = float(np.median(balance_of(rgb, channel)[lead > MIN_LEAD]))
-    return ScreenModel(channel, np.clip(lead, MIN_LEAD, 1.0).astype(np.float32), value.astype(np.float32), balance)
+    others = [c for c in range(3) if c != channel]
+    tint = (rgb[..., others[1]] + EPS) / (rgb[..., others[0]] + EPS)
+    return ScreenModel(channel, np.clip(lead, MIN_LEAD, 1.0).astype(np.float32), value.astype(np.float32), balance,
+                       tint.astype(np.float32))

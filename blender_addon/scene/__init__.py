@@ -1,7 +1,9 @@
 """Pure bpy helpers, usable headless and from operators alike (plain functions, explicit arguments).
 
 cards       make_card(take_dir, height=, depth_scale=, location=, camera=, frame_start=, offset=,
-            extend=, lit=, displace=); set_card_timing, set_card_lit, face_camera, scene_cards
+            extend=, lit=, displace=, shadow=); set_card_timing, set_card_lit, set_card_shadow, face_camera,
+            scene_cards
+card_shadow the filmed shadow (a take's `shadow` layer) on the floor under a card: a camera-projected decal
 passes      render_passes(take_dir, scene=, camera=, frame_start=, frame_end=, layers=, depth_format=);
             or prepare_take + pass_render_settings + render_frame, one frame per timer tick
 pose        project_skeleton(scene, camera, armature) -> 18×2 pixels; openpose_frame(scene)

@@ -11,7 +11,8 @@ range's ends (near end toward the camera, the range's middle on the plane).
 A take with `normal` / `albedo` layers makes a relightable card (scene/card_relight.py): albedo as base
 colour, normals as the shading normal, behind a "Relit" switch (0 = as filmed). The displacement falls off
 inside the matte's edge (no streaky fringe from a side view), and with `contact` the card's origin follows
-the feet frame by frame (scene/contact.py).
+the feet frame by frame (scene/contact.py). A take with a `shadow` layer can lay the filmed shadow on the
+floor under the card (scene/card_shadow.py), instead of or beside the card's own shadow.
 
 Displacement runs either in the material (true displacement, Cycles and EEVEE) or in a Displace
 modifier (real geometry: the Solid viewport shows it and the evaluated mesh can be measured).
@@ -29,7 +30,7 @@ from mathutils import Matrix, Vector
 from backend.ipc.take import Take
 
 from ..compat import mix_factor
-from . import card_relight, contact as card_contact
+from . import card_relight, card_shadow, contact as card_contact
 
 EXTEND_MODES = ("HOLD", "LOOP", "STOP")
 DISPLACE_MODES = ("MATERIAL", "MODIFIER", "NONE")
@@ -68,6 +69,7 @@ def make_card(
     contact: bool = True,
     character_height: float | None = None,
     track_camera: bool = False,
+    shadow: str = "BLENDER",
 ) -> bpy.types.Object:
     """Build a card object from the take folder `take_dir` and link it to `scene`'s collection.
 
@@ -91,6 +93,8 @@ def make_card(
     edge_falloff: the displacement reaches full strength this far inside the matte's edge (share of the
         frame's height); 0 displaces right up to the edge.
     contact: with stand=FEET, key the card's delta Z so the feet touch `location` on every frame.
+    shadow: the card's shadow on the floor: BLENDER (the card casts it from the scene's lights), FILMED (the
+        take's `shadow` layer laid on the floor under the card, the card casting none) or BOTH.
     """
     scene = scene or bpy.context.scene
     take = Take.open(take_dir)
@@ -106,6 +110,7 @@ def make_card(
         raise CardError(f"relit is {relit}; use a value from 0 (as filmed) to 1 (relit by the normal and albedo layers)")
     if not 0.0 <= edge_falloff <= 0.5:
         raise CardError(f"edge_falloff is {edge_falloff}; use a share of the frame's height from 0 (none) to 0.5")
+    _check_shadow(take, shadow)
 
     name = name or card_name(take_dir)
     images = {layer: _load_sequence(take, layer) for layer in CARD_LAYERS if layer in info.layers}
@@ -142,6 +147,9 @@ def make_card(
     card["stage_tag"] = tag
     card["stage_depth_scale"] = depth_scale
     card["stage_below_feet"] = below_feet  # metres of frame under the feet, below the origin
+    if card_shadow.SHADOW_LAYER in info.layers:
+        card["stage_has_shadow"] = True  # the panel offers Filmed / Both without reading take.json on every draw
+    _apply_shadow(card, take, shadow)
     if lifts:  # metres each take frame's feet stand above the take's lowest, keyed by set_card_timing
         card["stage_contact"] = [round(v, 6) for v in lifts.values()]
     set_card_timing(card, frame_start=frame_start, offset=offset, extend=extend)
@@ -250,35 +258,76 @@ def set_card_timing(card: bpy.types.Object, *, frame_start: int = 1, offset: int
         user.use_cyclic = extend == "LOOP"
         user.use_auto_refresh = True
 
-    channelbag = _channelbag(card)
-    if channelbag is not None:  # re-timing: drop the previous visibility keys
-        for fcurve in [f for f in channelbag.fcurves if f.data_path in ("hide_render", "hide_viewport")]:
-            channelbag.fcurves.remove(fcurve)
     keys = [(frame_start - 1, True), (frame_start, False)]
     if extend == "STOP":
         keys.append((frame_start + duration, True))
-    for frame, hidden in keys:
-        card.hide_render = card.hide_viewport = hidden
-        card.keyframe_insert("hide_render", frame=frame)
-        card.keyframe_insert("hide_viewport", frame=frame)
-    card.hide_render = card.hide_viewport = False
+    decal = card_shadow.card_decal(card)
+    for obj in (card, decal) if decal is not None else (card,):  # the filmed shadow shows when the card does
+        channelbag = _channelbag(obj)
+        if channelbag is not None:  # re-timing: drop the previous visibility keys
+            for fcurve in [f for f in channelbag.fcurves if f.data_path in ("hide_render", "hide_viewport")]:
+                channelbag.fcurves.remove(fcurve)
+        for frame, hidden in keys:
+            obj.hide_render = obj.hide_viewport = hidden
+            obj.keyframe_insert("hide_render", frame=frame)
+            obj.keyframe_insert("hide_viewport", frame=frame)
+        obj.hide_render = obj.hide_viewport = False
     card["stage_frame_start"], card["stage_offset"], card["stage_extend"] = frame_start, offset, extend
     lifts = list(card.get("stage_contact", []))
     if lifts:
         card_contact.key_contact(card, lifts, frame_start=frame_start, offset=offset, extend=extend)
 
 
+def set_card_shadow(card: bpy.types.Object, mode: str) -> None:
+    """The card's shadow: BLENDER (cast from the scene's lights, as a card always did), FILMED (the take's
+    shadow layer on the floor under the card, which then casts none) or BOTH."""
+    take = Take.open(card["stage_take"])
+    _check_shadow(take, mode)
+    _apply_shadow(card, take, mode)
+    set_card_timing(card, frame_start=card.get("stage_frame_start", 1), offset=card.get("stage_offset", 0),
+                    extend=card.get("stage_extend", "HOLD"))  # the decal's sequence and visibility follow the card's
+
+
+def _check_shadow(take: Take, mode: str) -> None:
+    if mode not in card_shadow.SHADOW_MODES:
+        raise CardError(f"shadow is {mode!r}; accepted: {', '.join(card_shadow.SHADOW_MODES)}")
+    if not card_shadow.wants_decal(mode):
+        return
+    layer = card_shadow.SHADOW_LAYER
+    if layer not in take.info.layers:
+        raise CardError(f"{take.root} has no 'shadow' layer for a filmed shadow; run the matte with "
+                        "--set shadow=true (chroma, difference keyer), or use Blender's shadow")
+    first = take.path(layer, take.info.frame_start)
+    if not first.is_file():
+        raise CardError(f"{take.root} lacks {layer}/{first.name}, the first frame of its shadow layer; "
+                        "finish or re-run the take")
+
+
+def _apply_shadow(card: bpy.types.Object, take: Take, mode: str) -> None:
+    decal = card_shadow.card_decal(card)
+    if card_shadow.wants_decal(mode) and decal is None:
+        card_shadow.add_decal(card, _load_sequence(take, card_shadow.SHADOW_LAYER), card.location.z)
+        for scene in card.users_scene:
+            card_shadow.no_roulette_through_decals(scene)
+    elif not card_shadow.wants_decal(mode) and decal is not None:
+        card_shadow.remove_decal(card)
+    card.visible_shadow = mode != "FILMED"
+    card["stage_shadow"] = mode
+
+
 def set_card_rendered(card: bpy.types.Object, rendered: bool) -> None:
     """The artist's render switch. The card's timing keys hide_render (hidden before its start), so a
     plain toggle would be undone by the next frame change: off mutes that curve and hides the card, on
     unmutes it, and the timing decides again."""
-    channelbag = _channelbag(card)
-    curve = channelbag.fcurves.find("hide_render") if channelbag is not None else None
-    if curve is not None:
-        curve.mute = not rendered
-    card.hide_render = not rendered
-    if rendered and curve is not None:
-        card.hide_render = bool(curve.evaluate(card.users_scene[0].frame_current if card.users_scene else 1) > 0.5)
+    decal = card_shadow.card_decal(card)
+    for obj in (card, decal) if decal is not None else (card,):  # its filmed shadow goes and comes with it
+        channelbag = _channelbag(obj)
+        curve = channelbag.fcurves.find("hide_render") if channelbag is not None else None
+        if curve is not None:
+            curve.mute = not rendered
+        obj.hide_render = not rendered
+        if rendered and curve is not None:
+            obj.hide_render = bool(curve.evaluate(card.users_scene[0].frame_current if card.users_scene else 1) > 0.5)
 
 
 def card_rendered(card: bpy.types.Object) -> bool:
@@ -512,11 +561,12 @@ def _pixel_centre_uvs(mesh, size):
 
 
 def _image_users(card: bpy.types.Object):
-    material = card.active_material
-    if material is not None:
-        for node in material.node_tree.nodes:
-            if node.type == "TEX_IMAGE":
-                yield node.image_user
+    decal = card_shadow.card_decal(card)
+    for material in (card.active_material, decal.active_material if decal is not None else None):
+        if material is not None:
+            for node in material.node_tree.nodes:
+                if node.type == "TEX_IMAGE":
+                    yield node.image_user
     for modifier in card.modifiers:
         if modifier.type == "DISPLACE" and modifier.texture is not None:
             yield modifier.texture.image_user

@@ -89,3 +89,18 @@ def test_a_dark_figures_antialiased_outline_gets_its_partial_alpha(grey):
     assert thin.sum() > 100
     assert np.abs(alpha - truth)[thin].mean() < 0.03
     assert soft_iou(alpha, truth) >= 0.99
+
+
+@pytest.mark.parametrize("colour", [(150, 200, 40), (120, 190, 30)])
+def test_a_yellow_green_figure_keeps_its_body(colour):
+    """A figure dressed near the screen's colour: green leads its other channels almost as much as the screen's
+    does, but red and blue stand to each other the other way round (the screen's tint): it is subject."""
+    from matte_fixtures import figure_coverage, mix
+
+    truth = figure_coverage(128, 128)
+    shade = 0.8 + 0.2 * np.cos(np.linspace(0, np.pi, 128))[None, :, None]
+    dressed = np.broadcast_to(np.float32(colour) * shade, (128, 128, 3))
+    frame = np.clip(np.round(mix(truth, dressed, np.broadcast_to(SCREEN, dressed.shape))), 0, 255).astype(np.uint8)
+    _, alpha = key(frame)
+    assert alpha[truth == 1].mean() > 0.99
+    assert soft_iou(alpha, truth) >= 0.98

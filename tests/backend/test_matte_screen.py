@@ -110,3 +110,19 @@ def test_the_fast_paths_compute_what_the_plain_formulas_do():
     fast = _clipped_screen_lead(lead, hot, screen)
     assert (fast < screen.lead).sum() > 50                        # the patch does lower the screen's lead
     assert np.array_equal(fast, plain)
+
+
+def test_edges_next_to_clipped_highlights_are_not_keyed_opaque():
+    """Two stops over: the screen's green and the lit subject's red clip. Where a mix keeps one unclipped channel,
+    alpha is solved on it (the subject at the colour next to it), not taken as solid."""
+    from matte_fixtures import figure_coverage, subject_colours, to_encoded, to_linear
+
+    h, w = 128, 128
+    truth = figure_coverage(h, w)
+    linear = truth[..., None] * to_linear(subject_colours(h, w)) + (1 - truth[..., None]) * to_linear(lit_screen(h, w, falloff=0.3))
+    frame = np.clip(np.round(to_encoded(np.clip(4.0 * linear, 0.0, 1.0))), 0, 255).astype(np.uint8)
+    assert (frame == 255).any(-1).mean() > 0.5                   # most of the frame has a clipped channel
+    alpha = key(frame)
+    edge = (truth > 0.02) & (truth < 0.98)
+    assert np.clip(alpha - truth, 0.0, None)[edge].mean() < 0.03   # the edge is not pushed towards opaque
+    assert soft_iou(alpha, truth) >= 0.98

@@ -1,0 +1,104 @@
+"""The keyer's banded structure: a per-pixel test settles plain screen and solid subject (exactly 0 and 1), the
+rest is solved at full size in tiles, and the result must equal the full-size path's."""
+
+import numpy as np
+import pytest
+from matte_fixtures import figure_coverage, lit_screen, mix, shadowed_screen_frame, soft_iou, subject_colours, to_encoded, \
+    to_linear
+
+from backend.params import parse_params
+from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
+from backend.pipelines.key_band import BLOCK, TILE, _near_hot_tiles, banded_key, settle
+from backend.pipelines.key_difference import difference_key, raw_reach, solve_reach
+from backend.pipelines.screen_model import estimate_screen, linear_light, screen_from_plate
+
+
+def hot_lamp_frame(h: int, w: int) -> np.ndarray:
+    """The figure on a screen whose channel clips over a patch next to its feet (the raw key looks further there)."""
+    y, x = np.mgrid[:h, :w] / h
+    hot = 1.0 + 12.0 * np.exp(-(((x - 0.35) ** 2 + (y - 0.85) ** 2) / 0.004))
+    screen = to_encoded(np.clip(to_linear(lit_screen(h, w, falloff=0.0)) * hot[..., None], 0.0, 1.0))
+    frame = np.clip(np.round(mix(figure_coverage(h, w), subject_colours(h, w), screen)), 0, 255).astype(np.uint8)
+    assert (frame[..., 1] == 255).any()
+    return frame
+
+
+def turned_tint_frame(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """A figure in a green that leads almost as much as the screen's (lead lost under the tolerance), with red and
+    blue the other way round: only raw_key's tint side keys it."""
+    truth = figure_coverage(h, w)
+    shade = 0.8 + 0.2 * np.cos(np.linspace(0, np.pi, w))[None, :, None]
+    dressed = np.broadcast_to(np.float32([75, 190, 10]) * shade, (h, w, 3))
+    screen = lit_screen(h, w, falloff=0.3)
+    as_uint8 = lambda image: np.clip(np.round(image), 0, 255).astype(np.uint8)   # noqa: E731
+    return as_uint8(mix(truth, dressed, screen)), as_uint8(screen)   # the screen from its plate: the figure fills it
+
+
+def tiles_solved(frame: np.ndarray, params, screen) -> np.ndarray:
+    """Full-size mask of the tiles that key_band solves at full size."""
+    h, w = frame.shape[:2]
+    near_hot = _near_hot_tiles(frame, 1, h, w, solve_reach(params.edge_radius) + raw_reach())
+    _, unsettled = settle(frame, params, screen, near_hot)
+    per_tile = TILE // BLOCK
+    mask = np.zeros((h, w), bool)
+    for y in range(0, h, TILE):
+        for x in range(0, w, TILE):
+            mask[y:y + TILE, x:x + TILE] = unsettled[y // BLOCK:y // BLOCK + per_tile, x // BLOCK:x // BLOCK + per_tile].any()
+    return mask
+
+
+def away_from_the_edge(shape, params) -> np.ndarray:
+    """The two paths repeat the frame's edge differently (the crops at full size, the full path's local means at
+    half size): they agree from the solve's reach in."""
+    edge = solve_reach(params.edge_radius) + raw_reach()
+    inner = np.zeros(shape, bool)
+    inner[edge:-edge, edge:-edge] = True
+    return inner
+
+
+@pytest.mark.parametrize("scene", ["shadowed", "hot lamp", "turned tint"])
+@pytest.mark.parametrize("edge_radius", [1, 3])
+def test_the_banded_solve_equals_the_full_size_path(scene, edge_radius):
+    params = parse_params(ChromaKeyParams, {"edge_radius": edge_radius})
+    if scene == "turned tint":
+        frame, plate = turned_tint_frame(192, 256)
+        screen = screen_from_plate(plate, 1, plate.shape[:2])
+    else:
+        frame = shadowed_screen_frame(192, 256)[0] if scene == "shadowed" else hot_lamp_frame(192, 256)
+        screen = estimate_screen([linear_light(frame)], 1)
+    (bys, bxs), b_straight, banded = banded_key(frame, params, screen)
+    (fys, fxs), f_straight, full = difference_key(linear_light(frame), params, screen)
+    band = tiles_solved(frame, params, screen)
+    assert 0.1 < band.mean() < 0.8                              # the outline is solved, much of the frame is not
+    settled = set(np.unique(banded[~band]).tolist())
+    # exactly screen or subject; no subject settles next to a clipped screen (the raw key's clipped-screen
+    # correction could take it under the softness' end), nor where the lead side keys under it (the turned tint)
+    assert settled == ({0.0, 1.0} if scene == "shadowed" else {0.0})
+    inner = away_from_the_edge(band.shape, params)
+    assert np.array_equal(banded[inner], full[inner])
+    # the fringe's straight colour too, pixel for pixel
+    banded_colour = {(y, x): c for y, x, c in zip(bys.tolist(), bxs.tolist(), b_straight.tolist())}
+    full_colour = {(y, x): c for y, x, c in zip(fys.tolist(), fxs.tolist(), f_straight.tolist()) if inner[y, x]}
+    assert full_colour and all(banded_colour[key] == c for key, c in full_colour.items())
+
+
+def test_the_band_path_is_the_default_and_keys_as_well():
+    frame, truth, _, _ = shadowed_screen_frame(192, 256)
+    banded = chroma_key(frame, parse_params(ChromaKeyParams, {}))[1]
+    full = chroma_key(frame, parse_params(ChromaKeyParams, {"solve": "full"}))[1]
+    assert soft_iou(banded, truth) >= 0.98 and abs(soft_iou(banded, truth) - soft_iou(full, truth)) < 1e-3
+
+
+def test_a_faint_thin_strand_alone_on_the_screen_is_still_solved():
+    """A ginger strand a pixel wide at a sixth coverage, far from the figure: its blocks are almost all screen and
+    their mean keys as screen (the strand raises red, not blue, the screen's larger other channel)."""
+    h, w = 192, 256
+    frame, _, _, _ = shadowed_screen_frame(h, w, noise=0.0)
+    strand = np.zeros((h, w), np.float32)
+    strand[20:170, 30] = 0.15
+    hair = mix(strand, np.broadcast_to(np.float32([200, 120, 60]), (h, w, 3)), frame.astype(np.float32))
+    frame = np.clip(np.round(hair), 0, 255).astype(np.uint8)
+    banded = chroma_key(frame, parse_params(ChromaKeyParams, {}))[1]
+    full = chroma_key(frame, parse_params(ChromaKeyParams, {"solve": "full"}))[1]
+    assert full[25:165, 30].mean() > 0.1                         # the full-size key sees the strand
+    assert np.array_equal(banded[25:165, 30], full[25:165, 30])

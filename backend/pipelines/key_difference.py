@@ -28,6 +28,7 @@ BALANCE = 0.35           # how far (log ratio) the other two channels may stray 
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel the screen's colour is looked for
 SUBJECT_SIGMA_PER_RADIUS = 1.0   # ... and the subject's: close by, where light bouncing off the screen tints it alike
+SOLID = 0.8              # raw key from which a pixel is clearly subject (no screen in it), for the bound on strands
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
 TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
@@ -220,6 +221,12 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     dd = (w * d * d).sum(-1)
     one_left = (w.sum(-1) <= 1.0) & (dd > MIN_CONTRAST) & has_subject & has_screen & ~usable
     lost[one_left] = np.clip((w * (p - b) * d).sum(-1)[one_left] / dd[one_left], 0.0, 1.0)
+    # lost is exact for a subject with no lead of its own and too high for one whose other channels pass the
+    # screen channel (skin, red, brown hair): next to such a subject (its solid part), alpha is at most lost, even
+    # where the subject colour solved against is itself a mix (dense strands crowding into a blob keyed solid)
+    solid, w_solid = _local_mean(rgb, core & (raw >= SOLID), sigma, fringe)
+    bounded = (w_solid > 1e-3) & (_lead(solid, screen.channel) <= 0) & has_screen & (w.sum(-1) == 3)
+    solved = np.where(bounded, np.minimum(solved, lost), solved)
     alpha = core.astype(np.float32)
     found = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
     # a pixel of the screen's hue that came out mostly subject is a deep shadow on the screen next to the

@@ -39,6 +39,12 @@ ENGINES = [
                                "(role 'animate'; 24 GB+ GPU)"),
 ]
 BLEND_MODES = [(m, m.title().replace("_", " "), "") for m in composite.BLEND_MODES]
+CARD_SHADOWS = [
+    ("BLENDER", "Blender's", "the card casts its shadow from the scene's lights, through the matte"),
+    ("FILMED", "Filmed", "the screen's darkening under the figure, as filmed (the matte's shadow layer), laid on the "
+                         "floor under the card; the card casts none"),
+    ("BOTH", "Both", "the filmed shadow on the floor and the card's own shadow from the scene's lights"),
+]
 
 
 class StageLora(bpy.types.PropertyGroup):
@@ -108,6 +114,9 @@ class StageSettings(bpy.types.PropertyGroup):
                                     description="the character's height in metres, measured on the take's matte; "
                                                 "the card's frame is sized to match")
     card_depth_scale: FloatProperty(name="Depth scale", default=0.25, min=0.0, unit="LENGTH")
+    card_shadow: EnumProperty(name="Shadow", items=CARD_SHADOWS, default="BLENDER",
+                              description="the card's shadow on the floor: Filmed and Both need a take with a shadow "
+                                          "layer (Import Footage asks the matte for one; green/blue screen)")
     # stylize / compositing
     mask_grow: IntProperty(name="Mask grow", default=0, min=-64, max=64,
                            description="pixels the object's mask grows (negative: shrinks) before compositing")
@@ -143,7 +152,7 @@ def settings_dict(settings: StageSettings) -> dict:
     plain = {name: getattr(settings, name) for name in (
         "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
         "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
-        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size")}
+        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size", "card_shadow")}
     plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
                          for u in settings.controls]
     plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]

@@ -105,8 +105,8 @@ def _solve_runs(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams
     """Solve the runs' tiles at full size (packed, with `margin` pixels of context), write their alpha into `alpha`;
     return the frame's (ys, xs) of the fringe pixels in the tiles and their straight colour."""
     packed = linear_light(_pack(color, runs, margin))
-    part, fringe, straight = solve_part(packed, raw_key(packed, _packed_screen(screen, runs, margin)), params,
-                                        screen.channel)
+    packed_screen = _packed_screen(screen, runs, margin)
+    part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, packed_screen)
     ys, xs, inner = _unpack(alpha, part, runs, margin, fringe)
     return ys, xs, straight[inner]
 

@@ -90,13 +90,21 @@ def pass_layers(s: dict) -> tuple[str, ...]:
     return tuple(layers)
 
 
+def wants_filmed_shadow(s: dict) -> bool:
+    """The card is to lay the filmed shadow (Shadow: Filmed or Both), so the matte writes its shadow layer."""
+    return s.get("card_shadow", "BLENDER") in ("FILMED", "BOTH")
+
+
 def matte_params(s: dict) -> dict:
-    return {
+    params = {
         "method": "chroma",
         "key": {"screen": s.get("screen", "green"), "tolerance": float(s.get("key_tolerance", 0.18)),
                 "softness": float(s.get("key_softness", 0.12))},
         "refine": {"grow": int(s.get("matte_grow", 0)), "feather": float(s.get("matte_feather", 0.0))},
     }
+    if wants_filmed_shadow(s):
+        params["shadow"] = True
+    return params
 
 
 def upscale_factor(footage_height: int, frame_height: int) -> int:
@@ -120,10 +128,14 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None,
             raise PlanError(f"the backend has no {stage!r} stage (it has {', '.join(sorted(have)) or 'none'}); "
                             f"{why}, or update the backend")
 
+    if wants_filmed_shadow(s) and not s.get("use_matte", True):
+        raise PlanError("Shadow is Filmed or Both, which needs the matte's shadow layer: tick Matte in Stage > Cards, "
+                        "or set Shadow to Blender's")
     plan = Plan()
     if s.get("use_matte", True):
         need("matte", "untick Matte in Stage > Cards")
-        plan.jobs.append(JobSpec("matte", "matte", matte_params(s), frames, ("color", "alpha")))
+        layers = ("color", "alpha", "shadow") if wants_filmed_shadow(s) else ("color", "alpha")
+        plan.jobs.append(JobSpec("matte", "matte", matte_params(s), frames, layers))
     if s.get("use_depth", False):
         need("depth", "untick Depth in Stage > Cards")
         plan.jobs.append(JobSpec("depth", "depth", {}, frames, ("depth",)))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from ..ipc import TakeError
-from ..scene.cards import CardError, make_card, set_card_rendered
+from ..properties import CARD_SHADOWS
+from ..scene.cards import CardError, make_card, set_card_rendered, set_card_shadow
 from ..scene.restore import Rollback
 
 
@@ -26,6 +27,8 @@ class STAGE_OT_add_card(bpy.types.Operator):
     face_camera: BoolProperty(name="Face the camera", default=True,
                               description="keep the card turned to the active camera (a 'Face Camera' "
                                           "constraint you can switch off)")
+    shadow: EnumProperty(name="Shadow", items=CARD_SHADOWS, default="BLENDER",
+                         description="the card's shadow on the floor (Filmed, Both: the take's shadow layer)")
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})  # the file browser's answer
 
     def execute(self, context):
@@ -37,7 +40,7 @@ class STAGE_OT_add_card(bpy.types.Operator):
             with Rollback():  # a failure half-way removes the half-made card, its images and material
                 card = make_card(bpy.path.abspath(self.take_dir), character_height=self.character_height,
                                  depth_scale=self.depth_scale, scene=context.scene,
-                                 track_camera=self.face_camera)
+                                 track_camera=self.face_camera, shadow=self.shadow)
         except (CardError, TakeError, OSError, ValueError) as e:
             self.report({"ERROR"}, f"Add Card: {e}")
             return {"CANCELLED"}
@@ -95,4 +98,27 @@ class STAGE_OT_card_render(bpy.types.Operator):
         return {"FINISHED"}
 
 
-list_classes = (STAGE_OT_select_card, STAGE_OT_card_render)
+class STAGE_OT_card_shadow(bpy.types.Operator):
+    """The card's shadow: cast by Blender from the scene's lights, the filmed one on the floor, or both"""
+
+    bl_idname = "stage.card_shadow"
+    bl_label = "Card Shadow"
+    bl_options = {"REGISTER", "UNDO"}
+
+    name: StringProperty()
+    mode: EnumProperty(name="Shadow", items=CARD_SHADOWS, default="BLENDER")
+
+    def execute(self, context):
+        card = context.scene.objects.get(self.name)
+        if card is None or not card.get("stage_card"):
+            self.report({"ERROR"}, f"no card {self.name!r} in this scene")
+            return {"CANCELLED"}
+        try:
+            set_card_shadow(card, self.mode)
+        except (CardError, TakeError, OSError) as e:
+            self.report({"ERROR"}, f"Card Shadow: {e}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+list_classes = (STAGE_OT_select_card, STAGE_OT_card_render, STAGE_OT_card_shadow)

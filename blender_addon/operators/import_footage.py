@@ -61,10 +61,11 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
     take_dir = takes_root(context) / take_name(name or _footage_name(source.description))
     driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys),
                        read_layer=_read_layer)
-    character_height, depth_scale = settings.character_height, settings.card_depth_scale
+    character_height, depth_scale, shadow = settings.character_height, settings.card_depth_scale, settings.card_shadow
 
     def make(context) -> str:
-        card = make_card(take_dir, character_height=character_height, depth_scale=depth_scale, scene=context.scene)
+        card = make_card(take_dir, character_height=character_height, depth_scale=depth_scale, scene=context.scene,
+                         shadow=shadow)
         return f"card {card.name} from {take_dir}"
 
     return JobRunner(driver, "Import footage", on_done=make)

@@ -147,6 +147,8 @@ def make_card(
     card["stage_tag"] = tag
     card["stage_depth_scale"] = depth_scale
     card["stage_below_feet"] = below_feet  # metres of frame under the feet, below the origin
+    if card_shadow.SHADOW_LAYER in info.layers:
+        card["stage_has_shadow"] = True  # the panel offers Filmed / Both without reading take.json on every draw
     _apply_shadow(card, take, shadow)
     if lifts:  # metres each take frame's feet stand above the take's lowest, keyed by set_card_timing
         card["stage_contact"] = [round(v, 6) for v in lifts.values()]

@@ -57,6 +57,42 @@ def test_import_footage_makes_a_card_whose_take_has_every_frame_and_the_figures_
         assert alpha[inside].mean() > 0.9 and alpha[~inside].mean() < 0.1  # the figure, not the green
 
 
+def test_import_footage_with_the_filmed_shadow_asks_the_matte_for_it_and_lays_it_under_the_card(addon, tmp_path):
+    """The figure's shadow darkens the green beside it, moving along the frames: the take gets a shadow layer
+    that is dark there and clear on the open screen, and the card lays it on the floor instead of its own."""
+    import numpy as np
+    from addon_fixtures import figure_on_green
+    from backend.ipc.imagefiles import png_bytes
+
+    scene, _ = addon
+    (tmp_path / "clip").mkdir()
+    shade = {}
+    for frame in range(1, 7):
+        rgb, inside = figure_on_green(64, 48, frame, seed=2)
+        region = np.zeros(inside.shape, bool)
+        region[36:46, 40 + 2 * frame:56 + 2 * frame] = True  # screen beside the figure, darkened to half
+        region &= ~inside
+        rgb = rgb.astype(np.float64)
+        rgb[region] *= 0.5
+        (tmp_path / "clip" / f"clip_{frame:04d}.png").write_bytes(png_bytes(rgb.round().astype(np.uint8)))
+        shade[frame] = region
+    scene.stage.card_shadow = "FILMED"
+    assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
+
+    take = Take.open(tmp_path / "takes" / "clip")
+    assert take.info.layers["shadow"].format == "png16" and take.missing_frames() == []
+    from blender_addon.scene.frames import read_frame
+
+    for frame, region in shade.items():
+        shadow = read_frame(take, "shadow", frame) / 65535.0
+        assert shadow[region].mean() > 0.3, frame  # the darkened screen
+        assert shadow[:12, 45:].mean() < 0.05, frame  # the open screen, far from the figure
+    card = next(obj for obj in scene.objects if obj.get("stage_card"))
+    from blender_addon.scene.card_shadow import card_decal
+
+    assert card_decal(card) is not None and not card.visible_shadow and card["stage_shadow"] == "FILMED"
+
+
 def test_import_footage_takes_a_video_file_and_names_the_take_after_it(addon, tmp_path):
     from blender_addon.headless.movie import encode_mp4
 

@@ -7,7 +7,7 @@ import pytest
 
 from blender_addon.jobs.frames import FramesError, keyframes, numbered_images, sequence_folder
 from blender_addon.jobs.local_backend import LaunchError, backend_argv
-from blender_addon.jobs.plan import PlanError, diffuse_params, footage_plan
+from blender_addon.jobs.plan import PlanError, diffuse_params, footage_plan, matte_params
 
 
 def test_keyframes_every_interval_always_include_the_last_frame():
@@ -40,6 +40,16 @@ def test_footage_plan_names_the_missing_stage_and_the_setting_to_change():
     plan = footage_plan(settings, [1, 2, 3], ["matte", "depth"])
     assert [j.stage for j in plan.jobs] == ["matte", "depth"]
     assert plan.layer_sources() == {"color": "matte", "alpha": "matte", "depth": "depth"}
+
+
+def test_a_filmed_shadow_asks_the_matte_for_its_shadow_layer_and_needs_the_matte():
+    assert "shadow" not in matte_params({"card_shadow": "BLENDER"})
+    for mode in ("FILMED", "BOTH"):
+        plan = footage_plan({"use_matte": True, "card_shadow": mode}, [1, 2], ["matte"])
+        assert plan.jobs[0].params["shadow"] is True
+        assert plan.layer_sources() == {"color": "matte", "alpha": "matte", "shadow": "matte"}
+    with pytest.raises(PlanError, match="tick Matte .* or set Shadow to Blender's"):
+        footage_plan({"use_matte": False, "use_depth": True, "card_shadow": "FILMED"}, [1], None)
 
 
 def test_relight_adds_normal_and_albedo_jobs_and_keeps_a_diffused_colour():

@@ -11,7 +11,7 @@ from addon_fixtures import disable_addon, enable_addon, fresh_scene
 from scene_fixtures import make_take, solid
 
 OPERATORS = ("backend_start", "backend_stop", "backend_connect", "render_passes", "stylize_scene", "import_footage", "add_card",
-             "setup_shot")
+             "setup_shot", "card_shadow")
 
 
 def stage_types() -> set[str]:
@@ -182,5 +182,37 @@ def test_the_cards_render_switch_stays_off_across_frames(tmp_path):
         assert bpy.ops.stage.card_render(name=card.name, render=True) == {"FINISHED"}
         scene.frame_set(2)
         assert not card.hide_render
+    finally:
+        disable_addon()
+
+
+def test_add_card_with_the_filmed_shadow_and_switching_it_per_card(tmp_path):
+    import numpy as np
+    from backend.ipc.imagefiles import png_bytes
+    from backend.ipc.take import Layer, Take
+    from blender_addon.scene.card_shadow import card_decal
+
+    scene = fresh_scene()
+    enable_addon()
+    try:
+        make_take(tmp_path / "plain", 2, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)))
+        take = make_take(tmp_path / "clip", 2, 32, 16, colour=lambda f: solid(32, 16, (200, 40, 40)))
+        take.info.layers["shadow"] = Layer("png16")
+        take.save_info()
+        for frame in take.info.frames:
+            take.write_file("shadow", frame, png_bytes(np.full((16, 32), 30000, np.uint16)))
+        assert bpy.ops.stage.add_card(take_dir=str(tmp_path / "clip"), character_height=1.0,
+                                      shadow="FILMED") == {"FINISHED"}
+        card = bpy.context.view_layer.objects.active
+        assert card_decal(card) is not None and not card.visible_shadow
+        assert bpy.ops.stage.card_shadow(name=card.name, mode="BLENDER") == {"FINISHED"}
+        assert card_decal(card) is None and card.visible_shadow
+        assert bpy.ops.stage.card_shadow(name=card.name, mode="BOTH") == {"FINISHED"}
+        assert card_decal(card) is not None and card.visible_shadow
+
+        before = sorted(o.name for o in scene.objects)
+        with pytest.raises(RuntimeError, match="no 'shadow' layer.*shadow=true"):
+            bpy.ops.stage.add_card(take_dir=str(tmp_path / "plain"), character_height=1.0, shadow="FILMED")
+        assert sorted(o.name for o in scene.objects) == before  # nothing half-made is left
     finally:
         disable_addon()

@@ -102,6 +102,20 @@ def cut_texts(node, width) -> list[str]:
     return [cut for child in slots for cut in cut_texts(child, share)]
 
 
+def filmed_shadow_card(root):
+    import numpy as np
+    from backend.ipc.imagefiles import png_bytes
+    from backend.ipc.take import Layer, Take
+    from blender_addon.scene.cards import make_card
+    from scene_fixtures import make_take, solid
+
+    take = make_take(root / "take", 1, 16, 16, colour=lambda f: solid(16, 16, (99, 99, 99)))
+    take.info.layers["shadow"] = Layer("png16")
+    take.save_info()
+    take.write_file("shadow", 1, png_bytes(np.zeros((16, 16), np.uint16)))
+    return make_card(root / "take", shadow="FILMED", name="Card Ana")  # the name shares its row with Lit
+
+
 def test_every_panel_fits_the_default_sidebar_width(tmp_path):
     scene = fresh_scene()
     enable_addon()
@@ -115,6 +129,7 @@ def test_every_panel_fits_the_default_sidebar_width(tmp_path):
         status.message = ("no answer to 'ping' from tcp://192.168.10.20:5555 within 5.0 s; start the backend "
                           "or check the address")
         scene.stage.controls.add()
+        filmed_shadow_card(tmp_path)  # its row: whose shadow (three buttons) and the filmed one's strength
         scene.stage.engine = "ANIMATE"  # its rows (Video size, where the character and pose come from) drawn too
         cuts = {}
         for cls in panels.classes:

@@ -236,6 +236,49 @@ def warp(image: np.ndarray, coords: tuple[np.ndarray, np.ndarray], interpolation
     return cv2.remap(image, coords[0], coords[1], interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
+CHOICE_TILE = (32, 128)  # rows, columns of the tiles in which `warp_chosen` decides which sides to sample
+
+
+def warp_chosen(first: np.ndarray, second: np.ndarray, first_coords: tuple[np.ndarray, np.ndarray],
+                second_coords: tuple[np.ndarray, np.ndarray], share: np.ndarray,
+                interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """second' + share * (first' - second'), where x' is x warped by its coords (the output's size, like `share`,
+    float32 in [0, 1]), computed tile by tile (CHOICE_TILE): a tile whose share is all 0 samples only `second`, all
+    1 only `first` (its pixels are then first' itself, where the formula could round an ulp off it), a mixed
+    tile both. Where one side is chosen for most of the frame, that is about half of the sampling and arithmetic
+    of warping both whole. Remap samples every output pixel on its own, so a tile's pixels are the whole warp's."""
+    height, width = share.shape
+    out = np.empty((height, width) + first.shape[2:], np.float32)
+    rows, columns = CHOICE_TILE
+    starts = np.arange(0, width, columns)
+
+    def sampled(image, coords, band, span):
+        return cv2.remap(image, coords[0][band, span], coords[1][band, span], interpolation,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    for top in range(0, height, rows):
+        band = slice(top, min(height, top + rows))
+        # Each tile's kind: 0 all second, 2 all first, 1 mixed; neighbouring tiles of one kind go through one call.
+        low = np.minimum.reduceat(share[band].min(axis=0), starts)
+        high = np.maximum.reduceat(share[band].max(axis=0), starts)
+        kinds = np.where(low >= 1.0, 2, np.where(high <= 0.0, 0, 1))
+        changes = np.flatnonzero(np.diff(kinds)) + 1
+        for first_tile, end_tile in zip(np.concatenate([[0], changes]), np.concatenate([changes, [len(kinds)]])):
+            span = slice(starts[first_tile], min(width, starts[end_tile - 1] + columns))
+            kind = kinds[first_tile]
+            if kind == 2:
+                out[band, span] = sampled(first, first_coords, band, span)
+            elif kind == 0:
+                out[band, span] = sampled(second, second_coords, band, span)
+            else:
+                a, b = sampled(first, first_coords, band, span), sampled(second, second_coords, band, span)
+                weight = share[band, span]
+                if a.ndim == 3:
+                    weight = weight[..., None]
+                out[band, span] = b + weight * (a - b)
+    return out
+
+
 def inside(coords: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Where the sampled position falls inside the frame (outside, the content was never seen)."""
     height, width = coords[0].shape

@@ -66,7 +66,7 @@ def _solve_runs(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams
     packed_screen = ScreenModel(screen.channel, _pack(screen.lead, runs, margin), _pack(screen.level, runs, margin),
                                 screen.balance, _pack(screen.tint, runs, margin))
     packed = linear_light(_pack(color, runs, margin))
-    part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, screen.channel)
+    part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, packed_screen)
     ys, xs, inner = _unpack(alpha, part, runs, margin, fringe)
     return ys, xs, straight[inner]
 

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
 BALANCE = 0.35           # how far (log ratio) the other two channels may stray from the screen's balance
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
-SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
+SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel the screen's colour is looked for
+SUBJECT_SIGMA_PER_RADIUS = 1.0   # ... and the subject's: close by, where light bouncing off the screen tints it alike
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
 TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
@@ -128,7 +129,7 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
     margin = solve_reach(params.edge_radius)
     box = (_even_span(ys[0] - margin, ys[-1] + margin + 1, raw.shape[0]),
            _even_span(xs[0] - margin, xs[-1] + margin + 1, raw.shape[1]))
-    part, fringe, straight = solve_part(rgb[box], raw[box], params, screen.channel)
+    part, fringe, straight = solve_part(rgb[box], raw[box], params, screen.crop(box))
     alpha[box] = part
     return (fringe[0] + box[0].start, fringe[1] + box[1].start), straight, alpha
 
@@ -158,14 +159,14 @@ def _even_span(start: int, stop: int, size: int) -> slice:
     return slice(int(start), int(stop))
 
 
-def solve_part(rgb: np.ndarray, raw: np.ndarray, params: "ChromaKeyParams", channel: int
+def solve_part(rgb: np.ndarray, raw: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """(alpha, fringe pixel indices, their straight colour) of a part of a frame (linear RGB) and its raw key.
 
     A pixel's result depends on the part's pixels within solve_reach(edge_radius) of it only."""
     lo, hi = key_limits(params)
     ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
-    alpha, fringe, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, channel)
+    alpha, fringe, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, screen)
     return alpha, fringe, _straight(rgb[fringe], alpha[fringe], background)
 
 
@@ -176,7 +177,7 @@ def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:
 
 
 def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: float,
-           radius: int, channel: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+           radius: int, screen: ScreenModel) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """Alpha solved in RGB at the fringe against the nearby subject and screen colours.
 
     Returns (alpha, the fringe's pixel indices, the screen colour next to each of them): the solve runs on
@@ -194,8 +195,11 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     fringe_mask = (keyed | outline) & ~core
     fringe = np.nonzero(fringe_mask)
     hidden = ~keyed[fringe]          # of those, the ones whose hue is the screen's
-    f, w_subject = _local_mean(rgb, core, sigma, fringe)
+    f, w_subject = _local_mean(rgb, core, SUBJECT_SIGMA_PER_RADIUS * radius, fringe)
     b, w_screen = _local_mean(rgb, clear, sigma, fringe)
+    walled = w_screen <= 1e-3
+    if walled.any():   # inside dense strands no screen shows within reach: the screen model's lit colour there
+        b[walled], w_screen[walled] = screen.lit_colour((fringe[0][walled], fringe[1][walled])), 1.0
     p = rgb[fringe]
     has_subject, has_screen = w_subject > 1e-3, w_screen > 1e-3
     # p = u * subject + v * screen: u free, so a subject pixel in its own shade (darker than the lit subject
@@ -209,7 +213,7 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     usable = has_subject & has_screen & distinct & (ss > 1e-6)
     # no solid subject near (hair, thin strands): the screen's lead lost against the actual screen next to it,
     # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
-    lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
+    lost = np.clip(1.0 - _lead(p, screen.channel) / np.maximum(_lead(b, screen.channel), 1e-4), 0.0, 1.0)
     # clipping leaves one channel (a blown subject on a blown screen): u cannot be free, the subject is taken at
     # the colour next to it, p = a * subject + (1 - a) * screen, solved on what is left
     d = f - b

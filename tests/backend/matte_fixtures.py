@@ -118,3 +118,31 @@ def shadowed_screen_frame(height: int = 128, width: int = 128, *, shadow: float 
     plate = plate + rng.normal(0, noise, plate.shape)
     as_uint8 = lambda image: np.clip(np.round(image), 0, 255).astype(np.uint8)   # noqa: E731
     return as_uint8(frame), alpha, cast * (1 - alpha), as_uint8(plate)
+
+
+def bounce_lit_frame(height: int = 128, width: int = 128, bounce: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, true alpha): a pale figure whose right half is in shade, lit there only by light bounced off the
+    screen, so its colour there is the screen's hue at a lower level, as a mix of subject and screen would be."""
+    alpha = figure_coverage(height, width)
+    lit = to_linear(np.array([200.0, 215.0, 150.0]))                   # a pale yellow-green costume
+    shaded = 0.15 * lit + bounce * 0.5 * to_linear(SCREEN)           # the screen's green light, little else
+    right = (np.arange(width) > width // 2 + 2)[None, :, None]
+    subject = to_encoded(np.where(right, shaded, lit) * np.ones((height, width, 1), np.float32))
+    frame = mix(alpha, subject, np.broadcast_to(SCREEN, (height, width, 3)))
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha
+
+
+def islands_frame(height: int = 128, width: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, true alpha, dark island mask, hole mask): a red figure with a dark patch of the screen's hue inside
+    its body (a dark costume detail in green bounce light: subject) and a ring of arm around real screen (a hole)."""
+    s = SUPERSAMPLE
+    big = np.zeros((height * s, width * s), np.uint8)
+    cv2.rectangle(big, (int(0.30 * width * s), int(0.20 * height * s)), (int(0.62 * width * s), int(0.95 * height * s)), 255, -1)
+    cv2.circle(big, (int(0.78 * width * s), int(0.45 * height * s)), int(0.14 * width * s), 255, int(0.05 * width * s))
+    alpha = cv2.resize(big.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[:height, :width]
+    island = (np.abs(xx - 0.46 * width) < 0.07 * width) & (np.abs(yy - 0.55 * height) < 0.08 * height)
+    hole = (xx - 0.78 * width) ** 2 + (yy - 0.45 * height) ** 2 < (0.09 * width) ** 2
+    subject = np.where(island[..., None], SCREEN * 0.35, np.array([190.0, 40.0, 50.0]))
+    frame = mix(alpha, subject.astype(np.float32), np.broadcast_to(SCREEN, (height, width, 3)))
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha, island, hole

@@ -20,7 +20,7 @@ from mathutils import Vector
 from backend.ipc.imagefiles import png_bytes
 from backend.ipc.take import Layer, Take
 from blender_addon.compat import shader_nodes
-from blender_addon.scene.card_shadow import LIFT, card_decal, set_shadow_strength
+from blender_addon.scene.card_shadow import LIFT, card_decal, set_floor, set_shadow_strength
 from blender_addon.scene.cards import CardError, make_card, set_card_rendered, set_card_shadow
 
 SIZE = 96
@@ -258,6 +258,9 @@ def test_the_decal_stays_on_the_floor_while_the_card_follows_the_feet(tmp_path):
         heights.append(card.matrix_world.translation.z)
         assert decal.matrix_world.translation.z == pytest.approx(0.5 + LIFT, abs=1e-6), frame
     assert max(heights) - min(heights) > 0.3, heights  # the card did move
+    set_floor(card, 0.2)  # a floor elsewhere (a card stood on its frame's edge)
+    bpy.context.view_layer.update()
+    assert decal.matrix_world.translation.z == pytest.approx(0.2 + LIFT, abs=1e-6)
 
 
 @pytest.mark.slow  # EEVEE on software OpenGL: its first run compiles shaders

@@ -11,8 +11,8 @@ screen estimated from the shot, solved at full size only in the tiles where alph
 same keyer solving every pixel at full size (key.solve=full, the reference), and with the older distance keyer,
 side by side.
 
-Speed: the keyer alone (chroma_key: linear light, key, fringe colour, despill), best of 5 runs, as the last line
-says; and beside it the matte stage's whole per-frame work on the same frame (decode the source PNG, key, refine
+Speed: the keyer alone (chroma_key: linear light, key, fringe colour, despill), best of 7 runs taken in turns
+with the other keyers, as the last line says; and beside it the matte stage's whole per-frame work on the same frame (decode the source PNG, key, refine
 with the defaults, encode the colour PNG and the 16-bit alpha PNG as the take stores them), without the disk.
 
 IoU: soft IoU of alpha with the truth, per frame; worst is the lowest frame over all shots except the
@@ -86,29 +86,41 @@ def key_shot(frames, params) -> list[np.ndarray]:
     return [chroma_key(color, params, screen)[1] for color, _ in frames]
 
 
-def best_fps(work, runs: int = 5) -> float:
-    work()   # warm up
-    best = float("inf")
+def best_fps(works: dict[str, object], runs: int = 7) -> dict[str, float]:
+    """fps of each work, best of `runs`; the works take turns within each run, so a burst of load on the shared
+    machine falls on all of them alike."""
+    for work in works.values():
+        work()   # warm up
+    best = dict.fromkeys(works, float("inf"))
     for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return 1.0 / best
+        for name, work in works.items():
+            start = time.perf_counter()
+            work()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: 1.0 / t for name, t in best.items()}
 
 
-def fps_at_1080(frame: np.ndarray, params) -> tuple[float, float]:
-    """(keyer fps, matte stage per-frame fps) on `frame` resized to 1920x1080."""
+def speeds_at_1080(frame: np.ndarray, keyers: dict) -> dict[str, tuple[float, float]]:
+    """Per keyer: (keyer fps, matte stage per-frame fps) on `frame` resized to 1920x1080."""
     big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
-    screen = estimate_screen([linear_light(big)], 1) if params.model == "difference" else None
+    screen = estimate_screen([linear_light(big)], 1)
     source = encode_layer(Layer("png8"), big)
     refine = parse_params(RefineParams, {})
 
-    def stage_frame() -> None:
-        color, alpha = chroma_key(decode_layer(Layer("png8"), source), params, screen)
-        encode_layer(Layer("png8"), color)
-        encode_layer(Layer("png16"), refine_alpha(alpha, refine))
+    def keyer(params):
+        return lambda: chroma_key(big, params, screen if params.model == "difference" else None)
 
-    return best_fps(lambda: chroma_key(big, params, screen)), best_fps(stage_frame)
+    def stage_frame(params):
+        def work() -> None:
+            color, alpha = chroma_key(decode_layer(Layer("png8"), source), params,
+                                      screen if params.model == "difference" else None)
+            encode_layer(Layer("png8"), color)
+            encode_layer(Layer("png16"), refine_alpha(alpha, refine))
+        return work
+
+    keyed = best_fps({name: keyer(params) for name, params in keyers.items()})
+    staged = best_fps({name: stage_frame(params) for name, params in keyers.items()}, runs=3)
+    return {name: (keyed[name], staged[name]) for name in keyers}
 
 
 def main() -> None:
@@ -139,7 +151,7 @@ def main() -> None:
             print(f"  {shot:12s} {name:15s} IoU {np.mean(ious):.3f} (worst {min(ious):.3f}), "
                   f"edge MAE {np.mean([s[1] for s in scores]):.3f}", flush=True)
     sample = load(rendered("ordinary", width, height, args.frames))[0][0]
-    speeds = {name: fps_at_1080(sample, params) for name, params in keyers.items()}
+    speeds = speeds_at_1080(sample, keyers)
     for name in keyers:
         ordinary = [s for shot in SHOTS if shot != "overexposed" for s in results[name][shot]]
         over = results[name]["overexposed"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, balance_of, estimate_screen
+from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, estimate_screen
 
 if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
@@ -28,6 +28,7 @@ BALANCE = 0.35           # how far (log ratio) the other two channels may stray 
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
 SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel the screen's colour is looked for
 SUBJECT_SIGMA_PER_RADIUS = 1.0   # ... and the subject's: close by, where light bouncing off the screen tints it alike
+SOLID = 0.8              # raw key from which a pixel is clearly subject (no screen in it), for the bound on strands
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
 TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
@@ -47,14 +48,30 @@ def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
     first, second = (planes[c] for c in range(3) if c != screen.channel)
     value = cv2.max(planes[screen.channel], EPS)
     lead = cv2.divide(cv2.subtract(planes[screen.channel], cv2.max(first, second)), value)
-    hot = (value >= HOT) & (lead > MIN_LEAD / 2)
-    if hot.any():   # the balance only where it matters: a log over the whole frame is costly
-        hot[hot] = np.abs(balance_of(rgb[hot], screen.channel) - screen.balance) < BALANCE
+    hot = _keeps_balance((value >= HOT) & (lead > MIN_LEAD / 2), first, second, screen.balance)
     screen_lead = cv2.max(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2)
     lost = cv2.subtract(1.0, cv2.divide(lead, screen_lead))
     off_tint = cv2.multiply(cv2.absdiff(second, cv2.multiply(first, screen.tint)), screen.tint_share)
     turned = cv2.divide(off_tint, cv2.multiply(value, screen_lead), scale=TINT_GAIN)
     return np.clip(cv2.max(lost, turned), 0.0, 1.0, out=lost)
+
+
+def _keeps_balance(near_clipping: np.ndarray, first: np.ndarray, second: np.ndarray, balance: float) -> np.ndarray:
+    """Of the pixels near clipping, those whose other two channels keep the screen's balance (balance_of's log).
+
+    The log only where it matters: on the few such pixels gathered, or, where they are many (an overexposed
+    screen), over their rows' band of the planes, which costs less than gathering them (the same values)."""
+    rows = np.nonzero(near_clipping.any(1))[0]
+    if not len(rows):
+        return near_clipping
+    band = slice(rows[0], rows[-1] + 1)
+    count = int(np.count_nonzero(near_clipping[band]))
+    if count * 8 < near_clipping[band].size:
+        near_clipping[near_clipping] = np.abs(np.log((second[near_clipping] + 0.01) / (first[near_clipping] + 0.01))
+                                              - balance) < BALANCE
+        return near_clipping
+    near_clipping[band] &= np.abs(np.log((second[band] + 0.01) / (first[band] + 0.01)) - balance) < BALANCE
+    return near_clipping
 
 
 def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel) -> np.ndarray:
@@ -220,6 +237,12 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     dd = (w * d * d).sum(-1)
     one_left = (w.sum(-1) <= 1.0) & (dd > MIN_CONTRAST) & has_subject & has_screen & ~usable
     lost[one_left] = np.clip((w * (p - b) * d).sum(-1)[one_left] / dd[one_left], 0.0, 1.0)
+    # lost is exact for a subject with no lead of its own and too high for one whose other channels pass the
+    # screen channel (skin, red, brown hair): next to such a subject (its solid part), alpha is at most lost, even
+    # where the subject colour solved against is itself a mix (dense strands crowding into a blob keyed solid)
+    solid, w_solid = _local_mean(rgb, core & (raw >= SOLID), sigma, fringe)
+    bounded = (w_solid > 1e-3) & (_lead(solid, screen.channel) <= 0) & has_screen & (w.sum(-1) == 3)
+    solved = np.where(bounded, np.minimum(solved, lost), solved)
     alpha = core.astype(np.float32)
     found = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
     # a pixel of the screen's hue that came out mostly subject is a deep shadow on the screen next to the

@@ -146,3 +146,26 @@ def islands_frame(height: int = 128, width: int = 128) -> tuple[np.ndarray, np.n
     subject = np.where(island[..., None], SCREEN * 0.35, np.array([190.0, 40.0, 50.0]))
     frame = mix(alpha, subject.astype(np.float32), np.broadcast_to(SCREEN, (height, width, 3)))
     return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha, island, hole
+
+
+def hair_fan_frame(height: int = 128, width: int = 128, strands: int = 40,
+                   thickness: float = 1.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, true alpha, strand pixels): a skin-coloured head and shoulders with a fan of brown strands about a
+    pixel thick, crowding into a dense (mixed, never solid) blob where they leave the head."""
+    s = SUPERSAMPLE
+    head, hair = np.zeros((height * s, width * s), np.uint8), np.zeros((height * s, width * s), np.uint8)
+    cx, cy = width // 2 * s, int(0.62 * height) * s
+    cv2.ellipse(head, (cx, cy), (int(0.14 * width * s), int(0.17 * height * s)), 0, 0, 360, 255, -1)
+    cv2.rectangle(head, (cx - int(0.23 * width * s), cy + int(0.12 * height * s)), (cx + int(0.23 * width * s), height * s), 255, -1)
+    for angle in np.radians(np.linspace(-50, 50, strands)):
+        start = (cx + int(0.11 * width * s * np.sin(angle)), cy - int(0.14 * height * s * np.cos(angle)))
+        end = (cx + int(0.31 * width * s * np.sin(angle)), cy - int(0.36 * height * s * np.cos(angle)))
+        cv2.line(hair, start, end, 255, thickness=int(thickness * s))
+    a_head, a_hair = (cv2.resize(m.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
+                      for m in (head, hair))
+    a_hair = a_hair * (1.0 - a_head)
+    truth = a_head + a_hair
+    linear = (a_head[..., None] * to_linear(np.array([225.0, 170.0, 140.0])) + a_hair[..., None] * to_linear(np.array([70.0, 45.0, 30.0]))
+              + (1.0 - truth)[..., None] * to_linear(SCREEN))
+    frame = np.clip(np.round(to_encoded(linear)), 0, 255).astype(np.uint8)
+    return frame, truth, (a_hair > 0.02) & (a_head < 0.02)

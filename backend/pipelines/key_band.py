@@ -50,71 +50,79 @@ def banded_key(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
     settled = settled_blocks(color, params, screen)
     if settled is None:
         return difference_key(linear_light(color), params, screen)
-    subject, unsettled, near_hot, _ = settled
+    subject, _, _, groups = settled
     alpha = _upsample(subject, (h, w))
-    groups = _solve_groups(unsettled, near_hot, params, h, w)
     if not groups:
         return None, None, alpha
-    found = [_solve_runs(color, screen, params, runs, margin, alpha) for runs, margin in groups]
+    found = [_solve_rects(color, screen, params, rects, axis, margin, alpha) for rects, axis, margin in groups]
     ys, xs, straight = (np.concatenate(parts) for parts in zip(*found))
     return (ys, xs), straight, alpha
 
 
 def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-    """(settled subject, unsettled) per block, per tile whether it is near a clipped screen, and the work the
-    banded solve takes (pixels of raw key); None when the full path would take less (FULL_COST): checked before
-    the raw key runs near a clipped screen, with the bounds' own call of those blocks, and after."""
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list] | None:
+    """(settled subject, unsettled) per block, per tile whether it is near a clipped screen, and the _solve_groups
+    to solve; None when the full path would take less (FULL_COST, in pixels of raw key): checked before the raw
+    key runs near a clipped screen (when much is) with the bounds' own call of those blocks, and after."""
     h, w = color.shape[:2]
     blocks = _pooled(color, screen.channel)
     near_hot = _near_hot_tiles(blocks, h, w, solve_reach(params.edge_radius) + raw_reach(), screen.balance)
     screen_like, solid = bound_blocks(blocks, params, screen)
-    hot_runs = _tile_runs(near_hot)
+    hot_runs = _rects(near_hot, axis=1)
     hot_work = _area(hot_runs, _hot_margin())
     if hot_runs:
-        guess = settle(screen_like, solid, params)[1]
-        if hot_work + _solve_work(_solve_groups(guess, near_hot, params, h, w)) > FULL_COST * h * w:
-            return None
+        if hot_work > FULL_COST / 4 * h * w:     # much near a clipped screen: guess the rest before keying it
+            guess = settle(screen_like, solid, params)[1]
+            if hot_work + _solve_work(_solve_groups(guess, near_hot, params, h, w)) > FULL_COST * h * w:
+                return None
         _key_near_hot(color, screen, params, hot_runs, screen_like, solid)
     subject, unsettled = settle(screen_like, solid, params)
-    work = hot_work + _solve_work(_solve_groups(unsettled, near_hot, params, h, w))
-    return None if work > FULL_COST * h * w else (subject, unsettled, near_hot, work)
+    groups = _solve_groups(unsettled, near_hot, params, h, w)
+    return None if hot_work + _solve_work(groups) > FULL_COST * h * w else (subject, unsettled, near_hot, groups)
+
+
+Rect = tuple[int, int, int, int]      # y0, y1, x0, x1: whole tiles (the last may pass the frame's edge)
 
 
 def _solve_groups(unsettled: np.ndarray, near_hot: np.ndarray, params: "ChromaKeyParams", h: int, w: int
-                  ) -> list[tuple[list[tuple[int, int, int]], int]]:
-    """(runs, margin) of the tiles to solve: those near a clipped screen carry the raw key's reach more context."""
-    runs = _runs(unsettled, h, w)
+                  ) -> list[tuple[list[Rect], int, int]]:
+    """(rects, packing axis, margin) of the tiles to solve: runs of neighbouring tiles along rows or along columns,
+    whichever packs into fewer pixels with the context (a standing figure's outline runs down: columns); those near
+    a clipped screen carry the raw key's reach more context."""
+    tiles = _tile_grid(unsettled, h, w)
     solve = _even(solve_reach(params.edge_radius))
-    wide = [run for run in runs if near_hot[run[0], run[1]:run[2]].any()]
-    narrow = [run for run in runs if not near_hot[run[0], run[1]:run[2]].any()]
-    return [(group, margin) for group, margin in ((narrow, solve), (wide, _even(solve + raw_reach()))) if group]
+    groups = []
+    for part, margin in ((tiles & ~near_hot, solve), (tiles & near_hot, _even(solve + raw_reach()))):
+        if part.any():
+            rows, columns = _rects(part, axis=1), _rects(part, axis=0)
+            groups.append(min((rows, 1, margin), (columns, 0, margin), key=lambda g: _area(g[0], margin)))
+    return groups
 
 
-def _solve_work(groups: list[tuple[list[tuple[int, int, int]], int]]) -> float:
-    return SOLVE_COST * sum(_area(runs, margin) for runs, margin in groups)
+def _solve_work(groups: list[tuple[list[Rect], int, int]]) -> float:
+    return SOLVE_COST * sum(_area(rects, margin) for rects, _, margin in groups)
 
 
-def _area(runs: list[tuple[int, int, int]], margin: int) -> int:
-    """Pixels in the runs' packed crops."""
-    return sum(((b - a) * TILE + 2 * margin) * (TILE + 2 * margin) for _, a, b in runs)
+def _area(rects: list[Rect], margin: int) -> int:
+    """Pixels in the rects' crops with `margin` of context."""
+    return sum((y1 - y0 + 2 * margin) * (x1 - x0 + 2 * margin) for y0, y1, x0, x1 in rects)
 
 
-def _solve_runs(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", runs: list[tuple[int, int, int]],
+def _solve_rects(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", rects: list[Rect], axis: int,
                 margin: int, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Solve the runs' tiles at full size (packed, with `margin` pixels of context), write their alpha into `alpha`;
-    return the frame's (ys, xs) of the fringe pixels in the tiles and their straight colour."""
-    packed = linear_light(_pack(color, runs, margin))
-    packed_screen = _packed_screen(screen, runs, margin)
+    """Solve the rects at full size (packed along `axis`, with `margin` pixels of context), write their alpha into
+    `alpha`; return the frame's (ys, xs) of the fringe pixels in the rects and their straight colour."""
+    packed = linear_light(_pack(color, rects, margin, axis))
+    packed_screen = _packed_screen(screen, rects, margin, axis)
     part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, packed_screen)
-    ys, xs, inner = _unpack(alpha, part, runs, margin, fringe)
+    ys, xs, inner = _unpack(alpha, part, rects, margin, axis, fringe)
     return ys, xs, straight[inner]
 
 
-def _packed_screen(screen: ScreenModel, runs: list[tuple[int, int, int]], margin: int) -> ScreenModel:
+def _packed_screen(screen: ScreenModel, rects: list[Rect], margin: int, axis: int) -> ScreenModel:
     """The screen model cut and packed as _pack cuts and packs the frame."""
-    return ScreenModel(screen.channel, _pack(screen.lead, runs, margin), _pack(screen.level, runs, margin),
-                       screen.balance, _pack(screen.tint, runs, margin))
+    return ScreenModel(screen.channel, _pack(screen.lead, rects, margin, axis), _pack(screen.level, rects, margin, axis),
+                       screen.balance, _pack(screen.tint, rects, margin, axis))
 
 
 def _hot_margin() -> int:
@@ -123,22 +131,23 @@ def _hot_margin() -> int:
     return -(-raw_reach() // BLOCK) * BLOCK
 
 
-def _key_near_hot(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", runs: list[tuple[int, int, int]],
+def _key_near_hot(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", rects: list[Rect],
                   screen_like: np.ndarray, solid: np.ndarray) -> None:
     """Near a clipped screen the bounds do not hold (raw_key takes the screen's lead locally there): the blocks of
-    those tiles (`runs`) are called from the raw key itself, made on their packed crops with its reach of context."""
+    those tiles (`rects`, one tile high) are called from the raw key itself, made on their packed crops with its
+    reach of context."""
     margin = _hot_margin()
-    raw = raw_key(linear_light(_pack(color, runs, margin)), _packed_screen(screen, runs, margin))
+    raw = raw_key(linear_light(_pack(color, rects, margin, 1)), _packed_screen(screen, rects, margin, 1))
     most, least = _pool(raw, cv2.dilate), _pool(raw, cv2.erode)
     lo, hi = key_limits(params)
-    per_tile, skip, at = TILE // BLOCK, margin // BLOCK, 0
-    for r, a, b in runs:
-        rows = slice(r * per_tile, min((r + 1) * per_tile, screen_like.shape[0]))
-        cols = slice(a * per_tile, min(b * per_tile, screen_like.shape[1]))
+    skip, at = margin // BLOCK, 0
+    for y0, y1, x0, x1 in rects:
+        rows = slice(y0 // BLOCK, min(y1 // BLOCK, screen_like.shape[0]))
+        cols = slice(x0 // BLOCK, min(x1 // BLOCK, screen_like.shape[1]))
         part = (slice(skip, skip + rows.stop - rows.start), slice(at + skip, at + skip + cols.stop - cols.start))
         screen_like[rows, cols] = most[part] <= lo
         solid[rows, cols] = least[part] >= hi
-        at += (b - a) * per_tile + 2 * skip
+        at += (x1 - x0) // BLOCK + 2 * skip
 
 
 def _even(n: int) -> int:
@@ -193,11 +202,11 @@ def _pooled(color: np.ndarray, channel: int) -> dict[str, np.ndarray]:
             "second max": most[second], "screen min": least[channel], "screen max": most[channel]}
 
 
-def _pool(image: np.ndarray, op) -> np.ndarray:
-    """Least (op=cv2.erode) or most (cv2.dilate) value over each BLOCK x BLOCK block (image a whole number of them)."""
-    anchor = BLOCK // 2     # a BLOCK-wide kernel anchored here covers [x - anchor, x - anchor + BLOCK)
-    pooled = op(image, np.ones((BLOCK, BLOCK), np.uint8), anchor=(anchor, anchor))
-    return np.ascontiguousarray(pooled[anchor::BLOCK, anchor::BLOCK])
+def _pool(image: np.ndarray, op, size: int = BLOCK) -> np.ndarray:
+    """Least (op=cv2.erode) or most (cv2.dilate) value over each size x size block (image a whole number of them)."""
+    anchor = size // 2     # a kernel `size` wide anchored here covers [x - anchor, x - anchor + size)
+    pooled = op(image, np.ones((size, size), np.uint8), anchor=(anchor, anchor))
+    return np.ascontiguousarray(pooled[anchor::size, anchor::size])
 
 
 def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.ndarray]:
@@ -242,24 +251,27 @@ def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, b
     grid = np.zeros((gh * per_tile, gw * per_tile), np.uint8)
     grid[:hot.shape[0], :hot.shape[1]] = hot
     tiles = -(-reach // TILE)
-    return cv2.dilate(grid.reshape(gh, per_tile, gw, per_tile).max(axis=(1, 3)),
+    return cv2.dilate(_pool(grid, cv2.dilate, per_tile),
                       np.ones((2 * tiles + 1, 2 * tiles + 1), np.uint8)).astype(bool)
 
 
-def _runs(unsettled: np.ndarray, h: int, w: int) -> list[tuple[int, int, int]]:
-    """_tile_runs of the tiles holding unsettled blocks."""
+def _tile_grid(unsettled: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Per tile: whether it holds unsettled blocks."""
     tile = TILE // BLOCK
     gh, gw = -(-unsettled.shape[0] // tile), -(-unsettled.shape[1] // tile)
     grid = np.zeros((gh * tile, gw * tile), np.uint8)
     grid[:unsettled.shape[0], :unsettled.shape[1]] = unsettled
-    return _tile_runs(grid.reshape(gh, tile, gw, tile).max(axis=(1, 3))[:-(-h // TILE), :-(-w // TILE)])
+    return _pool(grid, cv2.dilate, tile)[:-(-h // TILE), :-(-w // TILE)].astype(bool)
 
 
-def _tile_runs(tiles: np.ndarray) -> list[tuple[int, int, int]]:
-    """(row, first column, end column) of each run of neighbouring set tiles, in tile units."""
-    edges = np.diff(np.pad(tiles.astype(np.int8), ((0, 0), (1, 1))), axis=1)
-    starts, ends = np.nonzero(edges == 1), np.nonzero(edges == -1)
-    return list(zip(starts[0].tolist(), starts[1].tolist(), ends[1].tolist()))
+def _rects(tiles: np.ndarray, axis: int) -> list[Rect]:
+    """The runs of neighbouring set tiles along each row (axis=1) or each column (axis=0), as pixel rects."""
+    grid = tiles if axis == 1 else tiles.T
+    edges = np.diff(np.pad(grid.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    (lines, starts), ends = np.nonzero(edges == 1), np.nonzero(edges == -1)[1]
+    if axis == 1:
+        return [(r * TILE, (r + 1) * TILE, a * TILE, b * TILE) for r, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
+    return [(a * TILE, b * TILE, c * TILE, (c + 1) * TILE) for c, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
 
 
 def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -272,28 +284,34 @@ def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     return cv2.copyMakeBorder(part, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
 
 
-def _pack(image: np.ndarray, runs: list[tuple[int, int, int]], margin: int) -> np.ndarray:
-    """The runs' crops (each with `margin` pixels of context on every side) side by side in one image."""
-    return np.concatenate([_crop(image, r * TILE - margin, (r + 1) * TILE + margin, a * TILE - margin, b * TILE + margin)
-                           for r, a, b in runs], axis=1)
+def _pack(image: np.ndarray, rects: list[Rect], margin: int, axis: int) -> np.ndarray:
+    """The rects' crops (each with `margin` pixels of context on every side) side by side (axis=1: rects of one
+    height) or one under the other (axis=0: of one width), in one image."""
+    return np.concatenate([_crop(image, y0 - margin, y1 + margin, x0 - margin, x1 + margin) for y0, y1, x0, x1 in rects],
+                          axis=axis)
 
 
-def _unpack(alpha: np.ndarray, part: np.ndarray, runs: list[tuple[int, int, int]], margin: int,
+def _unpack(alpha: np.ndarray, part: np.ndarray, rects: list[Rect], margin: int, axis: int,
             fringe: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Write the runs' solved alpha (their tiles, not the context) into `alpha`; return the frame's (ys, xs) of the
-    fringe pixels inside the tiles and which of `fringe` they are."""
-    h, w = alpha.shape
-    width = part.shape[1]
-    frame_x = np.full(width, -1, np.int64)    # packed column -> frame column (-1: context or past the frame)
-    frame_y0 = np.zeros(width, np.int64)       # packed column -> the frame row of its crop's first tile row
+    """Write the rects' solved alpha (not the context) into `alpha`; return the frame's (ys, xs) of the fringe
+    pixels inside the rects and which of `fringe` they are."""
+    size = alpha.shape
+    along = np.full(part.shape[axis], -1, np.int64)   # packed line (column for axis=1) -> frame line (-1: context)
+    across = np.zeros(part.shape[axis], np.int64)     # packed line -> the frame's coordinate of its crop's start across
     at = 0
-    for r, a, b in runs:
-        y0, x0, x1 = r * TILE, a * TILE, min(b * TILE, w)
-        y1 = min(y0 + TILE, h)
-        alpha[y0:y1, x0:x1] = part[margin:margin + y1 - y0, at + margin:at + margin + x1 - x0]
-        frame_x[at + margin:at + margin + x1 - x0] = np.arange(x0, x1)
-        frame_y0[at:at + (b - a) * TILE + 2 * margin] = y0 - margin
-        at += (b - a) * TILE + 2 * margin
-    ys, xs = fringe[0] + frame_y0[fringe[1]], frame_x[fringe[1]]
-    inner = (xs >= 0) & (fringe[0] >= margin) & (fringe[0] < margin + TILE) & (ys < h)
+    for y0, y1, x0, x1 in rects:
+        cy1, cx1 = min(y1, size[0]), min(x1, size[1])
+        length = (x1 - x0) if axis == 1 else (y1 - y0)
+        if axis == 1:
+            alpha[y0:cy1, x0:cx1] = part[margin:margin + cy1 - y0, at + margin:at + margin + cx1 - x0]
+            along[at + margin:at + margin + cx1 - x0], start = np.arange(x0, cx1), y0
+        else:
+            alpha[y0:cy1, x0:cx1] = part[at + margin:at + margin + cy1 - y0, margin:margin + cx1 - x0]
+            along[at + margin:at + margin + cy1 - y0], start = np.arange(y0, cy1), x0
+        across[at:at + length + 2 * margin] = start - margin
+        at += length + 2 * margin
+    line, offset = (fringe[1], fringe[0]) if axis == 1 else (fringe[0], fringe[1])
+    frame_along, frame_across = along[line], offset + across[line]
+    inner = (frame_along >= 0) & (offset >= margin) & (offset < margin + TILE) & (frame_across < size[1 - axis])
+    ys, xs = (frame_across, frame_along) if axis == 1 else (frame_along, frame_across)
     return ys[inner], xs[inner], inner

@@ -187,6 +187,7 @@ def _decal_material(name, card, image, width, height, below_feet) -> bpy.types.M
     links.new(through.outputs[0], output.inputs["Surface"])
 
     material.surface_render_method = "BLENDED"  # EEVEE: coloured (multiplying) transparency
+    material.diffuse_color = (0.0, 0.0, 0.0, 0.15)  # the Solid viewport: a faint square, not a grey slab
     for i, node in enumerate(nodes):  # left to right in creation order, readable when opened
         node.location = (i * 200 - 1400, (i % 3) * -240)
     return material

@@ -1,6 +1,6 @@
 """The chroma keyer against rendered truth: green-screen shots from Blender (Cycles) with their true alpha.
 
-    .venv-backend/bin/python bench/matte.py [--size 480x270] [--frames 3]
+    .venv-backend/bin/python bench/matte.py [--size 480x270] [--frames 3] [--stage]
 
 Renders (once, cached under out/bench_matte/) the shots of bench/matte_scene.py in .venv-blender-5.3: an
 ordinary shot with the figure's shadow on an unevenly lit cove, motion blur, a figure dressed near the
@@ -27,6 +27,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,10 +124,39 @@ def speeds_at_1080(frame: np.ndarray, keyers: dict) -> dict[str, tuple[float, fl
     return {name: (keyed[name], staged[name]) for name in keyers}
 
 
+def stage_fps(frame: np.ndarray, counts: tuple[int, int] = (8, 32)) -> float:
+    """The matte stage end to end (`dstage run matte`, defaults: source PNGs decoded a frame ahead, colour and alpha
+    PNGs encoded and written in the job's writer thread) on `frame` resized to 1920x1080, a little noise added per
+    frame so that every frame is its own input. fps from the difference of two runs' wall times (start-up cancels)."""
+    big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    rng = np.random.default_rng(0)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "footage"
+        folder.mkdir()
+        for i in range(max(counts)):
+            noisy = np.clip(big.astype(np.int16) + rng.integers(-1, 2, big.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{i + 1:04d}.png"), cv2.cvtColor(noisy, cv2.COLOR_RGB2BGR))
+        for count in counts:
+            part = Path(tmp) / f"in{count}"
+            part.mkdir()
+            for i in range(count):
+                (part / f"{i + 1:04d}.png").symlink_to(folder / f"{i + 1:04d}.png")
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, "-m", "backend.cli", "run", "matte", "--in", str(part), "--out",
+                                  str(Path(tmp) / f"out{count}"), "--store", str(Path(tmp) / f"store{count}")],
+                                 capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            if run.returncode:
+                raise SystemExit(f"dstage run matte failed:\n{run.stderr[-2000:]}")
+            times.append(time.perf_counter() - start)
+    return (counts[1] - counts[0]) / (times[1] - times[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="480x270")
     parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--stage", action="store_true", help="also time `dstage run matte` end to end at 1920x1080")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     keyers = {"defaults": parse_params(ChromaKeyParams, {}),
@@ -162,6 +192,9 @@ def main() -> None:
           f"defaults / distance keyer: x{speeds['defaults'][0] / speeds['distance keyer'][0]:.2f} "
           f"(renders at {width}x{height}, speed on a frame resized to 1920x1080; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    if args.stage:
+        print(f"  dstage run matte end to end, 1920x1080: {stage_fps(sample):.1f} fps (load average "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
     ordinary = [s for shot in SHOTS if shot != "overexposed" for s in results["defaults"][shot]]
     print(f"matte: IoU {np.mean([s[0] for s in ordinary]):.3f} (worst {min(s[0] for s in ordinary):.3f}), "
           f"edge MAE {np.mean([s[1] for s in ordinary]):.3f}, {speeds['defaults'][0]:.1f} fps at 1920x1080")

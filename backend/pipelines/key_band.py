@@ -138,7 +138,7 @@ def _key_near_hot(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyPara
     reach of context."""
     margin = _hot_margin()
     raw = raw_key(linear_light(_pack(color, rects, margin, 1)), _packed_screen(screen, rects, margin, 1))
-    most, least = _pool(raw, cv2.dilate), _pool(raw, cv2.erode)
+    most, least = _pool(raw, cv2.max), _pool(raw, cv2.min)
     lo, hi = key_limits(params)
     skip, at = margin // BLOCK, 0
     for y0, y1, x0, x1 in rects:
@@ -196,17 +196,25 @@ def _pooled(color: np.ndarray, channel: int) -> dict[str, np.ndarray]:
     ph, pw = -h % BLOCK, -w % BLOCK
     if ph or pw:
         color = cv2.copyMakeBorder(color, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-    least, most = cv2.split(_pool(color, cv2.erode)), cv2.split(_pool(color, cv2.dilate))   # per channel
+    least, most = cv2.split(_pool(color, cv2.min)), cv2.split(_pool(color, cv2.max))   # per channel
     first, second = (c for c in range(3) if c != channel)
     return {"first min": least[first], "first max": most[first], "second min": least[second],
             "second max": most[second], "screen min": least[channel], "screen max": most[channel]}
 
 
 def _pool(image: np.ndarray, op, size: int = BLOCK) -> np.ndarray:
-    """Least (op=cv2.erode) or most (cv2.dilate) value over each size x size block (image a whole number of them)."""
-    anchor = size // 2     # a kernel `size` wide anchored here covers [x - anchor, x - anchor + size)
-    pooled = op(image, np.ones((size, size), np.uint8), anchor=(anchor, anchor))
-    return np.ascontiguousarray(pooled[anchor::size, anchor::size])
+    """Least (op=cv2.min) or most (cv2.max) value over each size x size block (image a whole number of them):
+    the op over every size-th row, then over every size-th pixel of the rows (strided views, no kernel pass)."""
+    rows = image[0::size]
+    for i in range(1, size):
+        rows = op(rows, image[i::size])
+    h, w = rows.shape[:2]
+    depth = rows.shape[2] if rows.ndim == 3 else 1
+    flat = np.ascontiguousarray(rows).reshape(h * (w // size), size * depth)
+    out = flat[:, 0:depth]
+    for i in range(1, size):
+        out = op(out, flat[:, i * depth:(i + 1) * depth])
+    return out.reshape((h, w // size, depth) if rows.ndim == 3 else (h, w // size))
 
 
 def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.ndarray]:
@@ -219,9 +227,9 @@ def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.
     if key not in screen.derived:
         lead = np.maximum(screen.lead, MIN_LEAD / 2)
         per_tint = lead / (TINT_GAIN * screen.tint_share)
-        maps = {"share lo": (1 - (1 - low) * lead, cv2.erode), "share hi": (1 - (1 - high) * lead, cv2.dilate),
-                "tint min": (screen.tint, cv2.erode), "tint max": (screen.tint, cv2.dilate),
-                "tint lo": (low * per_tint, cv2.erode), "tint hi": (high * per_tint, cv2.dilate)}
+        maps = {"share lo": (1 - (1 - low) * lead, cv2.min), "share hi": (1 - (1 - high) * lead, cv2.max),
+                "tint min": (screen.tint, cv2.min), "tint max": (screen.tint, cv2.max),
+                "tint lo": (low * per_tint, cv2.min), "tint hi": (high * per_tint, cv2.max)}
         h, w = lead.shape
         screen.derived[key] = {name: _pool(cv2.copyMakeBorder(np.float32(image), 0, -h % BLOCK, 0, -w % BLOCK,
                                                              cv2.BORDER_REPLICATE), op)
@@ -231,9 +239,9 @@ def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.
 
 def _upsample(subject: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Settled alpha at full size: 1 on settled subject, 0 elsewhere (unsettled tiles are overwritten)."""
-    big = cv2.resize(subject.view(np.uint8), (subject.shape[1] * BLOCK, subject.shape[0] * BLOCK),
+    big = cv2.resize(subject.astype(np.float32), (subject.shape[1] * BLOCK, subject.shape[0] * BLOCK),
                      interpolation=cv2.INTER_NEAREST)
-    return big[:size[0], :size[1]].astype(np.float32)
+    return big if big.shape == size else np.ascontiguousarray(big[:size[0], :size[1]])
 
 
 def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, balance: float) -> np.ndarray:
@@ -251,7 +259,7 @@ def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, b
     grid = np.zeros((gh * per_tile, gw * per_tile), np.uint8)
     grid[:hot.shape[0], :hot.shape[1]] = hot
     tiles = -(-reach // TILE)
-    return cv2.dilate(_pool(grid, cv2.dilate, per_tile),
+    return cv2.dilate(_pool(grid, cv2.max, per_tile),
                       np.ones((2 * tiles + 1, 2 * tiles + 1), np.uint8)).astype(bool)
 
 
@@ -261,7 +269,7 @@ def _tile_grid(unsettled: np.ndarray, h: int, w: int) -> np.ndarray:
     gh, gw = -(-unsettled.shape[0] // tile), -(-unsettled.shape[1] // tile)
     grid = np.zeros((gh * tile, gw * tile), np.uint8)
     grid[:unsettled.shape[0], :unsettled.shape[1]] = unsettled
-    return _pool(grid, cv2.dilate, tile)[:-(-h // TILE), :-(-w // TILE)].astype(bool)
+    return _pool(grid, cv2.max, tile)[:-(-h // TILE), :-(-w // TILE)].astype(bool)
 
 
 def _rects(tiles: np.ndarray, axis: int) -> list[Rect]:

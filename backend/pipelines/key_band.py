@@ -9,8 +9,10 @@ next to a clipped screen, where raw_key takes the screen's lead locally). Tiles 
 block (the outline, strands, a colour near the screen's, a noisy speck) go through key_difference's raw key and
 fringe solve on crops that carry the solve's reach of context, so alpha there is the full-size path's too.
 
-The crops of all those tiles are packed side by side into one image (per row of tiles, runs of neighbouring tiles
-as one crop), so the full-size work is a few OpenCV calls on a fraction of the frame.
+The crops of all those tiles are packed into one image (runs of neighbouring tiles along rows side by side, or
+along columns one under the other, whichever is fewer pixels), so the full-size work is a few OpenCV calls on a
+fraction of the frame. Where that fraction with its context would cost more than the frame, difference_key keys
+the whole frame instead (the same alpha).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.key_difference import BALANCE, HOT, TINT_GAIN, difference_key, key_limits, raw_key, raw_reach, solve_part, solve_reach
+from backend.pipelines.key_difference import (BALANCE, HOT, TINT_GAIN, difference_key, key_limits, raw_key, raw_reach,
+                                              solve_part, solve_reach)
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, linear_light
 from backend.pipelines.srgb import srgb_to_linear
 
@@ -121,8 +124,8 @@ def _solve_rects(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParam
 
 def _packed_screen(screen: ScreenModel, rects: list[Rect], margin: int, axis: int) -> ScreenModel:
     """The screen model cut and packed as _pack cuts and packs the frame."""
-    return ScreenModel(screen.channel, _pack(screen.lead, rects, margin, axis), _pack(screen.level, rects, margin, axis),
-                       screen.balance, _pack(screen.tint, rects, margin, axis))
+    cut = lambda image: _pack(image, rects, margin, axis)   # noqa: E731
+    return ScreenModel(screen.channel, cut(screen.lead), cut(screen.level), screen.balance, cut(screen.tint))
 
 
 def _hot_margin() -> int:
@@ -164,7 +167,8 @@ def bound_blocks(blocks: dict[str, np.ndarray], params: "ChromaKeyParams", scree
     """
     lo, hi = key_limits(params)
     bound = _block_bounds(screen, lo - SLACK, hi + SLACK)
-    f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR) for k in ("first min", "first max", "second min", "second max"))
+    f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR)
+                              for k in ("first min", "first max", "second min", "second max"))
     v_lo, v_hi = cv2.LUT(blocks["screen min"], _LINEAR_FLOORED), cv2.LUT(blocks["screen max"], _LINEAR_FLOORED)
     # lead side: the others' largest as a share of the screen channel; lead lost = 1 - (1 - share) / lead
     share_max, share_min = cv2.divide(cv2.max(f_hi, s_hi), v_lo), cv2.divide(cv2.max(f_lo, s_lo), v_hi)
@@ -277,9 +281,10 @@ def _rects(tiles: np.ndarray, axis: int) -> list[Rect]:
     grid = tiles if axis == 1 else tiles.T
     edges = np.diff(np.pad(grid.astype(np.int8), ((0, 0), (1, 1))), axis=1)
     (lines, starts), ends = np.nonzero(edges == 1), np.nonzero(edges == -1)[1]
+    runs = zip(lines.tolist(), starts.tolist(), ends.tolist())
     if axis == 1:
-        return [(r * TILE, (r + 1) * TILE, a * TILE, b * TILE) for r, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
-    return [(a * TILE, b * TILE, c * TILE, (c + 1) * TILE) for c, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
+        return [(r * TILE, (r + 1) * TILE, a * TILE, b * TILE) for r, a, b in runs]
+    return [(a * TILE, b * TILE, c * TILE, (c + 1) * TILE) for c, a, b in runs]
 
 
 def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -295,8 +300,8 @@ def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 def _pack(image: np.ndarray, rects: list[Rect], margin: int, axis: int) -> np.ndarray:
     """The rects' crops (each with `margin` pixels of context on every side) side by side (axis=1: rects of one
     height) or one under the other (axis=0: of one width), in one image."""
-    return np.concatenate([_crop(image, y0 - margin, y1 + margin, x0 - margin, x1 + margin) for y0, y1, x0, x1 in rects],
-                          axis=axis)
+    return np.concatenate([_crop(image, y0 - margin, y1 + margin, x0 - margin, x1 + margin)
+                           for y0, y1, x0, x1 in rects], axis=axis)
 
 
 def _unpack(alpha: np.ndarray, part: np.ndarray, rects: list[Rect], margin: int, axis: int,

@@ -76,6 +76,7 @@ bench: $(STAMPS)/backend $(STAMPS)/blender
 	$(BPY) bench/cluster.py
 	$(BPY) bench/gpu_stages.py
 	PYTHONPATH=$(CURDIR) $(BLPY) bench/take_read.py
+	PYTHONPATH=$(CURDIR) $(BPY) bench/filmed_shadow.py
 
 clean:
 	rm -rf $(STAMPS) $(BACKEND_VENV) $(BLENDER_VENV) $(BLENDER45_VENV) .venv-blender dist build

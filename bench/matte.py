@@ -1,6 +1,6 @@
 """The chroma keyer against rendered truth: green-screen shots from Blender (Cycles) with their true alpha.
 
-    .venv-backend/bin/python bench/matte.py [--size 480x270] [--frames 3]
+    .venv-backend/bin/python bench/matte.py [--size 480x270] [--frames 3] [--stage]
 
 Renders (once, cached under out/bench_matte/) the shots of bench/matte_scene.py in .venv-blender-5.3: an
 ordinary shot with the figure's shadow on an unevenly lit cove, motion blur, a figure dressed near the
@@ -11,8 +11,8 @@ screen estimated from the shot, solved at full size only in the tiles where alph
 same keyer solving every pixel at full size (key.solve=full, the reference), and with the older distance keyer,
 side by side.
 
-Speed: the keyer alone (chroma_key: linear light, key, fringe colour, despill), best of 5 runs, as the last line
-says; and beside it the matte stage's whole per-frame work on the same frame (decode the source PNG, key, refine
+Speed: the keyer alone (chroma_key: linear light, key, fringe colour, despill), best of 7 runs taken in turns
+with the other keyers, as the last line says; and beside it the matte stage's whole per-frame work on the same frame (decode the source PNG, key, refine
 with the defaults, encode the colour PNG and the 16-bit alpha PNG as the take stores them), without the disk.
 
 IoU: soft IoU of alpha with the truth, per frame; worst is the lowest frame over all shots except the
@@ -27,6 +27,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,35 +87,76 @@ def key_shot(frames, params) -> list[np.ndarray]:
     return [chroma_key(color, params, screen)[1] for color, _ in frames]
 
 
-def best_fps(work, runs: int = 5) -> float:
-    work()   # warm up
-    best = float("inf")
+def best_fps(works: dict[str, object], runs: int = 7) -> dict[str, float]:
+    """fps of each work, best of `runs`; the works take turns within each run, so a burst of load on the shared
+    machine falls on all of them alike."""
+    for work in works.values():
+        work()   # warm up
+    best = dict.fromkeys(works, float("inf"))
     for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return 1.0 / best
+        for name, work in works.items():
+            start = time.perf_counter()
+            work()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: 1.0 / t for name, t in best.items()}
 
 
-def fps_at_1080(frame: np.ndarray, params) -> tuple[float, float]:
-    """(keyer fps, matte stage per-frame fps) on `frame` resized to 1920x1080."""
+def speeds_at_1080(frame: np.ndarray, keyers: dict) -> dict[str, tuple[float, float]]:
+    """Per keyer: (keyer fps, matte stage per-frame fps) on `frame` resized to 1920x1080."""
     big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
-    screen = estimate_screen([linear_light(big)], 1) if params.model == "difference" else None
+    screen = estimate_screen([linear_light(big)], 1)
     source = encode_layer(Layer("png8"), big)
     refine = parse_params(RefineParams, {})
 
-    def stage_frame() -> None:
-        color, alpha = chroma_key(decode_layer(Layer("png8"), source), params, screen)
-        encode_layer(Layer("png8"), color)
-        encode_layer(Layer("png16"), refine_alpha(alpha, refine))
+    def keyer(params):
+        return lambda: chroma_key(big, params, screen if params.model == "difference" else None)
 
-    return best_fps(lambda: chroma_key(big, params, screen)), best_fps(stage_frame)
+    def stage_frame(params):
+        def work() -> None:
+            color, alpha = chroma_key(decode_layer(Layer("png8"), source), params,
+                                      screen if params.model == "difference" else None)
+            encode_layer(Layer("png8"), color)
+            encode_layer(Layer("png16"), refine_alpha(alpha, refine))
+        return work
+
+    keyed = best_fps({name: keyer(params) for name, params in keyers.items()})
+    staged = best_fps({name: stage_frame(params) for name, params in keyers.items()}, runs=3)
+    return {name: (keyed[name], staged[name]) for name in keyers}
+
+
+def stage_fps(frame: np.ndarray, counts: tuple[int, int] = (8, 32)) -> float:
+    """The matte stage end to end (`dstage run matte`, defaults: source PNGs decoded a frame ahead, colour and alpha
+    PNGs encoded and written in the job's writer thread) on `frame` resized to 1920x1080, a little noise added per
+    frame so that every frame is its own input. fps from the difference of two runs' wall times (start-up cancels)."""
+    big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    rng = np.random.default_rng(0)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "footage"
+        folder.mkdir()
+        for i in range(max(counts)):
+            noisy = np.clip(big.astype(np.int16) + rng.integers(-1, 2, big.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{i + 1:04d}.png"), cv2.cvtColor(noisy, cv2.COLOR_RGB2BGR))
+        for count in counts:
+            part = Path(tmp) / f"in{count}"
+            part.mkdir()
+            for i in range(count):
+                (part / f"{i + 1:04d}.png").symlink_to(folder / f"{i + 1:04d}.png")
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, "-m", "backend.cli", "run", "matte", "--in", str(part), "--out",
+                                  str(Path(tmp) / f"out{count}"), "--store", str(Path(tmp) / f"store{count}")],
+                                 capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            if run.returncode:
+                raise SystemExit(f"dstage run matte failed:\n{run.stderr[-2000:]}")
+            times.append(time.perf_counter() - start)
+    return (counts[1] - counts[0]) / (times[1] - times[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="480x270")
     parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--stage", action="store_true", help="also time `dstage run matte` end to end at 1920x1080")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     keyers = {"defaults": parse_params(ChromaKeyParams, {}),
@@ -139,7 +181,7 @@ def main() -> None:
             print(f"  {shot:12s} {name:15s} IoU {np.mean(ious):.3f} (worst {min(ious):.3f}), "
                   f"edge MAE {np.mean([s[1] for s in scores]):.3f}", flush=True)
     sample = load(rendered("ordinary", width, height, args.frames))[0][0]
-    speeds = {name: fps_at_1080(sample, params) for name, params in keyers.items()}
+    speeds = speeds_at_1080(sample, keyers)
     for name in keyers:
         ordinary = [s for shot in SHOTS if shot != "overexposed" for s in results[name][shot]]
         over = results[name]["overexposed"]
@@ -150,6 +192,9 @@ def main() -> None:
           f"defaults / distance keyer: x{speeds['defaults'][0] / speeds['distance keyer'][0]:.2f} "
           f"(renders at {width}x{height}, speed on a frame resized to 1920x1080; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    if args.stage:
+        print(f"  dstage run matte end to end, 1920x1080: {stage_fps(sample):.1f} fps (load average "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
     ordinary = [s for shot in SHOTS if shot != "overexposed" for s in results["defaults"][shot]]
     print(f"matte: IoU {np.mean([s[0] for s in ordinary]):.3f} (worst {min(s[0] for s in ordinary):.3f}), "
           f"edge MAE {np.mean([s[1] for s in ordinary]):.3f}, {speeds['defaults'][0]:.1f} fps at 1920x1080")

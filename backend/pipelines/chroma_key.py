@@ -17,6 +17,7 @@ from backend.params import ParamError, param
 from backend.pipelines.chroma_edges import sample_screen, unmix_alpha, unmix_colour
 from backend.pipelines.key_band import banded_key
 from backend.pipelines.key_difference import difference_key
+from backend.pipelines.key_interior import fill_interior
 from backend.pipelines.screen_model import ScreenModel, estimate_screen, linear_light
 from backend.pipelines.srgb import linear_to_srgb
 
@@ -46,6 +47,9 @@ class ChromaKeyParams:
                        help="difference + unmix: band: solve at full size only the tiles where alpha can be other "
                             "than exactly 0 or 1 (a quick per-pixel test settles the rest); full: every pixel "
                             "(the reference: the same alpha, except within a few tens of pixels of the frame's edge)")
+    fill_interior: bool = param(True, help="difference: partial alpha that no screen reaches (a shaded side lit by the "
+                                           "screen's bounce, dark islands inside the figure) is solid; turn off for "
+                                           "smoke, veils or glass")
 
     def validate(self) -> None:
         if len(self.key_rgb) != 3:
@@ -82,7 +86,11 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
         else:
             fringe, straight, alpha = difference_key(linear_light(color), params, screen)
         out = np.ascontiguousarray(color[..., :3])
+        if params.fill_interior and params.edges == "unmix" and screen is not None:
+            alpha = fill_interior(alpha, out, screen.channel)
         if fringe is not None:
+            unmixed = alpha[fringe] < 1.0          # a fringe pixel the interior fill made solid keeps its colour
+            fringe, straight = (fringe[0][unmixed], fringe[1][unmixed]), straight[unmixed]
             out = out.copy()
             out[fringe] = np.round(np.clip(linear_to_srgb(straight), 0.0, 1.0) * 255.0).astype(np.uint8)
         return despill_uint8(out, params.key, params.despill), alpha

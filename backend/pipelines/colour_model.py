@@ -15,8 +15,9 @@ where A explains the pixel.
 
 Propagation carries the coefficients (smooth: a small warp) and the residual (sharp) to frame t along the
 flow and applies the coefficients to frame t's own pixels: a pixel-wise style then comes back from frame t
-itself, at full sharpness, even where the flow is a little off. A global affine fit (one A, b for the whole
-keyframe) is the model of last resort, for pixels no flow reaches (uncovered, or after a cut).
+itself, at full sharpness, even where the flow is a little off. Where the flow is unsure (uncovered, too fast,
+after a cut), a model indexed by colour instead of place takes over (`fit_by_colour`: an affine fit per colour
+bin, drawn toward the global fit, one A, b for the whole keyframe, where a bin holds few pixels).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ EPS = 1e-4        # regularization, in (unit colour)^2: flat windows fall back t
 # The toon style's ink has |residual| 0.10-0.44 (median 0.23-0.34); a pixel-wise style's almost all under 0.05.
 LITERAL_LOW, LITERAL_HIGH = 0.08, 0.2
 PAIRS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+BINS = 8          # colour bins per channel of the by-colour model (fit_by_colour)
+BIN_PRIOR = 5.0   # pixels' worth of the global fit in every bin
+BIN_EPS = 1e-4    # (unit colour)^2: a bin's A is drawn toward the global fit's
 
 
 @dataclass
@@ -53,6 +57,7 @@ class KeyModel:
     ink: InkModel | None = None          # where the style draws ink on a source frame (ink_model)
     ink_amount: np.ndarray | None = None  # H x W float32: how much of each keyframe pixel is ink, 0..1
     ink_colour: np.ndarray | None = None  # 3 x h x w float32 at the fit size: the ink's local colour, unit RGB
+    by_colour: np.ndarray | None = None   # BINS^3 x 12 float32: A, b per source colour (fit_by_colour)
 
 
 def unit(rgb: np.ndarray) -> np.ndarray:
@@ -140,6 +145,72 @@ def fit_global(source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
     return solution.T.reshape(12).astype(np.float32)
 
 
+def fit_by_colour(source: np.ndarray, stylized: np.ndarray, glob: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A, b per source colour instead of per place: the keyframe's pixels binned by colour (BINS per channel)
+    and an affine fit in each bin, drawn toward the global fit `glob` where a bin holds few pixels. For pixels
+    no flow carries a local model to (a figure disoccluded or moving too fast), a model that knows what the
+    style does to *this colour* beats one fitted on the whole frame. Both float32 RGB in [0, 1], one size;
+    `weight` (0..1 a pixel) leaves out what the model is not for (ink). Returns BINS^3 x 12 float32 (rows in
+    the layout of KeyModel's planes)."""
+    s = source.reshape(-1, 3)
+    y = stylized.reshape(-1, 3)
+    w = weight.reshape(-1).astype(np.float64)
+    index = colour_bins(source).reshape(-1)
+    count = np.bincount(index, weights=w, minlength=BINS**3)
+
+    def total(values):
+        return np.bincount(index, weights=values * w, minlength=BINS**3)
+
+    ms = np.stack([total(s[:, i]) for i in range(3)], 1)
+    my = np.stack([total(y[:, c]) for c in range(3)], 1)
+    ss = np.empty((BINS**3, 3, 3))
+    for i, j in PAIRS:
+        ss[:, i, j] = ss[:, j, i] = total(s[:, i] * s[:, j])
+    sy = np.empty((BINS**3, 3, 3))
+    for i in range(3):
+        for c in range(3):
+            sy[:, i, c] = total(s[:, i] * y[:, c])
+    # A prior of BIN_PRIOR pixels at the bin's mean colour that follow the global fit: an empty bin is the
+    # global fit, a full one its own.
+    n = count + BIN_PRIOR
+    centre = np.where(count[:, None] > 1e-3, ms / np.maximum(count, 1e-3)[:, None], _bin_centres())
+    g = glob.reshape(3, 4).astype(np.float64)
+    prior_y = centre @ g[:, :3].T + g[:, 3]
+    ms, my = (ms + BIN_PRIOR * centre) / n[:, None], (my + BIN_PRIOR * prior_y) / n[:, None]
+    sigma = (ss + BIN_PRIOR * centre[:, :, None] * centre[:, None, :]) / n[:, None, None] - ms[:, :, None] * ms[:, None, :]
+    cross = (sy + BIN_PRIOR * centre[:, :, None] * prior_y[:, None, :]) / n[:, None, None] - ms[:, :, None] * my[:, None, :]
+    # Within a bin the colour barely varies: the regularization pulls A toward the global fit's, not toward 0.
+    reg = BIN_EPS * np.eye(3)
+    a = np.linalg.solve(sigma + reg, cross + reg @ g[:, :3].T)  # a[:, i, c] = A[c, i]
+    out = np.empty((BINS**3, 12))
+    for c in range(3):
+        out[:, 4 * c:4 * c + 3] = a[:, :, c]
+        out[:, 4 * c + 3] = my[:, c] - np.einsum("ni,ni->n", a[:, :, c], ms)
+    return out.astype(np.float32)
+
+
+def colour_bins(rgb: np.ndarray) -> np.ndarray:
+    """Each pixel's colour bin (intp array of the image's height and width); float [0, 1] or uint8 RGB."""
+    if rgb.dtype == np.uint8:
+        q = rgb >> np.uint8(9 - BINS.bit_length())  # the top bits (BINS is a power of two)
+    else:
+        q = np.clip((rgb * np.float32(BINS)).astype(np.intp), 0, BINS - 1)
+    q = q.astype(np.intp)
+    return (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
+
+
+def _bin_centres() -> np.ndarray:
+    q = (np.arange(BINS) + 0.5) / BINS
+    r, g, b = np.meshgrid(q, q, q, indexing="ij")
+    return np.stack([r.ravel(), g.ravel(), b.ravel()], 1)
+
+
+def coefficients_by_colour(table: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """The by-colour model (fit_by_colour) looked up for each pixel of `rgb`: 12 planes of its size."""
+    bins = colour_bins(rgb)
+    return np.stack([np.take(plane, bins) for plane in np.ascontiguousarray(table.T)])
+
+
 def upsample(coeffs: np.ndarray, size: tuple[int, int]) -> np.ndarray | list[np.ndarray]:
     """Coefficient planes brought to `size` (w, h), linearly: a list of planes (stacking 12 full-size planes
     would copy them all once more)."""
@@ -195,11 +266,22 @@ def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> Ke
             residual = sty - apply(coeffs, src)
             literal = np.dstack([sty, literal_weight(residual) * kept])
             return KeyModel(coeffs, residual * kept[..., None], glob, literal, found, amount,
-                            ink_colour(sty, amount, size))
+                            ink_colour(sty, amount, size), _by_colour(small_src, small_sty, glob, literal, size, kept))
         # No ink, or ink the edges do not explain: carried as it is, as any residual.
     coeffs = fit_coefficients(small_src, small_sty)
     residual = sty - apply(coeffs, src)
-    return KeyModel(coeffs, residual, glob, np.dstack([sty, literal_weight(residual)]))
+    literal = np.dstack([sty, literal_weight(residual)])
+    return KeyModel(coeffs, residual, glob, literal, by_colour=_by_colour(small_src, small_sty, glob, literal, size))
+
+
+def _by_colour(small_src, small_sty, glob, literal, size, kept=None) -> np.ndarray:
+    """The by-colour model at the fit size, left out where the colour is not the model's (literal, ink)."""
+    # Only pixels the local model explains outright: a half-explained one (the soft edge of an ink line) drags
+    # its colour's bin toward the ink.
+    weight = (literal[..., 3] < 0.01).astype(np.float32)
+    if kept is not None:
+        weight *= kept
+    return fit_by_colour(small_src, small_sty, glob, _at(np.ascontiguousarray(weight), size))
 
 
 def _at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

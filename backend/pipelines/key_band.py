@@ -1,12 +1,13 @@
 """Where the difference keyer solves at full size: only the tiles where alpha can be other than exactly 0 or 1.
 
-A per-pixel test, a few 8-bit and float passes over the frame, bounds each pixel's raw key against the
-tolerance and the softness' end (key_difference.raw_key, without its clipped-screen correction, which only lowers
-the key). Where every pixel of a block of BLOCK pixels keys at most the tolerance, the full-size path gives
-exactly 0 there; where every pixel within edge_radius of the block keys at least the softness' end, it gives
-exactly 1 (not next to a clipped screen, where the correction could lower it). Tiles of TILE pixels holding any
-other block (the outline, strands, a colour near the screen's, a noisy speck) go through key_difference's raw key
-and fringe solve on crops that carry the solve's reach of context, so alpha there is the full-size path's too.
+Per block of BLOCK x BLOCK pixels, the least and most of each channel (8-bit max/min pooling, a few cheap passes)
+bound every pixel's raw key (key_difference.raw_key: the larger of the screen's lead lost and its tint turned)
+against the tolerance and the softness' end, using the screen model's per-pixel lead and tint. Where the
+bound says every pixel of a block and of its neighbours keys within the tolerance, the full-size path gives
+exactly 0 there; where every pixel within edge_radius of the block keys past the softness' end, exactly 1 (not
+next to a clipped screen, where raw_key takes the screen's lead locally). Tiles of TILE pixels holding any other
+block (the outline, strands, a colour near the screen's, a noisy speck) go through key_difference's raw key and
+fringe solve on crops that carry the solve's reach of context, so alpha there is the full-size path's too.
 
 The crops of all those tiles are packed side by side into one image (per row of tiles, runs of neighbouring tiles
 as one crop), so the full-size work is a few OpenCV calls on a fraction of the frame.
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.key_difference import HOT, TINT_GAIN, key_limits, raw_key, raw_reach, solve_part, solve_reach
+from backend.pipelines.key_difference import BALANCE, HOT, TINT_GAIN, difference_key, key_limits, raw_key, raw_reach, solve_part, solve_reach
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, linear_light
 from backend.pipelines.srgb import srgb_to_linear
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 BLOCK = 4                # pixels per side of the blocks the frame is settled in
 TILE = 32                # pixels per side of the unit that is either settled or solved at full size
 SLACK = 0.02             # raw-key margin of the per-pixel bounds (float rounding differs from raw_key's)
+SOLVE_COST = 2.0         # a solved pixel costs about two of the raw key alone (bench/matte.py's shots, 1080p)
+FULL_COST = 0.8          # past this many raw-key frames of work the full path is quicker (it solves only its box)
 _LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 _LINEAR_FLOORED = np.maximum(_LINEAR, EPS)          # raw_key divides by max(screen channel, EPS)
 _HOT_U8 = int(np.searchsorted(_LINEAR, HOT))         # 8-bit code of the keyer's HOT level
@@ -37,38 +40,114 @@ _HOT_U8 = int(np.searchsorted(_LINEAR, HOT))         # 8-bit code of the keyer's
 def banded_key(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
                ) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None, np.ndarray]:
     """difference_key's (fringe indices, straight colour, alpha) of an 8-bit sRGB frame, solved at full size only
-    in the tiles where alpha can be fractional. `screen`: the shot's screen model at the frame's size."""
+    in the tiles where alpha can be fractional (or, where that would cost more, by difference_key itself).
+    `screen`: the shot's screen model at the frame's size."""
     h, w = color.shape[:2]
     if screen.lead.shape != (h, w):
         raise ValueError(f"the screen model is {screen.lead.shape[1]}x{screen.lead.shape[0]} but the frame is "
                          f"{w}x{h}: key frames of one size per shot")
     color = np.ascontiguousarray(color[..., :3])
-    solve = _even(solve_reach(params.edge_radius))
-    near_hot = _near_hot_tiles(color, screen.channel, h, w, solve + raw_reach())
-    subject, unsettled = settle(color, params, screen, near_hot)
+    settled = settled_blocks(color, params, screen)
+    if settled is None:
+        return difference_key(linear_light(color), params, screen)
+    subject, _, _, groups = settled
     alpha = _upsample(subject, (h, w))
-    runs = _runs(unsettled, h, w)
-    if not runs:
+    if not groups:
         return None, None, alpha
-    # the raw key looks further around where the screen may clip: runs near such pixels carry more context
-    wide = [run for run in runs if near_hot[run[0], run[1]:run[2]].any()]
-    narrow = [run for run in runs if not near_hot[run[0], run[1]:run[2]].any()]
-    found = [_solve_runs(color, screen, params, group, margin, alpha)
-             for group, margin in ((narrow, solve), (wide, _even(solve + raw_reach()))) if group]
+    found = [_solve_rects(color, screen, params, rects, axis, margin, alpha) for rects, axis, margin in groups]
     ys, xs, straight = (np.concatenate(parts) for parts in zip(*found))
     return (ys, xs), straight, alpha
 
 
-def _solve_runs(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", runs: list[tuple[int, int, int]],
+def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list] | None:
+    """(settled subject, unsettled) per block, per tile whether it is near a clipped screen, and the _solve_groups
+    to solve; None when the full path would take less (FULL_COST, in pixels of raw key): checked before the raw
+    key runs near a clipped screen (when much is) with the bounds' own call of those blocks, and after."""
+    h, w = color.shape[:2]
+    blocks = _pooled(color, screen.channel)
+    near_hot = _near_hot_tiles(blocks, h, w, solve_reach(params.edge_radius) + raw_reach(), screen.balance)
+    screen_like, solid = bound_blocks(blocks, params, screen)
+    hot_runs = _rects(near_hot, axis=1)
+    hot_work = _area(hot_runs, _hot_margin())
+    if hot_runs:
+        if hot_work > FULL_COST / 4 * h * w:     # much near a clipped screen: guess the rest before keying it
+            guess = settle(screen_like, solid, params)[1]
+            if hot_work + _solve_work(_solve_groups(guess, near_hot, params, h, w)) > FULL_COST * h * w:
+                return None
+        _key_near_hot(color, screen, params, hot_runs, screen_like, solid)
+    subject, unsettled = settle(screen_like, solid, params)
+    groups = _solve_groups(unsettled, near_hot, params, h, w)
+    return None if hot_work + _solve_work(groups) > FULL_COST * h * w else (subject, unsettled, near_hot, groups)
+
+
+Rect = tuple[int, int, int, int]      # y0, y1, x0, x1: whole tiles (the last may pass the frame's edge)
+
+
+def _solve_groups(unsettled: np.ndarray, near_hot: np.ndarray, params: "ChromaKeyParams", h: int, w: int
+                  ) -> list[tuple[list[Rect], int, int]]:
+    """(rects, packing axis, margin) of the tiles to solve: runs of neighbouring tiles along rows or along columns,
+    whichever packs into fewer pixels with the context (a standing figure's outline runs down: columns); those near
+    a clipped screen carry the raw key's reach more context."""
+    tiles = _tile_grid(unsettled, h, w)
+    solve = _even(solve_reach(params.edge_radius))
+    groups = []
+    for part, margin in ((tiles & ~near_hot, solve), (tiles & near_hot, _even(solve + raw_reach()))):
+        if part.any():
+            rows, columns = _rects(part, axis=1), _rects(part, axis=0)
+            groups.append(min((rows, 1, margin), (columns, 0, margin), key=lambda g: _area(g[0], margin)))
+    return groups
+
+
+def _solve_work(groups: list[tuple[list[Rect], int, int]]) -> float:
+    return SOLVE_COST * sum(_area(rects, margin) for rects, _, margin in groups)
+
+
+def _area(rects: list[Rect], margin: int) -> int:
+    """Pixels in the rects' crops with `margin` of context."""
+    return sum((y1 - y0 + 2 * margin) * (x1 - x0 + 2 * margin) for y0, y1, x0, x1 in rects)
+
+
+def _solve_rects(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", rects: list[Rect], axis: int,
                 margin: int, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Solve the runs' tiles at full size (packed, with `margin` pixels of context), write their alpha into `alpha`;
-    return the frame's (ys, xs) of the fringe pixels in the tiles and their straight colour."""
-    packed_screen = ScreenModel(screen.channel, _pack(screen.lead, runs, margin), _pack(screen.level, runs, margin),
-                                screen.balance, _pack(screen.tint, runs, margin))
-    packed = linear_light(_pack(color, runs, margin))
-    part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, screen.channel)
-    ys, xs, inner = _unpack(alpha, part, runs, margin, fringe)
+    """Solve the rects at full size (packed along `axis`, with `margin` pixels of context), write their alpha into
+    `alpha`; return the frame's (ys, xs) of the fringe pixels in the rects and their straight colour."""
+    packed = linear_light(_pack(color, rects, margin, axis))
+    packed_screen = _packed_screen(screen, rects, margin, axis)
+    part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, packed_screen)
+    ys, xs, inner = _unpack(alpha, part, rects, margin, axis, fringe)
     return ys, xs, straight[inner]
+
+
+def _packed_screen(screen: ScreenModel, rects: list[Rect], margin: int, axis: int) -> ScreenModel:
+    """The screen model cut and packed as _pack cuts and packs the frame."""
+    return ScreenModel(screen.channel, _pack(screen.lead, rects, margin, axis), _pack(screen.level, rects, margin, axis),
+                       screen.balance, _pack(screen.tint, rects, margin, axis))
+
+
+def _hot_margin() -> int:
+    """Context around the tiles near a clipped screen for their raw key: its reach, in whole blocks (so that the
+    crops' blocks are the frame's)."""
+    return -(-raw_reach() // BLOCK) * BLOCK
+
+
+def _key_near_hot(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", rects: list[Rect],
+                  screen_like: np.ndarray, solid: np.ndarray) -> None:
+    """Near a clipped screen the bounds do not hold (raw_key takes the screen's lead locally there): the blocks of
+    those tiles (`rects`, one tile high) are called from the raw key itself, made on their packed crops with its
+    reach of context."""
+    margin = _hot_margin()
+    raw = raw_key(linear_light(_pack(color, rects, margin, 1)), _packed_screen(screen, rects, margin, 1))
+    most, least = _pool(raw, cv2.dilate), _pool(raw, cv2.erode)
+    lo, hi = key_limits(params)
+    skip, at = margin // BLOCK, 0
+    for y0, y1, x0, x1 in rects:
+        rows = slice(y0 // BLOCK, min(y1 // BLOCK, screen_like.shape[0]))
+        cols = slice(x0 // BLOCK, min(x1 // BLOCK, screen_like.shape[1]))
+        part = (slice(skip, skip + rows.stop - rows.start), slice(at + skip, at + skip + cols.stop - cols.start))
+        screen_like[rows, cols] = most[part] <= lo
+        solid[rows, cols] = least[part] >= hi
+        at += (x1 - x0) // BLOCK + 2 * skip
 
 
 def _even(n: int) -> int:
@@ -76,65 +155,78 @@ def _even(n: int) -> int:
     return n + n % 2
 
 
-def settle(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel, near_hot: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """(settled subject, unsettled) per block of BLOCK pixels. `near_hot`: _near_hot_tiles of the frame.
+def bound_blocks(blocks: dict[str, np.ndarray], params: "ChromaKeyParams", screen: ScreenModel
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(screen-like, solid) per block, from the bounds of its pixels' raw keys. `blocks`: _pooled of the frame.
 
-    The raw key is max(lead lost, tint turned) (key_difference.raw_key); here both sides are bounded per pixel
-    with the screen model's lead, which is what raw_key uses away from a clipped screen. Screen: both sides at
-    most the tolerance, also in the neighbouring blocks (the fringe solve takes in the pixels next to solid
-    subject, key_difference._unmix). Subject: either side at least the softness' end (the key is the larger
-    side), over the block and edge_radius around it (the core is eroded by edge_radius). Next to a clipped
-    screen raw_key takes the screen's lead locally, which moves both sides: nothing settles there.
+    Screen-like: both sides of the raw key at most the tolerance. Solid: one side past the softness' end (the key
+    is the larger side). Away from a clipped screen: there raw_key takes the screen's lead locally.
     """
     lo, hi = key_limits(params)
-    share_lo, share_hi, tint_lo, tint_hi = _bounds(screen, lo - SLACK, hi + SLACK)
-    planes = cv2.split(color)
-    first, second = (cv2.LUT(planes[c], _LINEAR) for c in range(3) if c != screen.channel)
-    value = cv2.LUT(planes[screen.channel], _LINEAR_FLOORED)
-    # lead side: the others' largest as a share of the screen channel; raw's lead lost = 1 - (1 - share) / lead
-    share = cv2.divide(cv2.max(first, second), value)
-    off_tint = cv2.absdiff(second, cv2.multiply(first, screen.tint))
-    over_lo = (cv2.compare(share, share_lo, cv2.CMP_GT) | cv2.compare(off_tint, cv2.multiply(value, tint_lo), cv2.CMP_GT)
-               | cv2.compare(planes[screen.channel], 0, cv2.CMP_EQ))
-    under_hi = cv2.compare(share, share_hi, cv2.CMP_LT) & cv2.compare(off_tint, cv2.multiply(value, tint_hi), cv2.CMP_LT)
-    near = np.ones((3, 3), np.uint8)
-    screen_blocks = cv2.erode((reduce_frame(over_lo, BLOCK) == 0).view(np.uint8), near, borderType=cv2.BORDER_REPLICATE)
+    bound = _block_bounds(screen, lo - SLACK, hi + SLACK)
+    f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR) for k in ("first min", "first max", "second min", "second max"))
+    v_lo, v_hi = cv2.LUT(blocks["screen min"], _LINEAR_FLOORED), cv2.LUT(blocks["screen max"], _LINEAR_FLOORED)
+    # lead side: the others' largest as a share of the screen channel; lead lost = 1 - (1 - share) / lead
+    share_max, share_min = cv2.divide(cv2.max(f_hi, s_hi), v_lo), cv2.divide(cv2.max(f_lo, s_lo), v_hi)
+    # tint side: |second - tint * first|, bounded over the block's ranges of the three
+    off_max = cv2.max(cv2.subtract(s_hi, cv2.multiply(bound["tint min"], f_lo)),
+                      cv2.subtract(cv2.multiply(bound["tint max"], f_hi), s_lo))
+    off_min = cv2.max(cv2.subtract(s_lo, cv2.multiply(bound["tint max"], f_hi)),
+                      cv2.subtract(cv2.multiply(bound["tint min"], f_lo), s_hi))
+    screen_like = ((share_max <= bound["share lo"]) & (off_max <= bound["tint lo"] * v_lo)
+                   & (blocks["screen min"] > 0))        # a black pixel: lead 0 / EPS, raw key 1
+    solid = (share_min >= bound["share hi"]) | (off_min >= bound["tint hi"] * v_hi)
+    return screen_like, solid
+
+
+def settle(screen_like: np.ndarray, solid: np.ndarray, params: "ChromaKeyParams") -> tuple[np.ndarray, np.ndarray]:
+    """(settled subject, unsettled) per block. Screen: screen-like over the block and its neighbours (the fringe
+    solve takes in the screen-hued pixels next to solid subject, key_difference._unmix). Subject: solid over the
+    block and edge_radius around it (the core is eroded by edge_radius)."""
+    screen_blocks = cv2.erode(screen_like.view(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
     reach = -(-params.edge_radius // BLOCK)
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-    solid = cv2.erode((reduce_frame(under_hi, BLOCK) == 0).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
-    per_tile = TILE // BLOCK
-    cool = ~np.repeat(np.repeat(near_hot, per_tile, 0), per_tile, 1)[:solid.shape[0], :solid.shape[1]]
-    subject_blocks = solid.astype(bool) & cool
-    return subject_blocks, ~((screen_blocks.astype(bool) & cool) | subject_blocks)
+    subject_blocks = cv2.erode(solid.view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    return subject_blocks, ~(screen_blocks.astype(bool) | subject_blocks)
 
 
-def _bounds(screen: ScreenModel, low: float, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per pixel, from the screen model (once per shot and tolerance): the share (others' largest / screen channel)
-    above which the lead side of the raw key exceeds `low`, the share below which it is under `high`
-    (lead lost = 1 - (1 - share) / max(lead, MIN_LEAD / 2)), and the factors of the screen channel above which the
-    departure from the tint, |second - tint * first|, takes the tint side over `low`, and over `high`."""
-    key = ("bounds", low, high)
+def _pooled(color: np.ndarray, channel: int) -> dict[str, np.ndarray]:
+    """Per block of the 8-bit frame: the least and most code of the screen channel and of the other two."""
+    h, w = color.shape[:2]
+    ph, pw = -h % BLOCK, -w % BLOCK
+    if ph or pw:
+        color = cv2.copyMakeBorder(color, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    least, most = cv2.split(_pool(color, cv2.erode)), cv2.split(_pool(color, cv2.dilate))   # per channel
+    first, second = (c for c in range(3) if c != channel)
+    return {"first min": least[first], "first max": most[first], "second min": least[second],
+            "second max": most[second], "screen min": least[channel], "screen max": most[channel]}
+
+
+def _pool(image: np.ndarray, op, size: int = BLOCK) -> np.ndarray:
+    """Least (op=cv2.erode) or most (cv2.dilate) value over each size x size block (image a whole number of them)."""
+    anchor = size // 2     # a kernel `size` wide anchored here covers [x - anchor, x - anchor + size)
+    pooled = op(image, np.ones((size, size), np.uint8), anchor=(anchor, anchor))
+    return np.ascontiguousarray(pooled[anchor::size, anchor::size])
+
+
+def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.ndarray]:
+    """Per block, from the screen model's per-pixel lead and tint (once per shot and tolerance): the least share
+    (others' largest / screen channel) above which the lead side of the raw key may exceed `low`, and the most
+    share below which it may be under `high` (lead lost = 1 - (1 - share) / max(lead, MIN_LEAD / 2)); the tint's range;
+    the least factor of the screen channel the departure from the tint must stay under for the tint side to be
+    within `low`, and the most it must reach for that side to be past `high`."""
+    key = ("block bounds", BLOCK, low, high)
     if key not in screen.derived:
         lead = np.maximum(screen.lead, MIN_LEAD / 2)
         per_tint = lead / (TINT_GAIN * screen.tint_share)
-        screen.derived[key] = ((1 - (1 - low) * lead).astype(np.float32), (1 - (1 - high) * lead).astype(np.float32),
-                               (low * per_tint).astype(np.float32), (high * per_tint).astype(np.float32))
+        maps = {"share lo": (1 - (1 - low) * lead, cv2.erode), "share hi": (1 - (1 - high) * lead, cv2.dilate),
+                "tint min": (screen.tint, cv2.erode), "tint max": (screen.tint, cv2.dilate),
+                "tint lo": (low * per_tint, cv2.erode), "tint hi": (high * per_tint, cv2.dilate)}
+        h, w = lead.shape
+        screen.derived[key] = {name: _pool(cv2.copyMakeBorder(np.float32(image), 0, -h % BLOCK, 0, -w % BLOCK,
+                                                             cv2.BORDER_REPLICATE), op)
+                               for name, (image, op) in maps.items()}
     return screen.derived[key]
-
-
-def reduce_frame(image: np.ndarray, scale: int) -> np.ndarray:
-    """The image at 1/scale size (scale a power of 2), each pixel the mean of a scale x scale block (edges repeated
-    to whole blocks; a block of an 8-bit 0/255 mask is nonzero when any pixel is). Halved step by step: OpenCV's
-    area mean by 2 is a quarter of the time of its mean by 4."""
-    h, w = image.shape[:2]
-    ph, pw = -h % scale, -w % scale
-    if ph or pw:
-        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-    while scale > 1:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        scale //= 2
-    return image
 
 
 def _upsample(subject: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -144,30 +236,42 @@ def _upsample(subject: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return big[:size[0], :size[1]].astype(np.float32)
 
 
-def _near_hot_tiles(color: np.ndarray, channel: int, h: int, w: int, reach: int) -> np.ndarray:
-    """Per tile: whether a pixel within `reach` of it has its screen channel at the keyer's HOT level or over
-    (the raw key's clipped-screen correction reaches raw_reach from such pixels)."""
-    level = cv2.extractChannel(color, channel)
+def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, balance: float) -> np.ndarray:
+    """Per tile: whether a pixel within `reach` of it may be one raw_key treats as clipped screen (its screen
+    channel at the HOT level or over, leading the others, the other two in the screen's balance), whose correction
+    reaches raw_reach around it."""
+    most = blocks["screen max"]
+    hot = (most >= _HOT_U8) & (most > cv2.max(blocks["first min"], blocks["second min"]))
+    if hot.any():      # log((second + 0.01) / (first + 0.01)) over the block can come within BALANCE of the screen's
+        f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR) + 0.01
+                                  for k in ("first min", "first max", "second min", "second max"))
+        hot &= (np.log(s_hi / f_lo) > balance - BALANCE) & (np.log(s_lo / f_hi) < balance + BALANCE)
+    per_tile = TILE // BLOCK
     gh, gw = -(-h // TILE), -(-w // TILE)
-    if gh * TILE != h or gw * TILE != w:
-        level = cv2.copyMakeBorder(level, 0, gh * TILE - h, 0, gw * TILE - w, cv2.BORDER_CONSTANT, value=0)
-    rows = level.reshape(gh, TILE, gw * TILE).max(axis=1)
-    hot = (rows.reshape(gh, gw, TILE).max(axis=2) >= _HOT_U8).astype(np.uint8)
+    grid = np.zeros((gh * per_tile, gw * per_tile), np.uint8)
+    grid[:hot.shape[0], :hot.shape[1]] = hot
     tiles = -(-reach // TILE)
-    return cv2.dilate(hot, np.ones((2 * tiles + 1, 2 * tiles + 1), np.uint8)).astype(bool)
+    return cv2.dilate(_pool(grid, cv2.dilate, per_tile),
+                      np.ones((2 * tiles + 1, 2 * tiles + 1), np.uint8)).astype(bool)
 
 
-def _runs(unsettled: np.ndarray, h: int, w: int) -> list[tuple[int, int, int]]:
-    """(row, first column, end column) of each run of neighbouring tiles holding unsettled blocks, in tile units."""
+def _tile_grid(unsettled: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Per tile: whether it holds unsettled blocks."""
     tile = TILE // BLOCK
     gh, gw = -(-unsettled.shape[0] // tile), -(-unsettled.shape[1] // tile)
     grid = np.zeros((gh * tile, gw * tile), np.uint8)
     grid[:unsettled.shape[0], :unsettled.shape[1]] = unsettled
-    tiles = grid.reshape(gh, tile, gw, tile).max(axis=(1, 3))
-    tiles = tiles[:-(-h // TILE), :-(-w // TILE)]   # the reduced frame's last tile may pass the frame's
-    edges = np.diff(np.pad(tiles.astype(np.int8), ((0, 0), (1, 1))), axis=1)
-    starts, ends = np.nonzero(edges == 1), np.nonzero(edges == -1)
-    return list(zip(starts[0].tolist(), starts[1].tolist(), ends[1].tolist()))
+    return _pool(grid, cv2.dilate, tile)[:-(-h // TILE), :-(-w // TILE)].astype(bool)
+
+
+def _rects(tiles: np.ndarray, axis: int) -> list[Rect]:
+    """The runs of neighbouring set tiles along each row (axis=1) or each column (axis=0), as pixel rects."""
+    grid = tiles if axis == 1 else tiles.T
+    edges = np.diff(np.pad(grid.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    (lines, starts), ends = np.nonzero(edges == 1), np.nonzero(edges == -1)[1]
+    if axis == 1:
+        return [(r * TILE, (r + 1) * TILE, a * TILE, b * TILE) for r, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
+    return [(a * TILE, b * TILE, c * TILE, (c + 1) * TILE) for c, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
 
 
 def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -180,28 +284,34 @@ def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     return cv2.copyMakeBorder(part, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
 
 
-def _pack(image: np.ndarray, runs: list[tuple[int, int, int]], margin: int) -> np.ndarray:
-    """The runs' crops (each with `margin` pixels of context on every side) side by side in one image."""
-    return np.concatenate([_crop(image, r * TILE - margin, (r + 1) * TILE + margin, a * TILE - margin, b * TILE + margin)
-                           for r, a, b in runs], axis=1)
+def _pack(image: np.ndarray, rects: list[Rect], margin: int, axis: int) -> np.ndarray:
+    """The rects' crops (each with `margin` pixels of context on every side) side by side (axis=1: rects of one
+    height) or one under the other (axis=0: of one width), in one image."""
+    return np.concatenate([_crop(image, y0 - margin, y1 + margin, x0 - margin, x1 + margin) for y0, y1, x0, x1 in rects],
+                          axis=axis)
 
 
-def _unpack(alpha: np.ndarray, part: np.ndarray, runs: list[tuple[int, int, int]], margin: int,
+def _unpack(alpha: np.ndarray, part: np.ndarray, rects: list[Rect], margin: int, axis: int,
             fringe: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Write the runs' solved alpha (their tiles, not the context) into `alpha`; return the frame's (ys, xs) of the
-    fringe pixels inside the tiles and which of `fringe` they are."""
-    h, w = alpha.shape
-    width = part.shape[1]
-    frame_x = np.full(width, -1, np.int64)    # packed column -> frame column (-1: context or past the frame)
-    frame_y0 = np.zeros(width, np.int64)       # packed column -> the frame row of its crop's first tile row
+    """Write the rects' solved alpha (not the context) into `alpha`; return the frame's (ys, xs) of the fringe
+    pixels inside the rects and which of `fringe` they are."""
+    size = alpha.shape
+    along = np.full(part.shape[axis], -1, np.int64)   # packed line (column for axis=1) -> frame line (-1: context)
+    across = np.zeros(part.shape[axis], np.int64)     # packed line -> the frame's coordinate of its crop's start across
     at = 0
-    for r, a, b in runs:
-        y0, x0, x1 = r * TILE, a * TILE, min(b * TILE, w)
-        y1 = min(y0 + TILE, h)
-        alpha[y0:y1, x0:x1] = part[margin:margin + y1 - y0, at + margin:at + margin + x1 - x0]
-        frame_x[at + margin:at + margin + x1 - x0] = np.arange(x0, x1)
-        frame_y0[at:at + (b - a) * TILE + 2 * margin] = y0 - margin
-        at += (b - a) * TILE + 2 * margin
-    ys, xs = fringe[0] + frame_y0[fringe[1]], frame_x[fringe[1]]
-    inner = (xs >= 0) & (fringe[0] >= margin) & (fringe[0] < margin + TILE) & (ys < h)
+    for y0, y1, x0, x1 in rects:
+        cy1, cx1 = min(y1, size[0]), min(x1, size[1])
+        length = (x1 - x0) if axis == 1 else (y1 - y0)
+        if axis == 1:
+            alpha[y0:cy1, x0:cx1] = part[margin:margin + cy1 - y0, at + margin:at + margin + cx1 - x0]
+            along[at + margin:at + margin + cx1 - x0], start = np.arange(x0, cx1), y0
+        else:
+            alpha[y0:cy1, x0:cx1] = part[at + margin:at + margin + cy1 - y0, margin:margin + cx1 - x0]
+            along[at + margin:at + margin + cy1 - y0], start = np.arange(y0, cy1), x0
+        across[at:at + length + 2 * margin] = start - margin
+        at += length + 2 * margin
+    line, offset = (fringe[1], fringe[0]) if axis == 1 else (fringe[0], fringe[1])
+    frame_along, frame_across = along[line], offset + across[line]
+    inner = (frame_along >= 0) & (offset >= margin) & (offset < margin + TILE) & (frame_across < size[1 - axis])
+    ys, xs = (frame_across, frame_along) if axis == 1 else (frame_along, frame_across)
     return ys[inner], xs[inner], inner

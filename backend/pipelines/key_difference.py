@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, balance_of, estimate_screen
+from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, estimate_screen
 
 if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 CLIPPED = 0.985          # a channel at or above this is clipped and says nothing about the mix
 BALANCE = 0.35           # how far (log ratio) the other two channels may stray from the screen's balance
 HOT, HOT_SIGMA = 0.9, 3.0  # a screen channel this bright (linear) is near clipping; how far its local lead is taken
-SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel its subject and screen colours are looked for
+SIGMA_PER_RADIUS = 2.0     # how far around a fringe pixel the screen's colour is looked for
+SUBJECT_SIGMA_PER_RADIUS = 1.0   # ... and the subject's: close by, where light bouncing off the screen tints it alike
+SOLID = 0.8              # raw key from which a pixel is clearly subject (no screen in it), for the bound on strands
 MIN_ANGLE = 0.02         # sin² of the angle between subject and screen colours below which they cannot be unmixed
 MIN_CONTRAST = 0.01      # squared difference of subject and screen (linear) below which one channel cannot unmix
 TINT_GAIN = 2.0          # weight of the tint side of hue against the lead side (tuned on bench/matte.py's shots)
@@ -46,14 +48,30 @@ def raw_key(rgb: np.ndarray, screen: ScreenModel) -> np.ndarray:
     first, second = (planes[c] for c in range(3) if c != screen.channel)
     value = cv2.max(planes[screen.channel], EPS)
     lead = cv2.divide(cv2.subtract(planes[screen.channel], cv2.max(first, second)), value)
-    hot = (value >= HOT) & (lead > MIN_LEAD / 2)
-    if hot.any():   # the balance only where it matters: a log over the whole frame is costly
-        hot[hot] = np.abs(balance_of(rgb[hot], screen.channel) - screen.balance) < BALANCE
+    hot = _keeps_balance((value >= HOT) & (lead > MIN_LEAD / 2), first, second, screen.balance)
     screen_lead = cv2.max(_clipped_screen_lead(lead, hot, screen), MIN_LEAD / 2)
     lost = cv2.subtract(1.0, cv2.divide(lead, screen_lead))
     off_tint = cv2.multiply(cv2.absdiff(second, cv2.multiply(first, screen.tint)), screen.tint_share)
     turned = cv2.divide(off_tint, cv2.multiply(value, screen_lead), scale=TINT_GAIN)
     return np.clip(cv2.max(lost, turned), 0.0, 1.0, out=lost)
+
+
+def _keeps_balance(near_clipping: np.ndarray, first: np.ndarray, second: np.ndarray, balance: float) -> np.ndarray:
+    """Of the pixels near clipping, those whose other two channels keep the screen's balance (balance_of's log).
+
+    The log only where it matters: on the few such pixels gathered, or, where they are many (an overexposed
+    screen), over their rows' band of the planes, which costs less than gathering them (the same values)."""
+    rows = np.nonzero(near_clipping.any(1))[0]
+    if not len(rows):
+        return near_clipping
+    band = slice(rows[0], rows[-1] + 1)
+    count = int(np.count_nonzero(near_clipping[band]))
+    if count * 8 < near_clipping[band].size:
+        near_clipping[near_clipping] = np.abs(np.log((second[near_clipping] + 0.01) / (first[near_clipping] + 0.01))
+                                              - balance) < BALANCE
+        return near_clipping
+    near_clipping[band] &= np.abs(np.log((second[band] + 0.01) / (first[band] + 0.01)) - balance) < BALANCE
+    return near_clipping
 
 
 def _clipped_screen_lead(lead: np.ndarray, hot: np.ndarray, screen: ScreenModel) -> np.ndarray:
@@ -128,9 +146,17 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
     margin = solve_reach(params.edge_radius)
     box = (_even_span(ys[0] - margin, ys[-1] + margin + 1, raw.shape[0]),
            _even_span(xs[0] - margin, xs[-1] + margin + 1, raw.shape[1]))
-    part, fringe, straight = solve_part(rgb[box], raw[box], params, screen.channel)
-    alpha[box] = part
-    return (fringe[0] + box[0].start, fringe[1] + box[1].start), straight, alpha
+    # a part ending at an odd frame edge gets one more row/column repeating it, so that the local means pair
+    # pixels 2 by 2 there as the banded solve's crops (repeated past the edge) do
+    h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
+    grow = lambda image: cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE) if (h | w) % 2 else image  # noqa: E731
+    part_screen = screen.crop(box)
+    part_screen = ScreenModel(part_screen.channel, grow(part_screen.lead), grow(part_screen.level), part_screen.balance,
+                              grow(part_screen.tint))
+    part, fringe, straight = solve_part(grow(rgb[box]), grow(raw[box]), params, part_screen)
+    inside = (fringe[0] < h) & (fringe[1] < w)
+    alpha[box] = part[:h, :w]
+    return (fringe[0][inside] + box[0].start, fringe[1][inside] + box[1].start), straight[inside], alpha
 
 
 def key_limits(params: "ChromaKeyParams") -> tuple[float, float]:
@@ -158,14 +184,14 @@ def _even_span(start: int, stop: int, size: int) -> slice:
     return slice(int(start), int(stop))
 
 
-def solve_part(rgb: np.ndarray, raw: np.ndarray, params: "ChromaKeyParams", channel: int
+def solve_part(rgb: np.ndarray, raw: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """(alpha, fringe pixel indices, their straight colour) of a part of a frame (linear RGB) and its raw key.
 
     A pixel's result depends on the part's pixels within solve_reach(edge_radius) of it only."""
     lo, hi = key_limits(params)
     ramp = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
-    alpha, fringe, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, channel)
+    alpha, fringe, background = _unmix(rgb, raw, ramp, lo, hi, params.edge_radius, screen)
     return alpha, fringe, _straight(rgb[fringe], alpha[fringe], background)
 
 
@@ -176,7 +202,7 @@ def _lead(rgb: np.ndarray, channel: int) -> np.ndarray:
 
 
 def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: float,
-           radius: int, channel: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+           radius: int, screen: ScreenModel) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """Alpha solved in RGB at the fringe against the nearby subject and screen colours.
 
     Returns (alpha, the fringe's pixel indices, the screen colour next to each of them): the solve runs on
@@ -194,8 +220,11 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     fringe_mask = (keyed | outline) & ~core
     fringe = np.nonzero(fringe_mask)
     hidden = ~keyed[fringe]          # of those, the ones whose hue is the screen's
-    f, w_subject = _local_mean(rgb, core, sigma, fringe)
+    f, w_subject = _local_mean(rgb, core, SUBJECT_SIGMA_PER_RADIUS * radius, fringe)
     b, w_screen = _local_mean(rgb, clear, sigma, fringe)
+    walled = w_screen <= 1e-3
+    if walled.any():   # inside dense strands no screen shows within reach: the screen model's lit colour there
+        b[walled], w_screen[walled] = screen.lit_colour((fringe[0][walled], fringe[1][walled])), 1.0
     p = rgb[fringe]
     has_subject, has_screen = w_subject > 1e-3, w_screen > 1e-3
     # p = u * subject + v * screen: u free, so a subject pixel in its own shade (darker than the lit subject
@@ -209,13 +238,19 @@ def _unmix(rgb: np.ndarray, raw: np.ndarray, ramp: np.ndarray, lo: float, hi: fl
     usable = has_subject & has_screen & distinct & (ss > 1e-6)
     # no solid subject near (hair, thin strands): the screen's lead lost against the actual screen next to it,
     # exact for a subject with no lead of its own (dark or grey), which strands of hair mostly are
-    lost = np.clip(1.0 - _lead(p, channel) / np.maximum(_lead(b, channel), 1e-4), 0.0, 1.0)
+    lost = np.clip(1.0 - _lead(p, screen.channel) / np.maximum(_lead(b, screen.channel), 1e-4), 0.0, 1.0)
     # clipping leaves one channel (a blown subject on a blown screen): u cannot be free, the subject is taken at
     # the colour next to it, p = a * subject + (1 - a) * screen, solved on what is left
     d = f - b
     dd = (w * d * d).sum(-1)
     one_left = (w.sum(-1) <= 1.0) & (dd > MIN_CONTRAST) & has_subject & has_screen & ~usable
     lost[one_left] = np.clip((w * (p - b) * d).sum(-1)[one_left] / dd[one_left], 0.0, 1.0)
+    # lost is exact for a subject with no lead of its own and too high for one whose other channels pass the
+    # screen channel (skin, red, brown hair): next to such a subject (its solid part), alpha is at most lost, even
+    # where the subject colour solved against is itself a mix (dense strands crowding into a blob keyed solid)
+    solid, w_solid = _local_mean(rgb, core & (raw >= SOLID), sigma, fringe)
+    bounded = (w_solid > 1e-3) & (_lead(solid, screen.channel) <= 0) & has_screen & (w.sum(-1) == 3)
+    solved = np.where(bounded, np.minimum(solved, lost), solved)
     alpha = core.astype(np.float32)
     found = np.where(usable, solved, np.where(has_screen, lost, ramp[fringe]))
     # a pixel of the screen's hue that came out mostly subject is a deep shadow on the screen next to the

@@ -40,7 +40,7 @@ import numpy as np
 
 from backend.params import ParamError, param
 from backend.pipelines import ink_model
-from backend.pipelines.colour_model import KeyModel, key_model, unit, warp_coefficients
+from backend.pipelines.colour_model import KeyModel, coefficients_by_colour, key_model, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
     DIS_PRESETS,
@@ -66,9 +66,12 @@ CHECK_WIDTH = 240  # the forward-backward occlusion check (and its reverse flows
 FB_SLACK = 16.0
 CHAIN_WIDTH = 120  # the gap's consecutive-frame flow chain (a starting guess) runs at most this wide
 MISMATCH_BLUR = 5  # pixels (at analysis size) over which appearance mismatch is averaged
-# guided: the global colour fit's weight against the sides' (confidence x closeness, up to 1): it only shows
-# where neither side's flow reaches.
-GLOBAL_WEIGHT = 0.02
+# guided: the weight of the keyframes' by-colour models of frame t's colours (colour_model.fit_by_colour) against
+# the sides' warped local models (confidence x closeness, up to 1): they take over where the flow is unsure.
+# bench/propagate_real.py, PSNR pixel-wise bikes/bunny/carphone/Blender: the global fit at 0.02: 47.1/50.4/48.3/
+# 50.3; by colour at 0.1: 49.2/52.2/50.2/51.4 (toon +0.1 to +0.5 dB); at 0.3: 50.8/52.6/50.4/51.9, but where a
+# disc outruns the flow its ring (test_no_doubled_ink...) came out 5% further from either keyframe's drawing.
+FALLBACK_WEIGHT = 0.1
 CHOICE_BLUR = 9     # pixels (analysis size): the residual is chosen per region of about this size, not per pixel
 CHOICE_TIME = 0.25   # the choice's score: confidence x (CHOICE_TIME + closeness)
 # The other side must be this much more trusted to take a region over (hysteresis). With the ink carried as it
@@ -148,7 +151,7 @@ class _Side:
     coeffs: np.ndarray | None = None      # guided: the colour model warped to t (analysis size)
     small_weight: np.ndarray | None = None  # guided: `weight` at analysis size
     confidence: np.ndarray | None = None    # guided: visibility x appearance at analysis size, in [0, 1]
-    glob: np.ndarray | None = None          # guided: the keyframe's global colour fit
+    by_colour: np.ndarray | None = None     # guided: the keyframe's by-colour model (colour_model.fit_by_colour)
     closeness: float = 1.0
     literal: np.ndarray | None = None       # confidence: unused; see `view` and `coords`
     view: _KeyView | None = None            # guided: the keyframe's residual and literal colour, sampled at
@@ -407,7 +410,7 @@ class Propagator:
         small_weight = _weight(confidence, closeness)
         if view.model is not None:
             coeffs = warp_coefficients(view.model.coeffs, small_coords)
-            side = _Side(layers, None, coeffs, small_weight, confidence, view.model.glob, closeness, view=view,
+            side = _Side(layers, None, coeffs, small_weight, confidence, view.model.by_colour, closeness, view=view,
                          coords=coords)
             if view.model.ink is not None:
                 side.ink = view.model.ink
@@ -419,8 +422,6 @@ class Propagator:
     def _guided(self, sides: list[_Side], source: np.ndarray, keys: tuple[int, int]) -> dict[str, np.ndarray]:
         """Frame t from the sides' colour models applied to its own pixels plus one side's residual per region."""
         size = source.shape[1::-1]
-        total = sum(side.closeness for side in sides)
-        glob = sum(side.glob * side.closeness for side in sides) / total
         weights = [side.small_weight for side in sides]
         if len(sides) == 1:
             share = None
@@ -439,8 +440,10 @@ class Propagator:
             trust = share * sides[0].confidence + (1.0 - share) * sides[1].confidence
             chosen = sides[1].coeffs + share * (sides[0].coeffs - sides[1].coeffs)
             reach = share * weights[0] + (1.0 - share) * weights[1]
-        # Where no side's flow reaches (reach near 0), the global colour fit takes over from the warped model.
-        mixed = (chosen * reach + GLOBAL_WEIGHT * glob[:, None, None]) / (reach + GLOBAL_WEIGHT)
+        # Where the flow is unsure (reach low), the keyframes' by-colour models of frame t's own colours take over
+        # from the warped local models.
+        fallback = self._by_colour(sides, source, chosen.shape[1:])
+        mixed = (chosen * reach + FALLBACK_WEIGHT * fallback) / (reach + FALLBACK_WEIGHT)
         ink = self._ink(sides, source, share, trust)
         trust = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
         # Everything smooth is brought to full size once; the per-pixel arithmetic runs in two bands of rows,
@@ -496,6 +499,15 @@ class Propagator:
                 else:
                     out[name] = cv2.blendLinear(sides[0].layers[name], sides[1].layers[name], full[0], full[1])
         return _finish(out)
+
+    @staticmethod
+    def _by_colour(sides: list[_Side], source: np.ndarray, shape) -> np.ndarray:
+        """The sides' by-colour models (colour_model.fit_by_colour) of frame t's colours, mixed by closeness:
+        12 planes of `shape` (the analysis size)."""
+        small = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
+        total = sum(side.closeness for side in sides)
+        table = sum(side.by_colour * np.float32(side.closeness / total) for side in sides)
+        return coefficients_by_colour(table, small)
 
     def _ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None, confidence: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray] | None:

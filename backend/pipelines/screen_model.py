@@ -57,6 +57,20 @@ class ScreenModel:
             self.tint = np.full(self.lead.shape, np.exp(self.balance), np.float32)
         self.tint_share = (1.0 / (1.0 + self.tint)).astype(np.float32)
 
+    def crop(self, box: tuple[slice, slice]) -> "ScreenModel":
+        """The model over a part of the frame."""
+        return ScreenModel(self.channel, self.lead[box], self.level[box], self.balance, self.tint[box])
+
+    def lit_colour(self, at: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(N, 3) float32: the lit screen's colour (linear) at the pixels `at`, from its level, lead and tint."""
+        level, lead, tint = self.level[at], self.lead[at], self.tint[at]
+        larger = level * (1.0 - lead)                    # the larger of the other two channels
+        first, second = np.where(tint >= 1.0, larger / np.maximum(tint, EPS), larger), np.where(tint >= 1.0, larger, larger * tint)
+        out = np.empty((len(level), 3), np.float32)
+        others = [c for c in range(3) if c != self.channel]
+        out[:, self.channel], out[:, others[0]], out[:, others[1]] = level, first, second
+        return out
+
 
 def balance_of(rgb: np.ndarray, channel: int) -> np.ndarray:
     """log(second other channel / first other channel): over- or underexposure does not change it."""

@@ -63,7 +63,7 @@ class MatteStage:
     Params = MatteParams
     summary = ("alpha matte per frame (shadow-proof chroma key with despill, rembg, or a person tracked through the "
                "shot), smoothed over time, grown/shrunk and feathered")
-    version = 4
+    version = 6  # 6: the shadow layer reads the clear screen only (no halo at the outline)
 
     def model_roles(self, params: MatteParams, models) -> list[str]:
         if params.method == "video":

@@ -67,6 +67,7 @@ class ShotConfig:
     footage_frames: int = 48
     footage_size: tuple[int, int] = (270, 480)
     as_filmed: bool = False                      # the card without its normal/albedo shading (the "before")
+    card_shadow: str = "BLENDER"                 # BLENDER, FILMED or BOTH: FILMED/BOTH ask the matte for its shadow
     cluster: str | None = None                   # Ray address: the frames render as chunks on its Blender nodes
     cluster_chunk: int = 8                       # frames per cluster task
     log: object = print
@@ -257,6 +258,8 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             continue
         stage = choice.engine.stage
         params = merged(expand_dotted(dict(choice.engine.params)), config.params.get(stage, {}))
+        if step == "matte" and config.card_shadow != "BLENDER":
+            params.setdefault("shadow", True)  # the filmed shadow the card lays on the floor
         if step == "upscale":
             params.setdefault("layers", ["albedo"] if "albedo" in takes else [])
             if params.get("method") == "resample":
@@ -278,6 +281,8 @@ def _place_card(config: ShotConfig, scene, spot, takes: dict[str, Take], out: Pa
     from blender_addon.scene.cards import CardError, make_card
 
     layers = {"color": takes.get("stylize", takes["matte"]), "alpha": takes["matte"]}
+    if "shadow" in takes["matte"].info.layers:
+        layers["shadow"] = takes["matte"]
     for step in ("depth", "normal", "albedo"):
         if step in takes:
             layers[step] = takes[step]
@@ -288,7 +293,7 @@ def _place_card(config: ShotConfig, scene, spot, takes: dict[str, Take], out: Pa
         card = make_card(card_take.root, height=config.card_height, depth_scale=config.depth_scale,
                          location=spot.matrix_world.translation.copy(), camera=scene.camera,
                          frame_start=scene.frame_start, name="Character Card", scene=scene,
-                         relit=0.0 if config.as_filmed else 1.0)
+                         relit=0.0 if config.as_filmed else 1.0, shadow=config.card_shadow)
     except CardError as e:
         raise ShotError("card", str(e)) from None
     camera = scene.camera.data

@@ -79,6 +79,15 @@ def add_decal(card: bpy.types.Object, image: bpy.types.Image, floor_z: float) ->
     return decal
 
 
+def set_floor(card: bpy.types.Object, z: float) -> None:
+    """The height of the floor the filmed shadow lies on (made at the card's location: where the feet stand;
+    a card stood on its frame's edge, or a floor elsewhere, sets it here)."""
+    decal = card_decal(card)
+    if decal is not None:
+        floor = decal.constraints["On the floor"]
+        floor.min_z = floor.max_z = z + LIFT
+
+
 def no_roulette_through_decals(scene: bpy.types.Scene) -> None:
     """Cycles plays Russian roulette on transparent bounces past Min Transparent Bounces (default 0): a ray
     through a decal darkening by 60% survives 40% of the time, so the shadow renders as speckle at the
@@ -178,6 +187,7 @@ def _decal_material(name, card, image, width, height, below_feet) -> bpy.types.M
     links.new(through.outputs[0], output.inputs["Surface"])
 
     material.surface_render_method = "BLENDED"  # EEVEE: coloured (multiplying) transparency
+    material.diffuse_color = (0.0, 0.0, 0.0, 0.15)  # the Solid viewport: a faint square, not a grey slab
     for i, node in enumerate(nodes):  # left to right in creation order, readable when opened
         node.location = (i * 200 - 1400, (i % 3) * -240)
     return material

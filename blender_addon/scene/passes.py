@@ -33,6 +33,7 @@ import numpy as np
 
 from backend.ipc.take import Layer, Take, TakeInfo
 from . import pose
+from .card_shadow import DECAL_FLAG
 from ..compat import media_type_settings, set_media_type
 from backend.ipc.imagefiles import exr_bytes, png_bytes, read_exr
 
@@ -211,6 +212,9 @@ def pass_render_settings(scene, camera, *, samples=None, size=None, freestyle=Fa
             set_(view_layer, flag, True)
         for owner in dict.fromkeys(_taggables(scene)):  # a material's tag wins over its object's
             set_(owner, "pass_index", tag_index.get(str(owner.get(tag_property)), 0))
+        for obj in scene.objects:  # a card's filmed shadow is no geometry: the floor under it is what the maps show
+            if obj.get(DECAL_FLAG):
+                set_(obj, "visible_camera", False)
         settings = scene.render.image_settings
         for attr, value in (*media_type_settings("MULTI_LAYER_IMAGE"), ("file_format", "OPEN_EXR_MULTILAYER"),
                             ("exr_codec", "NONE"), ("color_depth", "32"), ("use_exr_interleave", True)):

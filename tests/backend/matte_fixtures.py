@@ -118,3 +118,54 @@ def shadowed_screen_frame(height: int = 128, width: int = 128, *, shadow: float 
     plate = plate + rng.normal(0, noise, plate.shape)
     as_uint8 = lambda image: np.clip(np.round(image), 0, 255).astype(np.uint8)   # noqa: E731
     return as_uint8(frame), alpha, cast * (1 - alpha), as_uint8(plate)
+
+
+def bounce_lit_frame(height: int = 128, width: int = 128, bounce: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, true alpha): a pale figure whose right half is in shade, lit there only by light bounced off the
+    screen, so its colour there is the screen's hue at a lower level, as a mix of subject and screen would be."""
+    alpha = figure_coverage(height, width)
+    lit = to_linear(np.array([200.0, 215.0, 150.0]))                   # a pale yellow-green costume
+    shaded = 0.15 * lit + bounce * 0.5 * to_linear(SCREEN)           # the screen's green light, little else
+    right = (np.arange(width) > width // 2 + 2)[None, :, None]
+    subject = to_encoded(np.where(right, shaded, lit) * np.ones((height, width, 1), np.float32))
+    frame = mix(alpha, subject, np.broadcast_to(SCREEN, (height, width, 3)))
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha
+
+
+def islands_frame(height: int = 128, width: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, true alpha, dark island mask, hole mask): a red figure with a dark patch of the screen's hue inside
+    its body (a dark costume detail in green bounce light: subject) and a ring of arm around real screen (a hole)."""
+    s = SUPERSAMPLE
+    big = np.zeros((height * s, width * s), np.uint8)
+    cv2.rectangle(big, (int(0.30 * width * s), int(0.20 * height * s)), (int(0.62 * width * s), int(0.95 * height * s)), 255, -1)
+    cv2.circle(big, (int(0.78 * width * s), int(0.45 * height * s)), int(0.14 * width * s), 255, int(0.05 * width * s))
+    alpha = cv2.resize(big.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[:height, :width]
+    island = (np.abs(xx - 0.46 * width) < 0.07 * width) & (np.abs(yy - 0.55 * height) < 0.08 * height)
+    hole = (xx - 0.78 * width) ** 2 + (yy - 0.45 * height) ** 2 < (0.09 * width) ** 2
+    subject = np.where(island[..., None], SCREEN * 0.35, np.array([190.0, 40.0, 50.0]))
+    frame = mix(alpha, subject.astype(np.float32), np.broadcast_to(SCREEN, (height, width, 3)))
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha, island, hole
+
+
+def hair_fan_frame(height: int = 128, width: int = 128, strands: int = 40,
+                   thickness: float = 1.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, true alpha, strand pixels): a skin-coloured head and shoulders with a fan of brown strands about a
+    pixel thick, crowding into a dense (mixed, never solid) blob where they leave the head."""
+    s = SUPERSAMPLE
+    head, hair = np.zeros((height * s, width * s), np.uint8), np.zeros((height * s, width * s), np.uint8)
+    cx, cy = width // 2 * s, int(0.62 * height) * s
+    cv2.ellipse(head, (cx, cy), (int(0.14 * width * s), int(0.17 * height * s)), 0, 0, 360, 255, -1)
+    cv2.rectangle(head, (cx - int(0.23 * width * s), cy + int(0.12 * height * s)), (cx + int(0.23 * width * s), height * s), 255, -1)
+    for angle in np.radians(np.linspace(-50, 50, strands)):
+        start = (cx + int(0.11 * width * s * np.sin(angle)), cy - int(0.14 * height * s * np.cos(angle)))
+        end = (cx + int(0.31 * width * s * np.sin(angle)), cy - int(0.36 * height * s * np.cos(angle)))
+        cv2.line(hair, start, end, 255, thickness=int(thickness * s))
+    a_head, a_hair = (cv2.resize(m.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
+                      for m in (head, hair))
+    a_hair = a_hair * (1.0 - a_head)
+    truth = a_head + a_hair
+    linear = (a_head[..., None] * to_linear(np.array([225.0, 170.0, 140.0])) + a_hair[..., None] * to_linear(np.array([70.0, 45.0, 30.0]))
+              + (1.0 - truth)[..., None] * to_linear(SCREEN))
+    frame = np.clip(np.round(to_encoded(linear)), 0, 255).astype(np.uint8)
+    return frame, truth, (a_hair > 0.02) & (a_head < 0.02)

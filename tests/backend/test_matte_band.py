@@ -8,7 +8,8 @@ from matte_fixtures import figure_coverage, lit_screen, mix, shadowed_screen_fra
 
 from backend.params import parse_params
 from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
-from backend.pipelines.key_band import BLOCK, TILE, _near_hot_tiles, banded_key, settle
+from backend.pipelines import key_band
+from backend.pipelines.key_band import BLOCK, TILE, banded_key, settled_blocks
 from backend.pipelines.key_difference import difference_key, raw_reach, solve_reach
 from backend.pipelines.screen_model import estimate_screen, linear_light, screen_from_plate
 
@@ -37,8 +38,7 @@ def turned_tint_frame(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 def tiles_solved(frame: np.ndarray, params, screen) -> np.ndarray:
     """Full-size mask of the tiles that key_band solves at full size."""
     h, w = frame.shape[:2]
-    near_hot = _near_hot_tiles(frame, 1, h, w, solve_reach(params.edge_radius) + raw_reach())
-    _, unsettled = settle(frame, params, screen, near_hot)
+    _, unsettled, _, _ = settled_blocks(frame, params, screen)
     per_tile = TILE // BLOCK
     mask = np.zeros((h, w), bool)
     for y in range(0, h, TILE):
@@ -56,24 +56,31 @@ def away_from_the_edge(shape, params) -> np.ndarray:
     return inner
 
 
+@pytest.fixture
+def always_banded(monkeypatch):
+    """The banded solve even where its crops' context would cost more than the full path (small frames)."""
+    monkeypatch.setattr(key_band, "FULL_COST", float("inf"))
+
+
 @pytest.mark.parametrize("scene", ["shadowed", "hot lamp", "turned tint"])
-@pytest.mark.parametrize("edge_radius", [1, 3])
-def test_the_banded_solve_equals_the_full_size_path(scene, edge_radius):
+@pytest.mark.parametrize("edge_radius, size", [(1, (192, 256)), (3, (192, 256)), (2, (201, 263))])
+def test_the_banded_solve_equals_the_full_size_path(scene, edge_radius, size, always_banded):
+    """Odd sizes too: the full path repeats an odd edge once, as the crops do, so the 2x2 pairs match."""
     params = parse_params(ChromaKeyParams, {"edge_radius": edge_radius})
     if scene == "turned tint":
-        frame, plate = turned_tint_frame(192, 256)
+        frame, plate = turned_tint_frame(*size)
         screen = screen_from_plate(plate, 1, plate.shape[:2])
     else:
-        frame = shadowed_screen_frame(192, 256)[0] if scene == "shadowed" else hot_lamp_frame(192, 256)
+        frame = shadowed_screen_frame(*size)[0] if scene == "shadowed" else hot_lamp_frame(*size)
         screen = estimate_screen([linear_light(frame)], 1)
     (bys, bxs), b_straight, banded = banded_key(frame, params, screen)
     (fys, fxs), f_straight, full = difference_key(linear_light(frame), params, screen)
     band = tiles_solved(frame, params, screen)
     assert 0.1 < band.mean() < 0.8                              # the outline is solved, much of the frame is not
     settled = set(np.unique(banded[~band]).tolist())
-    # exactly screen or subject; no subject settles next to a clipped screen (the raw key's clipped-screen
-    # correction could take it under the softness' end), nor where the lead side keys under it (the turned tint)
-    assert settled == ({0.0, 1.0} if scene == "shadowed" else {0.0})
+    # exactly screen or subject (near the clipped screen too: there from the raw key itself); the turned tint's
+    # body keys under the softness' end, so nothing of it settles as subject
+    assert settled == ({0.0} if scene == "turned tint" else {0.0, 1.0})
     inner = away_from_the_edge(band.shape, params)
     assert np.array_equal(banded[inner], full[inner])
     # the fringe's straight colour too, pixel for pixel
@@ -82,14 +89,14 @@ def test_the_banded_solve_equals_the_full_size_path(scene, edge_radius):
     assert full_colour and all(banded_colour[key] == c for key, c in full_colour.items())
 
 
-def test_the_band_path_is_the_default_and_keys_as_well():
+def test_the_band_path_is_the_default_and_keys_as_well(always_banded):
     frame, truth, _, _ = shadowed_screen_frame(192, 256)
     banded = chroma_key(frame, parse_params(ChromaKeyParams, {}))[1]
     full = chroma_key(frame, parse_params(ChromaKeyParams, {"solve": "full"}))[1]
     assert soft_iou(banded, truth) >= 0.98 and abs(soft_iou(banded, truth) - soft_iou(full, truth)) < 1e-3
 
 
-def test_a_faint_thin_strand_alone_on_the_screen_is_still_solved():
+def test_a_faint_thin_strand_alone_on_the_screen_is_still_solved(always_banded):
     """A ginger strand a pixel wide at a sixth coverage, far from the figure: its blocks are almost all screen and
     their mean keys as screen (the strand raises red, not blue, the screen's larger other channel)."""
     h, w = 192, 256
@@ -102,3 +109,16 @@ def test_a_faint_thin_strand_alone_on_the_screen_is_still_solved():
     full = chroma_key(frame, parse_params(ChromaKeyParams, {"solve": "full"}))[1]
     assert full[25:165, 30].mean() > 0.1                         # the full-size key sees the strand
     assert np.array_equal(banded[25:165, 30], full[25:165, 30])
+
+
+def test_where_the_crops_would_cost_more_the_full_path_runs(monkeypatch):
+    """A frame mostly near a clipped screen: the raw key of its crops with context costs more than a frame's, so
+    the tiles are not settled and the frame is keyed by the full path."""
+    frame = hot_lamp_frame(192, 256)
+    params = parse_params(ChromaKeyParams, {})
+    screen = estimate_screen([linear_light(frame)], 1)
+    monkeypatch.setattr(key_band, "FULL_COST", float("inf"))
+    assert settled_blocks(frame, params, screen) is not None
+    monkeypatch.setattr(key_band, "FULL_COST", 0.01)
+    assert settled_blocks(frame, params, screen) is None
+    assert np.array_equal(banded_key(frame, params, screen)[2], difference_key(linear_light(frame), params, screen)[2])

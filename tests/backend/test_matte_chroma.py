@@ -104,3 +104,40 @@ def test_a_yellow_green_figure_keeps_its_body(colour):
     _, alpha = key(frame)
     assert alpha[truth == 1].mean() > 0.99
     assert soft_iou(alpha, truth) >= 0.98
+
+
+def test_a_shaded_side_lit_by_the_screens_bounce_is_solid():
+    """In shade, a pale costume is lit by the screen's green bounce: pixel by pixel it looks like a mix with the
+    screen. No screen reaches it, so it is solid (and it is not, with the interior fill off)."""
+    from matte_fixtures import bounce_lit_frame
+
+    frame, truth = bounce_lit_frame(128, 128)
+    shaded = (truth == 1) & (np.arange(128) > 68)[None, :]
+    filled = key(frame)[1]
+    assert filled[shaded].mean() > 0.95
+    assert soft_iou(filled, truth) >= 0.96
+    assert key(frame, fill_interior=False)[1][shaded].mean() < 0.85
+
+
+def test_a_dark_island_inside_the_figure_is_subject_and_a_hole_stays_screen():
+    from matte_fixtures import islands_frame
+
+    frame, truth, island, hole = islands_frame(128, 128)
+    _, alpha = key(frame)
+    assert alpha[island].mean() > 0.99              # screen-hued but dark, and no screen reaches it: subject
+    assert alpha[hole].max() < 0.02                 # enclosed by the arm but as bright as the screen: screen
+    assert soft_iou(alpha, truth) >= 0.99
+    assert key(frame, fill_interior=False)[1][island].mean() < 0.1
+
+
+def test_dense_strands_next_to_skin_are_not_keyed_too_opaque():
+    """Where strands crowd into a blob, the blob keys solid and is itself a mix: solved against it, the strands
+    next to it would come out nearly opaque. Next to skin (no lead of its own), the screen's lead lost bounds them."""
+    from matte_fixtures import hair_fan_frame
+
+    frame, truth, strands = hair_fan_frame(128, 128)
+    _, alpha = key(frame)
+    error = (alpha - truth)[strands]
+    assert strands.sum() > 800
+    assert np.abs(error).mean() < 0.046 and error.mean() < 0.045
+    assert soft_iou(alpha, truth) >= 0.985

@@ -69,6 +69,18 @@ def test_the_shadow_layer_is_where_the_figures_shadow_is(tmp_path):
         assert truth_shadow[centre] > 0.3                     # its darkest point is in the true shadow
 
 
+def test_the_shadow_layer_has_no_halo_around_the_figure(tmp_path):
+    """The figure's own darkness at its outline is not a shadow: no dark ring for the card to lay on the floor."""
+    frames = [shadowed_screen_frame(128, 128, seed=s, shift=4 * s) for s in range(3)]
+    out = run_stage("matte", {"shadow": True}, make_context(stage_inputs(f[0] for f in frames), tmp_path))
+    for i, (_, truth_alpha, truth_shadow, _) in enumerate(frames):
+        layer = out[i + 1]["shadow"]
+        around = cv2.dilate((truth_alpha > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        ring = around & (truth_alpha == 0) & (truth_shadow < 0.01)   # clear screen within 3 px of the figure
+        outline = (truth_alpha > 0) & (truth_alpha < 1) & (truth_shadow < 0.01)
+        assert layer[ring].max() < 0.15 and layer[outline].mean() < 0.03  # blurring the figure in: 0.35, 0.135
+
+
 def test_the_shadow_layer_needs_the_difference_keyer():
     with pytest.raises(ParamError, match="shadow"):
         parse_params(MatteParams, {"shadow": True, "key": {"model": "distance"}})

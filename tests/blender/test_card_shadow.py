@@ -20,7 +20,7 @@ from mathutils import Vector
 from backend.ipc.imagefiles import png_bytes
 from backend.ipc.take import Layer, Take
 from blender_addon.compat import shader_nodes
-from blender_addon.scene.card_shadow import LIFT, card_decal, set_shadow_strength
+from blender_addon.scene.card_shadow import LIFT, card_decal, set_floor, set_shadow_strength
 from blender_addon.scene.cards import CardError, make_card, set_card_rendered, set_card_shadow
 
 SIZE = 96
@@ -181,6 +181,7 @@ def test_the_shadow_mode_changes_on_a_made_card_and_follows_its_timing(tmp_path)
     set_card_shadow(card, "BOTH")
     decal = card_decal(card)
     assert decal is not None and card.visible_shadow and card["stage_shadow"] == "BOTH"
+    assert decal.active_material.diffuse_color[3] < 0.5  # the Solid viewport sees through it
     user = decal.active_material.node_tree.nodes["shadow"].image_user
     assert (user.frame_start, user.frame_duration) == (5, 3)
     for frame, shown in ((4, False), (5, True), (7, True), (8, False)):
@@ -258,6 +259,9 @@ def test_the_decal_stays_on_the_floor_while_the_card_follows_the_feet(tmp_path):
         heights.append(card.matrix_world.translation.z)
         assert decal.matrix_world.translation.z == pytest.approx(0.5 + LIFT, abs=1e-6), frame
     assert max(heights) - min(heights) > 0.3, heights  # the card did move
+    set_floor(card, 0.2)  # a floor elsewhere (a card stood on its frame's edge)
+    bpy.context.view_layer.update()
+    assert decal.matrix_world.translation.z == pytest.approx(0.2 + LIFT, abs=1e-6)
 
 
 @pytest.mark.slow  # EEVEE on software OpenGL: its first run compiles shaders
@@ -270,3 +274,24 @@ def test_eevee_lays_the_same_shadow(tmp_path):
     card = make_card(take_with_shadow(tmp_path / "take"), height=2.0, location=(0, 0, 0), stand="FRAME",
                      contact=False, displace="NONE", shadow="FILMED")
     darkening_lines_up(scene, card, tmp_path, 1)
+
+
+def test_the_control_passes_see_the_floor_not_the_decal(tmp_path):
+    """Segmentation (and depth, normals) are the scene's geometry: the tagged floor under a filmed shadow stays
+    the floor's colour."""
+    from blender_addon.scene.frames import read_frame
+    from blender_addon.scene.passes import render_passes as render_control_passes
+
+    scene = floor_scene()
+    scene.objects["Floor"]["stage_tag"] = "floor"
+    card = make_card(take_with_shadow(tmp_path / "take"), height=2.0, location=(0, 0, 0), stand="FRAME",
+                     contact=False, displace="NONE", shadow="FILMED")
+    scene.frame_set(1)
+    core, _ = patch_masks(scene, card, 1)
+    take = render_control_passes(tmp_path / "passes", scene=scene, camera=scene.camera, frame_start=1, frame_end=1,
+                                 layers=("segmentation",))
+    segmentation = read_frame(take, "segmentation", 1)
+    floor_colour = segmentation[SIZE - 2, 2]
+    assert floor_colour.any()  # the floor is tagged
+    assert (segmentation[core] == floor_colour).all()
+    assert card_decal(card).visible_camera  # the render put it back

@@ -99,6 +99,18 @@ def test_a_frame_taller_than_the_footage_gets_the_cards_textures_upscaled_to_it(
     assert upscaled.info.layers["alpha"].format == "png16"
 
 
+def test_card_shadow_filmed_asks_the_matte_for_its_shadow_and_lays_it_under_the_card(tmp_path):
+    import bpy
+    from blender_addon.scene.card_shadow import card_decal
+
+    (tmp_path / "no-models.json").write_text("{}")
+    run_shot(tiny_config(tmp_path, frames=(1, 1), footage_frames=1, card_shadow="FILMED"))
+    card = Take.open(tmp_path / "takes" / "card")
+    assert card.info.layers["shadow"].format == "png16" and card.path("shadow", 1).is_file()
+    placed = bpy.data.objects["Character Card"]
+    assert card_decal(placed) is not None and not placed.visible_shadow
+
+
 @pytest.fixture
 def one_frame(tmp_path):
     folder = tmp_path / "footage"

@@ -3,10 +3,11 @@
 A stylized keyframe's ink sits on edges of its source frame. Carried to frame t along the flow, it lands a pixel
 or two off those of frame t (and where the flow fails, as torn fragments), which costs more fidelity than a blur
 does (toon clips: 1-2 dB behind the EbSynth-like baseline carried, 2-4 dB ahead redrawn). So the ink is
-*redrawn* on frame t: a small logistic model maps edge features of a source frame (Canny at five thresholds: on a
-2 px line, and the distance to the nearest edge, so it can learn how wide the style's lines are; the gradient's
-log-magnitude) to the keyframe's ink, and is applied to frame t's own features. Which edges carry ink is the style's choice (a toon style inks
-every strong edge, Freestyle only silhouettes and creases), so two models are fitted:
+*redrawn* on frame t: a small logistic model maps edge features of a source frame (Canny edges at five
+thresholds: on a 2 px line, and within 1, 2, 3 px, so it can learn how wide the style's lines are and on how
+strong an edge it draws them; the gradient's log-magnitude) to the keyframe's ink, and is applied to frame t's own
+features. Which edges carry ink is the style's choice (a toon style inks every strong edge, Freestyle only
+silhouettes and creases), so two models are fitted:
   - `near`: among pixels within GATE px of the keyframe's ink, where the ink carried along the flow says the
     style draws; applied only there;
   - `anywhere`: over the whole frame, for pixels no flow vouches for (occluded in both keyframes), where the
@@ -54,46 +55,51 @@ def ink_amount(residual: np.ndarray, literal: np.ndarray) -> np.ndarray:
 
 @dataclass
 class EdgeMaps:
-    """A frame's edge features, compact: for each Canny threshold a code per pixel (uint8: twice the city-block
-    distance to the nearest edge, capped at 4, plus 1 where the edge dilated to a 2 px line covers it), and the
-    gradient's log-magnitude (float32)."""
+    """A frame's edge features, compact (uint8 maps, looked up through tables by `predict`): for each reach, the
+    strongest Canny level (1..len(CANNY), 0 none) of an edge within it: the edge drawn as a 2 px line, then
+    within each of DISTANCES; and the gradient's magnitude (|dx| + |dy| of Sobel, / 4, saturated)."""
 
-    codes: np.ndarray      # len(CANNY) x H x W uint8
-    magnitude: np.ndarray  # H x W float32
+    levels: np.ndarray     # (1 + len(DISTANCES)) x H x W uint8
+    magnitude: np.ndarray  # H x W uint8
 
 
-FEATURES = len(CANNY) * (len(DISTANCES) + 1) + 2  # the model's weights: see `_features_of`
+FEATURES = (1 + len(DISTANCES)) * len(CANNY) + 2  # the model's weights: see `_features_of`
+# log(1 + magnitude), the magnitude feature of each uint8 value (scaled like the binary features, about 0..1)
+_LOG_MAGNITUDE = (np.log1p(np.arange(256, dtype=np.float32) * 4.0) * 0.15).astype(np.float32)
 
 
 def edge_maps(rgb: np.ndarray) -> EdgeMaps:
-    """The edge features of a uint8 RGB frame: for each Canny threshold, the edges dilated to a 2 px line (as
-    most inkers draw at an edge) and how far the nearest edge is (so the model can learn how wide the style's
-    lines are); and the gradient's log-magnitude (how strong the edge is). All in uint8 OpenCV calls but the last."""
+    """The edge features of a uint8 RGB frame (see EdgeMaps): where the frame's edges are, how strong, and how
+    far each pixel is from one, so the model can learn how wide and on which edges the style draws its lines.
+    Canny edges are nested by threshold closely enough that one map of each edge pixel's strongest level, grown
+    by a dilation per reach, stands for a distance transform per threshold (a third of the cost)."""
     grey = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (5, 5), 1.2)
-    codes = np.empty((len(CANNY),) + grey.shape, np.uint8)
-    thin = np.ones((2, 2), np.uint8)
+    level = np.zeros(grey.shape, np.uint8)
     for i, (low, high) in enumerate(CANNY):
-        edges = cv2.Canny(grey, low, high)
-        distance = cv2.distanceTransform(cv2.bitwise_not(edges), cv2.DIST_L1, 3, dstType=cv2.CV_8U)
-        line = cv2.dilate(edges, thin) >> 7  # 0 or 1
-        cv2.add(cv2.min(distance, 4) << 1, line, dst=codes[i])
-    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1)
-    return EdgeMaps(codes, np.log1p(cv2.magnitude(gx, gy)) * np.float32(0.2))
+        cv2.max(level, cv2.bitwise_and(cv2.Canny(grey, low, high), i + 1), dst=level)
+    levels = np.empty((1 + len(DISTANCES),) + grey.shape, np.uint8)
+    cv2.dilate(level, np.ones((2, 2), np.uint8), dst=levels[0])
+    for i, reach in enumerate(DISTANCES):
+        cv2.dilate(level, _diamond(reach), dst=levels[i + 1])
+    dx = cv2.convertScaleAbs(cv2.Sobel(grey, cv2.CV_16S, 1, 0), alpha=0.25)
+    dy = cv2.convertScaleAbs(cv2.Sobel(grey, cv2.CV_16S, 0, 1), alpha=0.25)
+    return EdgeMaps(levels, cv2.add(dx, dy))
 
 
-def _code_features(code: np.ndarray) -> list[np.ndarray]:
-    """A code's features: on the 2 px line; nearest edge within each of DISTANCES."""
-    steps = code >> 1
-    return [code & 1] + [steps <= reach for reach in DISTANCES]
+def _diamond(reach: int) -> np.ndarray:
+    """The city-block disc of radius `reach` as a structuring element."""
+    span = np.abs(np.arange(-reach, reach + 1))
+    return ((span[:, None] + span[None, :]) <= reach).astype(np.uint8)
 
 
 def _features_of(maps: EdgeMaps, pixels: np.ndarray) -> np.ndarray:
-    """N x FEATURES float64 design matrix of the flat pixel indices `pixels` (the last column the constant 1)."""
+    """N x FEATURES float64 design matrix of the flat pixel indices `pixels`: for each reach and Canny level, an
+    edge of that level or stronger within the reach; the log magnitude; the constant 1."""
     columns = []
-    for codes in maps.codes:
-        columns += _code_features(codes.reshape(-1)[pixels])
-    columns += [maps.magnitude.reshape(-1)[pixels], np.ones(len(pixels))]
+    for level_map in maps.levels:
+        values = level_map.reshape(-1)[pixels]
+        columns += [values >= level for level in range(1, len(CANNY) + 1)]
+    columns += [_LOG_MAGNITUDE[maps.magnitude.reshape(-1)[pixels]], np.ones(len(pixels))]
     return np.stack(columns, axis=1).astype(np.float64)
 
 
@@ -125,23 +131,28 @@ def fit(maps: EdgeMaps, ink: np.ndarray, seed: int = 0) -> InkModel:
 
 
 def predict(weights: np.ndarray, maps: EdgeMaps) -> np.ndarray:
-    """P(ink) per pixel (H x W float32) of a frame's edge maps under logistic `weights`: each threshold's part
-    of the sum is looked up by code (no feature planes are made)."""
-    per = len(DISTANCES) + 1
-    codes = np.arange(10, dtype=np.uint8)  # every code edge_maps makes (steps 0..4, line or not)
-    table_features = np.stack(_code_features(codes), axis=1).astype(np.float32)  # code -> its features
-    logit = maps.magnitude * weights[-2] + weights[-1]
-    for i, code_map in enumerate(maps.codes):
-        table = table_features @ weights[i * per:(i + 1) * per].astype(np.float32)
-        logit += np.take(table, code_map)
-    return 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
+    """P(ink) per pixel (H x W float32) of a frame's edge maps under logistic `weights`: each map's part of the sum
+    is one table lookup (cv2.LUT), no feature planes are made."""
+    logit = cv2.LUT(maps.magnitude, _LOG_MAGNITUDE * weights[-2] + weights[-1])
+    count = len(CANNY)
+    for i, level_map in enumerate(maps.levels):
+        table = np.zeros(256, np.float32)  # level v -> the sum of the weights of levels 1..v
+        table[1:count + 1] = np.cumsum(weights[i * count:(i + 1) * count])
+        logit += cv2.LUT(level_map, table)
+    return _sigmoid(logit)
+
+
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    e = cv2.exp(cv2.min(cv2.multiply(logit, -1.0), 30.0))
+    return cv2.divide(1.0, cv2.add(e, 1.0))
 
 
 def hard(probability: np.ndarray) -> np.ndarray:
-    """Ink as a line with a hard edge: P(ink) through a steep smoothstep about 1/2. (P itself is the best guess
+    """Ink as a line with a hard edge: P(ink) through a steep smoothstep (HARD). (P itself is the best guess
     in the mean-square sense, but draws uncertain lines grey: the toon clips kept 0.3-0.5 of their sharpness.)"""
-    x = np.clip((probability - HARD[0]) * np.float32(1.0 / (HARD[1] - HARD[0])), 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
+    x = cv2.min(cv2.max(cv2.subtract(probability, HARD[0]), 0.0), HARD[1] - HARD[0])
+    x = cv2.multiply(x, 1.0 / (HARD[1] - HARD[0]))
+    return cv2.multiply(cv2.multiply(x, x), cv2.subtract(3.0, cv2.multiply(x, 2.0)))
 
 
 def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -1,14 +1,18 @@
 """The colour-difference keyer: how much a pixel still looks like the screen at its place, whatever its brightness.
 
 Screen in shadow has the same hue as lit screen (all channels scale together), so the screen channel's
-lead over the others, as a share of the screen channel, stays the screen's own: it keys as screen. The
-subject's pixels lead by less (or not at all). `1 - lead / screen_lead` is the raw key: 0 on screen,
-1 on anything not screen-coloured.
+lead over the others, as a share of the screen channel, stays the screen's own, and so does the ratio of the
+other two (the screen's tint): it keys as screen. The raw key is the larger of the lead lost
+(`1 - lead / screen_lead`) and the tint turned: 0 on screen, 1 on anything not screen-coloured.
 
 At the fringe, the raw key is only a guess; alpha is solved from the mix p = u * subject + (1 - a) * screen
-in linear RGB (u free: the subject's own shading), with the subject colour from the solid subject next to
-it and the screen colour from the actual screen next to it (shadowed or not). Channels clipped at white carry no mix and are left out of the solve,
-so an edge next to a blown highlight does not come out opaque.
+in linear RGB (u free: the subject's own shading), with the subject colour from the solid subject right next
+to it and the screen colour from the actual screen next to it (shadowed or not; the screen model's lit colour
+inside dense strands, where none shows). Channels clipped at white carry no mix and are left out of the solve
+(where one channel is left, a is solved on it), so an edge next to a blown highlight does not come out opaque.
+The fringe includes the outline's pixels next to solid subject even when their hue is the screen's (a dark
+subject covering part of a pixel only darkens it), and next to a subject with no lead of its own alpha is at
+most the screen's lead lost (dense strands keyed solid are a mix, not a subject colour to solve against).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ import numpy as np
 
 from backend.pipelines.srgb import srgb_to_linear
 
-INTERIOR_REACH = 1.5   # pixels from the screen beyond which a flat partial alpha cannot be a mix (antialiasing: ~1 px)
+INTERIOR_REACH = 1.5   # pixels from the screen beyond which a flat partial alpha cannot be a mix (antialiasing: ~1 px;
+                       # within 1.5 px: the 3x3 neighbourhood)
 INTERIOR_MIN = 0.4     # lowest alpha in a 3x3 neighbourhood for it to count as the subject's own shading
 INTERIOR_FLAT = 0.15   # most alpha may vary in that neighbourhood (more: an edge, a ramp, strands)
 HOLE_LIT = 0.7         # an enclosed screen-coloured island at least this bright (share of the screen near it) is a hole
@@ -31,15 +32,15 @@ _LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 def fill_interior(alpha: np.ndarray, color: np.ndarray, channel: int) -> np.ndarray:
     """`alpha` of an 8-bit sRGB frame (float32, modified in place and returned) with the figure's interior solid.
 
-    Works on the box around what is not screen (alpha above SCREEN_ALPHA) plus a margin: outside it all is screen.
+    Works on the box around the pixels of alpha INTERIOR_MIN or more, plus a margin: nothing outside it can be
+    filled (a stray speck of noise on the screen does not widen it), and any way out of it reaches the screen.
     """
-    keyed = alpha > SCREEN_ALPHA
-    rows, cols = np.nonzero(keyed.any(1))[0], np.nonzero(keyed.any(0))[0]
+    rows, cols = np.nonzero((alpha >= INTERIOR_MIN).any(1))[0], np.nonzero((alpha >= INTERIOR_MIN).any(0))[0]
     if not len(rows):
         return alpha
     box = (slice(max(rows[0] - 2, 0), rows[-1] + 3), slice(max(cols[0] - 2, 0), cols[-1] + 3))
     value = cv2.LUT(np.ascontiguousarray(color[box][..., channel]), _LINEAR)
-    alpha[box] = solid_interior(alpha[box], ~keyed[box], value)
+    alpha[box] = solid_interior(alpha[box], alpha[box] <= SCREEN_ALPHA, value)
     return alpha
 
 
@@ -60,9 +61,9 @@ def solid_interior(alpha: np.ndarray, screenish: np.ndarray, value: np.ndarray) 
         dark = ~_lit_like_the_screen(labels[ys, xs], count, value[ys, xs], _screen_near(screen, value, (ys, xs)))
         alpha[ys[dark], xs[dark]] = 1.0               # enclosed dark islands: dark subject
         screen[ys[~dark], xs[~dark]] = True           # enclosed lit islands: real holes
-    reach = cv2.distanceTransform((~screen).astype(np.uint8), cv2.DIST_L2, 3)
+    reached = cv2.dilate(screen.astype(np.uint8), _AROUND).astype(bool)   # within INTERIOR_REACH of the screen
     low, high = cv2.erode(alpha, _AROUND), cv2.dilate(alpha, _AROUND)
-    alpha[(reach > INTERIOR_REACH) & (low >= INTERIOR_MIN) & (high - low <= INTERIOR_FLAT)] = 1.0
+    alpha[~reached & (low >= INTERIOR_MIN) & (high - low <= INTERIOR_FLAT)] = 1.0
     return alpha
 
 

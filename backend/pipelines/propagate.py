@@ -529,13 +529,16 @@ class Propagator:
             gate, colour = gates[0], colours[0]
         else:
             full_share = _resize(share, size, cv2.INTER_LINEAR)
-            gate = gates[1] + full_share * (gates[0] - gates[1])
+            gate = cv2.add(gates[1], cv2.multiply(full_share, cv2.subtract(gates[0], gates[1])))
             colour = colours[1] + share * (colours[0] - colours[1])
-        trust = _resize(np.minimum(confidence * np.float32(1.0 / INK_TRUST), 1.0), size, cv2.INTER_LINEAR)
-        amount = trust * gate * ink_model.predict(near, feats) + (1.0 - trust) * ink_model.predict(anywhere, feats)
-        amount = ink_model.hard(amount)
+        amount = cv2.multiply(gate, ink_model.predict(near, feats))
+        small_trust = np.minimum(confidence * np.float32(1.0 / INK_TRUST), 1.0)
+        if small_trust.min() < 1.0:  # somewhere no flow vouches for the carried ink: the keyframe's model alone
+            trust = _resize(small_trust, size, cv2.INTER_LINEAR)
+            anywhere = ink_model.predict(anywhere, feats)
+            amount = cv2.add(anywhere, cv2.multiply(trust, cv2.subtract(amount, anywhere)))
         colour = cv2.merge([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in colour])
-        return amount.astype(np.float32), colour
+        return ink_model.hard(amount), colour
 
     def _choose(self, first: np.ndarray, second: np.ndarray, keys: tuple[int, int]) -> np.ndarray:
         """Which side's residual each region takes (float32 in [0, 1], 1 = the earlier keyframe's, `first`; a

@@ -138,3 +138,16 @@ def test_edges_next_to_clipped_highlights_are_not_keyed_opaque():
     edge = (truth > 0.02) & (truth < 0.98)
     assert np.clip(alpha - truth, 0.0, None)[edge].mean() < 0.03   # the edge is not pushed towards opaque
     assert soft_iou(alpha, truth) >= 0.98
+
+
+def test_the_screen_models_lit_colour_is_the_plates_colour():
+    """Where no screen shows near a fringe pixel (inside dense strands), its colour comes from the screen model:
+    its level, lead and tint give back the lit screen's colour, here a warm-lit plate's."""
+    from backend.pipelines.screen_model import linear_light, screen_from_plate
+
+    plate = lit_screen(96, 128, falloff=0.4, warm=0.8)
+    plate8 = np.clip(np.round(plate), 0, 255).astype(np.uint8)
+    model = screen_from_plate(plate8, 1, (96, 128))
+    at = (np.array([10, 50, 90, 48]), np.array([5, 64, 120, 100]))
+    expected = cv2.GaussianBlur(linear_light(plate8), (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)[at]
+    assert np.allclose(model.lit_colour(at), expected, rtol=0.02, atol=1e-3)

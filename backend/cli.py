@@ -196,19 +196,33 @@ def cmd_run(args) -> int:
 
 def read_all(keys, read, store, label: str) -> dict[int, str]:
     """Digest every frame (or side input item), storing it for an embedded run; a few frames in memory at a time.
-    The next frames are decoded in a thread while this one is digested and stored (backend/read_ahead.py)."""
+    The next frames are decoded in a thread (backend/read_ahead.py) while this one is digested, and stored by two
+    more threads (a store write waits on the disk: fsync), so decoding, hashing and writing overlap."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from backend.ipc.digest import digest_arrays
     from backend.progress import ProgressBar
     from backend.read_ahead import read_ahead
 
     digests = {}
     bar = ProgressBar(len(keys), label)
+    storing: deque = deque()
     try:
-        for i, (key, arrays) in enumerate(read_ahead(keys, read), 1):
-            digests[key] = digest_arrays(arrays)
-            if store is not None:
-                store.put_input(digests[key], arrays)
-            bar.update(i)
+        with ThreadPoolExecutor(2, thread_name_prefix="store-input") as pool:
+            try:
+                for i, (key, arrays) in enumerate(read_ahead(keys, read), 1):
+                    digests[key] = digest_arrays(arrays)
+                    if store is not None:
+                        storing.append(pool.submit(store.put_input, digests[key], arrays))
+                        while len(storing) > 2:  # at most two frames wait to be stored
+                            storing.popleft().result()
+                    bar.update(i)
+                while storing:
+                    storing.popleft().result()
+            finally:
+                for future in storing:
+                    future.cancel()
     finally:
         bar.close()
     return digests

@@ -11,9 +11,12 @@ screen estimated from the shot, solved at full size only in the tiles where alph
 same keyer solving every pixel at full size (key.solve=full, the reference), and with the older distance keyer,
 side by side.
 
-Speed: the keyer alone (chroma_key: linear light, key, fringe colour, despill), best of 7 runs taken in turns
-with the other keyers, as the last line says; and beside it the matte stage's whole per-frame work on the same frame (decode the source PNG, key, refine
-with the defaults, encode the colour PNG and the 16-bit alpha PNG as the take stores them), without the disk.
+Speed: the keyer alone (chroma_key: linear light, key, fringe colour, interior fill, despill), best of 7 runs
+taken in turns with the other keyers, as the last line says (wall time: it follows the load of the shared
+machine); its CPU time a frame with OpenCV on one thread (steady under load); the matte stage's whole per-frame
+work on the same frame run serially (decode the source PNG, key, refine with the defaults, encode the colour PNG
+and the 16-bit alpha PNG as the take stores them), without the disk; and with --stage, `dstage run matte` end to
+end (decoding ahead and encoding in its writer thread, as a job does).
 
 IoU: soft IoU of alpha with the truth, per frame; worst is the lowest frame over all shots except the
 overexposed one, which is printed on its own line. Edge MAE: mean |alpha - truth| within 2 pixels of the
@@ -124,6 +127,24 @@ def speeds_at_1080(frame: np.ndarray, keyers: dict) -> dict[str, tuple[float, fl
     return {name: (keyed[name], staged[name]) for name in keyers}
 
 
+def cpu_ms(frame: np.ndarray, params, runs: int = 7) -> float:
+    """The keyer's CPU time a frame (median), OpenCV on one thread: what it costs whatever else runs on the machine."""
+    big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    screen = estimate_screen([linear_light(big)], 1)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        chroma_key(big, params, screen)
+        times = []
+        for _ in range(runs):
+            start = time.process_time()
+            chroma_key(big, params, screen)
+            times.append(time.process_time() - start)
+    finally:
+        cv2.setNumThreads(threads)
+    return 1000.0 * float(np.median(times))
+
+
 def stage_fps(frame: np.ndarray, counts: tuple[int, int] = (8, 32)) -> float:
     """The matte stage end to end (`dstage run matte`, defaults: source PNGs decoded a frame ahead, colour and alpha
     PNGs encoded and written in the job's writer thread) on `frame` resized to 1920x1080, a little noise added per
@@ -192,6 +213,10 @@ def main() -> None:
           f"defaults / distance keyer: x{speeds['defaults'][0] / speeds['distance keyer'][0]:.2f} "
           f"(renders at {width}x{height}, speed on a frame resized to 1920x1080; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    cpu = {name: cpu_ms(sample, keyers[name]) for name in ("defaults", "full solve")}
+    print(f"  keyer CPU a 1920x1080 frame, one core: defaults {cpu['defaults']:.1f} ms, full solve "
+          f"{cpu['full solve']:.1f} ms (x{cpu['full solve'] / cpu['defaults']:.2f}): {1000 / cpu['defaults']:.1f} fps "
+          f"on a core of its own")
     if args.stage:
         print(f"  dstage run matte end to end, 1920x1080: {stage_fps(sample):.1f} fps (load average "
               f"{os.getloadavg()[0]:.1f})", flush=True)

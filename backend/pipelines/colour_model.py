@@ -211,11 +211,12 @@ def coefficients_by_colour(table: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     return np.stack([np.take(plane, bins) for plane in np.ascontiguousarray(table.T)])
 
 
-def upsample(coeffs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Coefficient planes brought to `size` (w, h), linearly."""
+def upsample(coeffs: np.ndarray, size: tuple[int, int]) -> np.ndarray | list[np.ndarray]:
+    """Coefficient planes brought to `size` (w, h), linearly: a list of planes (stacking 12 full-size planes
+    would copy them all once more)."""
     if coeffs.shape[1:] == (size[1], size[0]):
         return coeffs
-    return np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in coeffs])
+    return [cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in coeffs]
 
 
 def apply(coeffs: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -223,21 +224,24 @@ def apply(coeffs: np.ndarray, image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     if coeffs.ndim == 1:
         return cv2.transform(image, coeffs.reshape(3, 4))
-    return apply_planes(upsample(coeffs, (width, height)), cv2.split(image))
+    channels = cv2.split(image)
+    # One output channel's four planes at full size at a time, not all twelve (a 4K frame's would be 400 MB).
+    return cv2.merge([_apply_channel(upsample(coeffs[4 * c:4 * c + 4], (width, height)), channels) for c in range(3)])
 
 
 def apply_planes(coeffs: np.ndarray, channels) -> np.ndarray:
     """A, b (12 planes, an array or a list) applied to the image's three channel planes of their size: H x W x 3."""
+    return cv2.merge([_apply_channel(coeffs[4 * c:4 * c + 4], channels) for c in range(3)])
+
+
+def _apply_channel(k, channels) -> np.ndarray:
+    """One output channel: k[0] r + k[1] g + k[2] b + k[3]."""
     r, g, b = channels
-    out = []
-    for c in range(3):
-        k = coeffs[4 * c:4 * c + 4]
-        plane = k[0] * r
-        plane += k[1] * g
-        plane += k[2] * b
-        plane += k[3]
-        out.append(plane)
-    return cv2.merge(out)
+    plane = k[0] * r
+    plane += k[1] * g
+    plane += k[2] * b
+    plane += k[3]
+    return plane
 
 
 def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> KeyModel:
@@ -254,8 +258,9 @@ def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> Ke
         quick = fit_size(source.shape, FIT_WIDTH // 2)
         residual = sty - apply(fit_coefficients(_at(src, quick), _at(sty, quick)), src)
         amount = ink_model.ink_amount(residual, literal_weight(residual))
-        found = ink_model.fit(ink_model.edge_maps(source), amount)
-        if found.share >= ink_model.MIN_SHARE and found.agreement >= ink_model.AGREEMENT:
+        # A style without ink (a pixel-wise one) has nothing to fit: its source's edge maps are not made.
+        found = ink_model.fit(ink_model.edge_maps(source), amount) if amount.mean() >= ink_model.MIN_SHARE else None
+        if found is not None and found.agreement >= ink_model.AGREEMENT:
             kept = 1.0 - amount
             coeffs = fit_coefficients(small_src, small_sty, weight=_at(kept, size))
             residual = sty - apply(coeffs, src)
@@ -300,7 +305,8 @@ def ink_colour(stylized: np.ndarray, amount: np.ndarray, size: tuple[int, int], 
 
 def literal_weight(residual: np.ndarray) -> np.ndarray:
     """0 where the model explains the keyframe, 1 where it clearly does not (smoothstep on |residual|)."""
-    x = np.abs(residual).max(axis=2)
+    x = np.abs(residual)
+    x = np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])  # x.max(axis=2), in 1/20 of the time
     x = np.clip((x - LITERAL_LOW) * np.float32(1.0 / (LITERAL_HIGH - LITERAL_LOW)), 0.0, 1.0)
     return (x * x * (3.0 - 2.0 * x)).astype(np.float32)
 

@@ -9,8 +9,10 @@ next to a clipped screen, where raw_key takes the screen's lead locally). Tiles 
 block (the outline, strands, a colour near the screen's, a noisy speck) go through key_difference's raw key and
 fringe solve on crops that carry the solve's reach of context, so alpha there is the full-size path's too.
 
-The crops of all those tiles are packed side by side into one image (per row of tiles, runs of neighbouring tiles
-as one crop), so the full-size work is a few OpenCV calls on a fraction of the frame.
+The crops of all those tiles are packed into one image (runs of neighbouring tiles along rows side by side, or
+along columns one under the other, whichever is fewer pixels), so the full-size work is a few OpenCV calls on a
+fraction of the frame. Where that fraction with its context would cost more than the frame, difference_key keys
+the whole frame instead (the same alpha).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from backend.pipelines.key_difference import BALANCE, HOT, TINT_GAIN, difference_key, key_limits, raw_key, raw_reach, solve_part, solve_reach
+from backend.pipelines.key_difference import (BALANCE, HOT, TINT_GAIN, difference_key, key_limits, raw_key, raw_reach,
+                                              solve_part, solve_reach)
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, linear_light
 from backend.pipelines.srgb import srgb_to_linear
 
@@ -121,8 +124,8 @@ def _solve_rects(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParam
 
 def _packed_screen(screen: ScreenModel, rects: list[Rect], margin: int, axis: int) -> ScreenModel:
     """The screen model cut and packed as _pack cuts and packs the frame."""
-    return ScreenModel(screen.channel, _pack(screen.lead, rects, margin, axis), _pack(screen.level, rects, margin, axis),
-                       screen.balance, _pack(screen.tint, rects, margin, axis))
+    cut = lambda image: _pack(image, rects, margin, axis)   # noqa: E731
+    return ScreenModel(screen.channel, cut(screen.lead), cut(screen.level), screen.balance, cut(screen.tint))
 
 
 def _hot_margin() -> int:
@@ -138,7 +141,7 @@ def _key_near_hot(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyPara
     reach of context."""
     margin = _hot_margin()
     raw = raw_key(linear_light(_pack(color, rects, margin, 1)), _packed_screen(screen, rects, margin, 1))
-    most, least = _pool(raw, cv2.dilate), _pool(raw, cv2.erode)
+    most, least = _pool(raw, cv2.max), _pool(raw, cv2.min)
     lo, hi = key_limits(params)
     skip, at = margin // BLOCK, 0
     for y0, y1, x0, x1 in rects:
@@ -164,7 +167,8 @@ def bound_blocks(blocks: dict[str, np.ndarray], params: "ChromaKeyParams", scree
     """
     lo, hi = key_limits(params)
     bound = _block_bounds(screen, lo - SLACK, hi + SLACK)
-    f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR) for k in ("first min", "first max", "second min", "second max"))
+    f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR)
+                              for k in ("first min", "first max", "second min", "second max"))
     v_lo, v_hi = cv2.LUT(blocks["screen min"], _LINEAR_FLOORED), cv2.LUT(blocks["screen max"], _LINEAR_FLOORED)
     # lead side: the others' largest as a share of the screen channel; lead lost = 1 - (1 - share) / lead
     share_max, share_min = cv2.divide(cv2.max(f_hi, s_hi), v_lo), cv2.divide(cv2.max(f_lo, s_lo), v_hi)
@@ -196,17 +200,25 @@ def _pooled(color: np.ndarray, channel: int) -> dict[str, np.ndarray]:
     ph, pw = -h % BLOCK, -w % BLOCK
     if ph or pw:
         color = cv2.copyMakeBorder(color, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-    least, most = cv2.split(_pool(color, cv2.erode)), cv2.split(_pool(color, cv2.dilate))   # per channel
+    least, most = cv2.split(_pool(color, cv2.min)), cv2.split(_pool(color, cv2.max))   # per channel
     first, second = (c for c in range(3) if c != channel)
     return {"first min": least[first], "first max": most[first], "second min": least[second],
             "second max": most[second], "screen min": least[channel], "screen max": most[channel]}
 
 
 def _pool(image: np.ndarray, op, size: int = BLOCK) -> np.ndarray:
-    """Least (op=cv2.erode) or most (cv2.dilate) value over each size x size block (image a whole number of them)."""
-    anchor = size // 2     # a kernel `size` wide anchored here covers [x - anchor, x - anchor + size)
-    pooled = op(image, np.ones((size, size), np.uint8), anchor=(anchor, anchor))
-    return np.ascontiguousarray(pooled[anchor::size, anchor::size])
+    """Least (op=cv2.min) or most (cv2.max) value over each size x size block (image a whole number of them):
+    the op over every size-th row, then over every size-th pixel of the rows (strided views, no kernel pass)."""
+    rows = image[0::size]
+    for i in range(1, size):
+        rows = op(rows, image[i::size])
+    h, w = rows.shape[:2]
+    depth = rows.shape[2] if rows.ndim == 3 else 1
+    flat = np.ascontiguousarray(rows).reshape(h * (w // size), size * depth)
+    out = flat[:, 0:depth]
+    for i in range(1, size):
+        out = op(out, flat[:, i * depth:(i + 1) * depth])
+    return out.reshape((h, w // size, depth) if rows.ndim == 3 else (h, w // size))
 
 
 def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.ndarray]:
@@ -219,9 +231,9 @@ def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.
     if key not in screen.derived:
         lead = np.maximum(screen.lead, MIN_LEAD / 2)
         per_tint = lead / (TINT_GAIN * screen.tint_share)
-        maps = {"share lo": (1 - (1 - low) * lead, cv2.erode), "share hi": (1 - (1 - high) * lead, cv2.dilate),
-                "tint min": (screen.tint, cv2.erode), "tint max": (screen.tint, cv2.dilate),
-                "tint lo": (low * per_tint, cv2.erode), "tint hi": (high * per_tint, cv2.dilate)}
+        maps = {"share lo": (1 - (1 - low) * lead, cv2.min), "share hi": (1 - (1 - high) * lead, cv2.max),
+                "tint min": (screen.tint, cv2.min), "tint max": (screen.tint, cv2.max),
+                "tint lo": (low * per_tint, cv2.min), "tint hi": (high * per_tint, cv2.max)}
         h, w = lead.shape
         screen.derived[key] = {name: _pool(cv2.copyMakeBorder(np.float32(image), 0, -h % BLOCK, 0, -w % BLOCK,
                                                              cv2.BORDER_REPLICATE), op)
@@ -231,9 +243,9 @@ def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.
 
 def _upsample(subject: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Settled alpha at full size: 1 on settled subject, 0 elsewhere (unsettled tiles are overwritten)."""
-    big = cv2.resize(subject.view(np.uint8), (subject.shape[1] * BLOCK, subject.shape[0] * BLOCK),
+    big = cv2.resize(subject.astype(np.float32), (subject.shape[1] * BLOCK, subject.shape[0] * BLOCK),
                      interpolation=cv2.INTER_NEAREST)
-    return big[:size[0], :size[1]].astype(np.float32)
+    return big if big.shape == size else np.ascontiguousarray(big[:size[0], :size[1]])
 
 
 def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, balance: float) -> np.ndarray:
@@ -251,7 +263,7 @@ def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, b
     grid = np.zeros((gh * per_tile, gw * per_tile), np.uint8)
     grid[:hot.shape[0], :hot.shape[1]] = hot
     tiles = -(-reach // TILE)
-    return cv2.dilate(_pool(grid, cv2.dilate, per_tile),
+    return cv2.dilate(_pool(grid, cv2.max, per_tile),
                       np.ones((2 * tiles + 1, 2 * tiles + 1), np.uint8)).astype(bool)
 
 
@@ -261,7 +273,7 @@ def _tile_grid(unsettled: np.ndarray, h: int, w: int) -> np.ndarray:
     gh, gw = -(-unsettled.shape[0] // tile), -(-unsettled.shape[1] // tile)
     grid = np.zeros((gh * tile, gw * tile), np.uint8)
     grid[:unsettled.shape[0], :unsettled.shape[1]] = unsettled
-    return _pool(grid, cv2.dilate, tile)[:-(-h // TILE), :-(-w // TILE)].astype(bool)
+    return _pool(grid, cv2.max, tile)[:-(-h // TILE), :-(-w // TILE)].astype(bool)
 
 
 def _rects(tiles: np.ndarray, axis: int) -> list[Rect]:
@@ -269,9 +281,10 @@ def _rects(tiles: np.ndarray, axis: int) -> list[Rect]:
     grid = tiles if axis == 1 else tiles.T
     edges = np.diff(np.pad(grid.astype(np.int8), ((0, 0), (1, 1))), axis=1)
     (lines, starts), ends = np.nonzero(edges == 1), np.nonzero(edges == -1)[1]
+    runs = zip(lines.tolist(), starts.tolist(), ends.tolist())
     if axis == 1:
-        return [(r * TILE, (r + 1) * TILE, a * TILE, b * TILE) for r, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
-    return [(a * TILE, b * TILE, c * TILE, (c + 1) * TILE) for c, a, b in zip(lines.tolist(), starts.tolist(), ends.tolist())]
+        return [(r * TILE, (r + 1) * TILE, a * TILE, b * TILE) for r, a, b in runs]
+    return [(a * TILE, b * TILE, c * TILE, (c + 1) * TILE) for c, a, b in runs]
 
 
 def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -287,8 +300,8 @@ def _crop(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 def _pack(image: np.ndarray, rects: list[Rect], margin: int, axis: int) -> np.ndarray:
     """The rects' crops (each with `margin` pixels of context on every side) side by side (axis=1: rects of one
     height) or one under the other (axis=0: of one width), in one image."""
-    return np.concatenate([_crop(image, y0 - margin, y1 + margin, x0 - margin, x1 + margin) for y0, y1, x0, x1 in rects],
-                          axis=axis)
+    return np.concatenate([_crop(image, y0 - margin, y1 + margin, x0 - margin, x1 + margin)
+                           for y0, y1, x0, x1 in rects], axis=axis)
 
 
 def _unpack(alpha: np.ndarray, part: np.ndarray, rects: list[Rect], margin: int, axis: int,

@@ -3,8 +3,8 @@ rest is solved at full size in tiles, and the result must equal the full-size pa
 
 import numpy as np
 import pytest
-from matte_fixtures import figure_coverage, lit_screen, mix, shadowed_screen_frame, soft_iou, subject_colours, to_encoded, \
-    to_linear
+from matte_fixtures import (figure_coverage, lit_screen, mix, shadowed_screen_frame, soft_iou, subject_colours,
+                            to_encoded, to_linear)
 
 from backend.params import parse_params
 from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
@@ -43,7 +43,8 @@ def tiles_solved(frame: np.ndarray, params, screen) -> np.ndarray:
     mask = np.zeros((h, w), bool)
     for y in range(0, h, TILE):
         for x in range(0, w, TILE):
-            mask[y:y + TILE, x:x + TILE] = unsettled[y // BLOCK:y // BLOCK + per_tile, x // BLOCK:x // BLOCK + per_tile].any()
+            blocks = unsettled[y // BLOCK:y // BLOCK + per_tile, x // BLOCK:x // BLOCK + per_tile]
+            mask[y:y + TILE, x:x + TILE] = blocks.any()
     return mask
 
 

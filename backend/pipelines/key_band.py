@@ -79,8 +79,10 @@ def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenM
     they cover much of the frame (WHOLE_RAW), on the whole frame, which the solve then reuses."""
     h, w = color.shape[:2]
     blocks = _pooled(color, screen.channel)
-    near_hot = _near_hot_tiles(blocks, h, w, solve_reach(params.edge_radius) + raw_reach(), screen.balance)
-    hot_runs = _rects(near_hot, axis=1)
+    hot = _hot_blocks(blocks, screen.balance)
+    # tiles whose raw key may take the clipped screen's correction, and tiles whose crops' raw key may
+    near_hot = _near_hot_tiles(hot, h, w, solve_reach(params.edge_radius) + raw_reach())
+    hot_runs = _rects(_near_hot_tiles(hot, h, w, raw_reach()), axis=1)
     hot_work = _area(hot_runs, _hot_margin())
     if hot_work > WHOLE_RAW * h * w:
         return _settled_by_raw_key(color, params, screen, near_hot)
@@ -281,23 +283,25 @@ def _upsample(subject: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return big if big.shape == size else np.ascontiguousarray(big[:size[0], :size[1]])
 
 
-def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, balance: float) -> np.ndarray:
-    """Per tile: whether a pixel within `reach` of it may be one raw_key treats as clipped screen (its screen
-    channel at the HOT level or over, leading the others, the other two in the screen's balance), whose correction
-    reaches raw_reach around it."""
+def _hot_blocks(blocks: dict[str, np.ndarray], balance: float) -> np.ndarray:
+    """Per block: whether it may hold a pixel raw_key treats as clipped screen (its screen channel at the HOT level
+    or over, leading the others, the other two in the screen's balance)."""
     most = blocks["screen max"]
     hot = (most >= _HOT_U8) & (most > cv2.max(blocks["first min"], blocks["second min"]))
     if hot.any():      # log((second + 0.01) / (first + 0.01)) over the block can come within BALANCE of the screen's
         f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR) + 0.01
                                   for k in ("first min", "first max", "second min", "second max"))
         hot &= (np.log(s_hi / f_lo) > balance - BALANCE) & (np.log(s_lo / f_hi) < balance + BALANCE)
-    per_tile = TILE // BLOCK
+    return hot
+
+
+def _near_hot_tiles(hot: np.ndarray, h: int, w: int, reach: int) -> np.ndarray:
+    """Per tile: whether a pixel within `reach` of it may be clipped screen (`hot`: _hot_blocks)."""
+    per_tile, near = TILE // BLOCK, -(-(reach + BLOCK - 1) // BLOCK)
     gh, gw = -(-h // TILE), -(-w // TILE)
     grid = np.zeros((gh * per_tile, gw * per_tile), np.uint8)
-    grid[:hot.shape[0], :hot.shape[1]] = hot
-    tiles = -(-reach // TILE)
-    return cv2.dilate(_pool(grid, cv2.max, per_tile),
-                      np.ones((2 * tiles + 1, 2 * tiles + 1), np.uint8)).astype(bool)
+    grid[:hot.shape[0], :hot.shape[1]] = cv2.dilate(hot.view(np.uint8), np.ones((2 * near + 1, 2 * near + 1), np.uint8))
+    return _pool(grid, cv2.max, per_tile).astype(bool)
 
 
 def _tile_grid(unsettled: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -17,7 +17,7 @@ the whole frame instead (the same alpha).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -34,6 +34,7 @@ BLOCK = 4                # pixels per side of the blocks the frame is settled in
 TILE = 32                # pixels per side of the unit that is either settled or solved at full size
 SLACK = 0.02             # raw-key margin of the per-pixel bounds (float rounding differs from raw_key's)
 SOLVE_COST = 2.0         # a solved pixel costs about two of the raw key alone (bench/matte.py's shots, 1080p)
+WHOLE_RAW = 0.3          # past this share of the frame near a clipped screen, its raw key is made for all of it
 FULL_COST = 0.8          # past this many raw-key frames of work the full path is quicker (it solves only its box)
 _LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 _LINEAR_FLOORED = np.maximum(_LINEAR, EPS)          # raw_key divides by max(screen channel, EPS)
@@ -53,35 +54,63 @@ def banded_key(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
     settled = settled_blocks(color, params, screen)
     if settled is None:
         return difference_key(linear_light(color), params, screen)
-    subject, _, _, groups = settled
-    alpha = _upsample(subject, (h, w))
-    if not groups:
+    alpha = _upsample(settled.subject, (h, w))
+    if not settled.groups:
         return None, None, alpha
-    found = [_solve_rects(color, screen, params, rects, axis, margin, alpha) for rects, axis, margin in groups]
+    found = [_solve_rects(color, screen, params, rects, axis, margin, alpha, settled.keyed)
+             for rects, axis, margin in settled.groups]
     ys, xs, straight = (np.concatenate(parts) for parts in zip(*found))
     return (ys, xs), straight, alpha
 
 
-def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list] | None:
-    """(settled subject, unsettled) per block, per tile whether it is near a clipped screen, and the _solve_groups
-    to solve; None when the full path would take less (FULL_COST, in pixels of raw key): checked before the raw
-    key runs near a clipped screen (when much is) with the bounds' own call of those blocks, and after."""
+class Settled(NamedTuple):
+    subject: np.ndarray      # per block: settled solid subject (alpha exactly 1)
+    unsettled: np.ndarray    # per block: neither settled subject nor settled screen (alpha exactly 0)
+    near_hot: np.ndarray     # per tile: near a clipped screen
+    groups: list             # _solve_groups: what to solve at full size
+    keyed: tuple[np.ndarray, np.ndarray] | None   # (linear frame, raw key) when the raw key was made for all of it
+
+
+def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel) -> Settled | None:
+    """The frame's blocks settled, and what is left to solve; None when the full path would take less (FULL_COST,
+    in pixels of raw key).
+
+    Near a clipped screen the blocks are called from the raw key itself: on crops around those tiles, or, where
+    they cover much of the frame (WHOLE_RAW), on the whole frame, which the solve then reuses."""
     h, w = color.shape[:2]
     blocks = _pooled(color, screen.channel)
-    near_hot = _near_hot_tiles(blocks, h, w, solve_reach(params.edge_radius) + raw_reach(), screen.balance)
-    screen_like, solid = bound_blocks(blocks, params, screen)
-    hot_runs = _rects(near_hot, axis=1)
+    hot = _hot_blocks(blocks, screen.balance)
+    # tiles whose raw key may take the clipped screen's correction, and tiles whose crops' raw key may
+    near_hot = _near_hot_tiles(hot, h, w, solve_reach(params.edge_radius) + raw_reach())
+    hot_runs = _rects(_near_hot_tiles(hot, h, w, raw_reach()), axis=1)
     hot_work = _area(hot_runs, _hot_margin())
+    if hot_work > WHOLE_RAW * h * w:
+        return _settled_by_raw_key(color, params, screen, near_hot)
+    screen_like, solid = bound_blocks(blocks, params, screen)
     if hot_runs:
-        if hot_work > FULL_COST / 4 * h * w:     # much near a clipped screen: guess the rest before keying it
-            guess = settle(screen_like, solid, params)[1]
-            if hot_work + _solve_work(_solve_groups(guess, near_hot, params, h, w)) > FULL_COST * h * w:
-                return None
         _key_near_hot(color, screen, params, hot_runs, screen_like, solid)
     subject, unsettled = settle(screen_like, solid, params)
     groups = _solve_groups(unsettled, near_hot, params, h, w)
-    return None if hot_work + _solve_work(groups) > FULL_COST * h * w else (subject, unsettled, near_hot, groups)
+    if hot_work + _solve_work(groups) > FULL_COST * h * w:
+        return None
+    return Settled(subject, unsettled, near_hot, groups, None)
+
+
+def _settled_by_raw_key(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel, near_hot: np.ndarray
+                        ) -> Settled | None:
+    """settled_blocks from the raw key of the whole frame (exact everywhere, so no tile needs the clipped screen's
+    extra context)."""
+    h, w = color.shape[:2]
+    rgb = linear_light(color)
+    raw = raw_key(rgb, screen)
+    lo, hi = key_limits(params)
+    whole = cv2.copyMakeBorder(raw, 0, -h % BLOCK, 0, -w % BLOCK, cv2.BORDER_REPLICATE)
+    subject, unsettled = settle(_pool(whole, cv2.max) <= lo, _pool(whole, cv2.min) >= hi, params)
+    cool = np.zeros_like(near_hot)
+    groups = _solve_groups(unsettled, cool, params, h, w)
+    if _solve_work(groups) > FULL_COST * h * w:     # the raw key made, the solve alone against the full path's
+        return None
+    return Settled(subject, unsettled, cool, groups, (rgb, raw))
 
 
 Rect = tuple[int, int, int, int]      # y0, y1, x0, x1: whole tiles (the last may pass the frame's edge)
@@ -112,12 +141,18 @@ def _area(rects: list[Rect], margin: int) -> int:
 
 
 def _solve_rects(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", rects: list[Rect], axis: int,
-                margin: int, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 margin: int, alpha: np.ndarray, keyed: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solve the rects at full size (packed along `axis`, with `margin` pixels of context), write their alpha into
-    `alpha`; return the frame's (ys, xs) of the fringe pixels in the rects and their straight colour."""
-    packed = linear_light(_pack(color, rects, margin, axis))
+    `alpha`; return the frame's (ys, xs) of the fringe pixels in the rects and their straight colour. `keyed`: the
+    whole frame's (linear colour, raw key), cut from instead of made again."""
     packed_screen = _packed_screen(screen, rects, margin, axis)
-    part, fringe, straight = solve_part(packed, raw_key(packed, packed_screen), params, packed_screen)
+    if keyed is None:
+        packed = linear_light(_pack(color, rects, margin, axis))
+        raw = raw_key(packed, packed_screen)
+    else:
+        packed, raw = _pack(keyed[0], rects, margin, axis), _pack(keyed[1], rects, margin, axis)
+    part, fringe, straight = solve_part(packed, raw, params, packed_screen)
     ys, xs, inner = _unpack(alpha, part, rects, margin, axis, fringe)
     return ys, xs, straight[inner]
 
@@ -248,23 +283,25 @@ def _upsample(subject: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return big if big.shape == size else np.ascontiguousarray(big[:size[0], :size[1]])
 
 
-def _near_hot_tiles(blocks: dict[str, np.ndarray], h: int, w: int, reach: int, balance: float) -> np.ndarray:
-    """Per tile: whether a pixel within `reach` of it may be one raw_key treats as clipped screen (its screen
-    channel at the HOT level or over, leading the others, the other two in the screen's balance), whose correction
-    reaches raw_reach around it."""
+def _hot_blocks(blocks: dict[str, np.ndarray], balance: float) -> np.ndarray:
+    """Per block: whether it may hold a pixel raw_key treats as clipped screen (its screen channel at the HOT level
+    or over, leading the others, the other two in the screen's balance)."""
     most = blocks["screen max"]
     hot = (most >= _HOT_U8) & (most > cv2.max(blocks["first min"], blocks["second min"]))
     if hot.any():      # log((second + 0.01) / (first + 0.01)) over the block can come within BALANCE of the screen's
         f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR) + 0.01
                                   for k in ("first min", "first max", "second min", "second max"))
         hot &= (np.log(s_hi / f_lo) > balance - BALANCE) & (np.log(s_lo / f_hi) < balance + BALANCE)
-    per_tile = TILE // BLOCK
+    return hot
+
+
+def _near_hot_tiles(hot: np.ndarray, h: int, w: int, reach: int) -> np.ndarray:
+    """Per tile: whether a pixel within `reach` of it may be clipped screen (`hot`: _hot_blocks)."""
+    per_tile, near = TILE // BLOCK, -(-(reach + BLOCK - 1) // BLOCK)
     gh, gw = -(-h // TILE), -(-w // TILE)
     grid = np.zeros((gh * per_tile, gw * per_tile), np.uint8)
-    grid[:hot.shape[0], :hot.shape[1]] = hot
-    tiles = -(-reach // TILE)
-    return cv2.dilate(_pool(grid, cv2.max, per_tile),
-                      np.ones((2 * tiles + 1, 2 * tiles + 1), np.uint8)).astype(bool)
+    grid[:hot.shape[0], :hot.shape[1]] = cv2.dilate(hot.view(np.uint8), np.ones((2 * near + 1, 2 * near + 1), np.uint8))
+    return _pool(grid, cv2.max, per_tile).astype(bool)
 
 
 def _tile_grid(unsettled: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -102,12 +102,16 @@ def remove_decal(card: bpy.types.Object) -> None:
     if decal is None:
         return
     mesh, materials = decal.data, [slot.material for slot in decal.material_slots if slot.material]
+    images = [node.image for m in materials for node in m.node_tree.nodes if node.type == "TEX_IMAGE" and node.image]
     bpy.data.objects.remove(decal)
+    if mesh.users == 0:
+        bpy.data.meshes.remove(mesh)  # first: the mesh holds the material
     for material in materials:
         if material.users == 0:
             bpy.data.materials.remove(material)
-    if mesh.users == 0:
-        bpy.data.meshes.remove(mesh)
+    for image in images:  # switching back and forth leaves no unused shadow sequences behind
+        if image.users == 0:
+            bpy.data.images.remove(image)
 
 
 def set_shadow_strength(card: bpy.types.Object, strength: float) -> None:

@@ -86,10 +86,10 @@ def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenM
     hot_work = _area(hot_runs, _hot_margin())
     if hot_work > WHOLE_RAW * h * w:
         return _settled_by_raw_key(color, params, screen, near_hot)
-    screen_like, solid = bound_blocks(blocks, params, screen)
+    screen_like, solid, maybe_solid = bound_blocks(blocks, params, screen)
     if hot_runs:
-        _key_near_hot(color, screen, params, hot_runs, screen_like, solid)
-    subject, unsettled = settle(screen_like, solid, params)
+        _key_near_hot(color, screen, params, hot_runs, screen_like, solid, maybe_solid)
+    subject, unsettled = settle(screen_like, solid, maybe_solid, params)
     groups = _solve_groups(unsettled, near_hot, params, h, w)
     if hot_work + _solve_work(groups) > FULL_COST * h * w:
         return None
@@ -105,7 +105,8 @@ def _settled_by_raw_key(color: np.ndarray, params: "ChromaKeyParams", screen: Sc
     raw = raw_key(rgb, screen)
     lo, hi = key_limits(params)
     whole = cv2.copyMakeBorder(raw, 0, -h % BLOCK, 0, -w % BLOCK, cv2.BORDER_REPLICATE)
-    subject, unsettled = settle(_pool(whole, cv2.max) <= lo, _pool(whole, cv2.min) >= hi, params)
+    most = _pool(whole, cv2.max)
+    subject, unsettled = settle(most <= lo, _pool(whole, cv2.min) >= hi, most >= hi, params)
     cool = np.zeros_like(near_hot)
     groups = _solve_groups(unsettled, cool, params, h, w)
     if _solve_work(groups) > FULL_COST * h * w:     # the raw key made, the solve alone against the full path's
@@ -170,7 +171,7 @@ def _hot_margin() -> int:
 
 
 def _key_near_hot(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyParams", rects: list[Rect],
-                  screen_like: np.ndarray, solid: np.ndarray) -> None:
+                  screen_like: np.ndarray, solid: np.ndarray, maybe_solid: np.ndarray) -> None:
     """Near a clipped screen the bounds do not hold (raw_key takes the screen's lead locally there): the blocks of
     those tiles (`rects`, one tile high) are called from the raw key itself, made on their packed crops with its
     reach of context."""
@@ -185,6 +186,7 @@ def _key_near_hot(color: np.ndarray, screen: ScreenModel, params: "ChromaKeyPara
         part = (slice(skip, skip + rows.stop - rows.start), slice(at + skip, at + skip + cols.stop - cols.start))
         screen_like[rows, cols] = most[part] <= lo
         solid[rows, cols] = least[part] >= hi
+        maybe_solid[rows, cols] = most[part] >= hi
         at += (x1 - x0) // BLOCK + 2 * skip
 
 
@@ -194,14 +196,16 @@ def _even(n: int) -> int:
 
 
 def bound_blocks(blocks: dict[str, np.ndarray], params: "ChromaKeyParams", screen: ScreenModel
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(screen-like, solid) per block, from the bounds of its pixels' raw keys. `blocks`: _pooled of the frame.
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(screen-like, solid, maybe solid) per block, from the bounds of its pixels' raw keys. `blocks`: _pooled of
+    the frame.
 
-    Screen-like: both sides of the raw key at most the tolerance. Solid: one side past the softness' end (the key
-    is the larger side). Away from a clipped screen: there raw_key takes the screen's lead locally.
+    Screen-like: both sides of the raw key at most the tolerance, every pixel. Solid: one side past the softness'
+    end (the key is the larger side), every pixel. Maybe solid: some pixel may key past the softness' end. Away
+    from a clipped screen: there raw_key takes the screen's lead locally.
     """
     lo, hi = key_limits(params)
-    bound = _block_bounds(screen, lo - SLACK, hi + SLACK)
+    bound = _block_bounds(screen, lo - SLACK, hi + SLACK, hi - SLACK)
     f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR)
                               for k in ("first min", "first max", "second min", "second max"))
     v_lo, v_hi = cv2.LUT(blocks["screen min"], _LINEAR_FLOORED), cv2.LUT(blocks["screen max"], _LINEAR_FLOORED)
@@ -215,14 +219,18 @@ def bound_blocks(blocks: dict[str, np.ndarray], params: "ChromaKeyParams", scree
     screen_like = ((share_max <= bound["share lo"]) & (off_max <= bound["tint lo"] * v_lo)
                    & (blocks["screen min"] > 0))        # a black pixel: lead 0 / EPS, raw key 1
     solid = (share_min >= bound["share hi"]) | (off_min >= bound["tint hi"] * v_hi)
-    return screen_like, solid
+    maybe_solid = ((share_max >= bound["share edge"]) | (off_max >= bound["tint edge"] * v_lo)
+                   | (blocks["screen min"] == 0))
+    return screen_like, solid, maybe_solid
 
 
-def settle(screen_like: np.ndarray, solid: np.ndarray, params: "ChromaKeyParams") -> tuple[np.ndarray, np.ndarray]:
-    """(settled subject, unsettled) per block. Screen: screen-like over the block and its neighbours (the fringe
-    solve takes in the screen-hued pixels next to solid subject, key_difference._unmix). Subject: solid over the
-    block and edge_radius around it (the core is eroded by edge_radius)."""
-    screen_blocks = cv2.erode(screen_like.view(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+def settle(screen_like: np.ndarray, solid: np.ndarray, maybe_solid: np.ndarray, params: "ChromaKeyParams"
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(settled subject, unsettled) per block. Screen: screen-like, and no neighbouring block maybe solid (the
+    fringe solve takes in the screen-hued pixels next to solid subject, key_difference._unmix). Subject: solid over
+    the block and edge_radius around it (the core is eroded by edge_radius)."""
+    near_solid = cv2.dilate(maybe_solid.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    screen_blocks = screen_like & ~near_solid
     reach = -(-params.edge_radius // BLOCK)
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     subject_blocks = cv2.erode(solid.view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
@@ -256,19 +264,21 @@ def _pool(image: np.ndarray, op, size: int = BLOCK) -> np.ndarray:
     return out.reshape((h, w // size, depth) if rows.ndim == 3 else (h, w // size))
 
 
-def _block_bounds(screen: ScreenModel, low: float, high: float) -> dict[str, np.ndarray]:
+def _block_bounds(screen: ScreenModel, low: float, high: float, edge: float) -> dict[str, np.ndarray]:
     """Per block, from the screen model's per-pixel lead and tint (once per shot and tolerance): the least share
     (others' largest / screen channel) above which the lead side of the raw key may exceed `low`, and the most
     share below which it may be under `high` (lead lost = 1 - (1 - share) / max(lead, MIN_LEAD / 2)); the tint's range;
     the least factor of the screen channel the departure from the tint must stay under for the tint side to be
-    within `low`, and the most it must reach for that side to be past `high`."""
-    key = ("block bounds", BLOCK, low, high)
+    within `low`, and the most it must reach for that side to be past `high`; and the least share and factor past
+    which a side may reach `edge`."""
+    key = ("block bounds", BLOCK, low, high, edge)
     if key not in screen.derived:
         lead = np.maximum(screen.lead, MIN_LEAD / 2)
         per_tint = lead / (TINT_GAIN * screen.tint_share)
         maps = {"share lo": (1 - (1 - low) * lead, cv2.min), "share hi": (1 - (1 - high) * lead, cv2.max),
                 "tint min": (screen.tint, cv2.min), "tint max": (screen.tint, cv2.max),
-                "tint lo": (low * per_tint, cv2.min), "tint hi": (high * per_tint, cv2.max)}
+                "tint lo": (low * per_tint, cv2.min), "tint hi": (high * per_tint, cv2.max),
+                "share edge": (1 - (1 - edge) * lead, cv2.min), "tint edge": (edge * per_tint, cv2.min)}
         h, w = lead.shape
         screen.derived[key] = {name: _pool(cv2.copyMakeBorder(np.float32(image), 0, -h % BLOCK, 0, -w % BLOCK,
                                                              cv2.BORDER_REPLICATE), op)

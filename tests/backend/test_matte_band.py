@@ -41,15 +41,21 @@ def veiled(frame: np.ndarray) -> np.ndarray:
     return np.clip(np.round(mix(veil, np.full_like(out, 128.0), out)), 0, 255).astype(np.uint8)
 
 
-def turned_tint_frame(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """A figure in a green that leads almost as much as the screen's (lead lost under the tolerance), with red and
-    blue the other way round: only raw_key's tint side keys it."""
+def dressed_frame(h: int, w: int, colour: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, clean plate): the figure dressed in one colour over a lit screen (the screen from its plate: a figure
+    near the screen's colour fills it)."""
     truth = figure_coverage(h, w)
     shade = 0.8 + 0.2 * np.cos(np.linspace(0, np.pi, w))[None, :, None]
-    dressed = np.broadcast_to(np.float32([75, 190, 10]) * shade, (h, w, 3))
+    dressed = np.broadcast_to(np.float32(colour) * shade, (h, w, 3))
     screen = lit_screen(h, w, falloff=0.3)
     as_uint8 = lambda image: np.clip(np.round(image), 0, 255).astype(np.uint8)   # noqa: E731
-    return as_uint8(mix(truth, dressed, screen)), as_uint8(screen)   # the screen from its plate: the figure fills it
+    return as_uint8(mix(truth, dressed, screen)), as_uint8(screen)
+
+
+# a green that leads almost as much as the screen's, red and blue the other way round: keyed by the tint side only
+TURNED_TINT = (75, 190, 10)
+# purple with blue over red as the screen's: keyed by the lead side only (the tint side sees the screen's)
+SCREENS_TINT = (89, 40, 126)
 
 
 def tiles_solved(frame: np.ndarray, params, screen) -> np.ndarray:
@@ -80,7 +86,8 @@ def always_banded(monkeypatch):
     monkeypatch.setattr(key_band, "FULL_COST", float("inf"))
 
 
-@pytest.mark.parametrize("scene", ["shadowed", "hot lamp", "turned tint", "moving hot lamp", "veiled hot lamp"])
+@pytest.mark.parametrize("scene", ["shadowed", "hot lamp", "turned tint", "screen's tint", "moving hot lamp",
+                                   "veiled hot lamp"])
 @pytest.mark.parametrize("edge_radius, size", [(1, (192, 256)), (3, (192, 256)), (2, (201, 263))])
 @pytest.mark.parametrize("whole_raw", [False, True])
 def test_the_banded_solve_equals_the_full_size_path(scene, edge_radius, size, whole_raw, always_banded, monkeypatch):
@@ -88,8 +95,8 @@ def test_the_banded_solve_equals_the_full_size_path(scene, edge_radius, size, wh
     clipped screen the blocks are called from the raw key on crops (whole_raw False) or on the whole frame."""
     monkeypatch.setattr(key_band, "WHOLE_RAW", 0.0 if whole_raw else float("inf"))
     params = parse_params(ChromaKeyParams, {"edge_radius": edge_radius})
-    if scene == "turned tint":
-        frame, plate = turned_tint_frame(*size)
+    if scene in ("turned tint", "screen's tint"):
+        frame, plate = dressed_frame(*size, TURNED_TINT if scene == "turned tint" else SCREENS_TINT)
         screen = screen_from_plate(plate, 1, plate.shape[:2])
     else:
         frame = shadowed_screen_frame(*size)[0] if scene == "shadowed" else hot_lamp_frame(*size)
@@ -102,7 +109,8 @@ def test_the_banded_solve_equals_the_full_size_path(scene, edge_radius, size, wh
     settled = set(np.unique(banded[~band]).tolist())
     # exactly screen or subject (near the clipped screen too: there from the raw key itself); the turned tint's
     # body keys under the softness' end, so nothing of it settles as subject
-    assert settled == {0.0, 1.0} if scene in ("shadowed", "hot lamp") else settled <= {0.0, 1.0} and 0.0 in settled
+    assert settled == {0.0, 1.0} if scene in ("shadowed", "hot lamp", "screen's tint") else (
+        settled <= {0.0, 1.0} and 0.0 in settled)
     if scene in ("moving hot lamp", "veiled hot lamp"):   # blocks wholly inside a fringe: solved, not settled
         assert ((full > 0.05) & (full < 0.95) & band).sum() > 500
     inner = away_from_the_edge(band.shape, params)

@@ -233,6 +233,10 @@ def main() -> None:
     print(f"  keyer CPU a 1920x1080 frame, one core: defaults {cpu['defaults']:.1f} ms, full solve "
           f"{cpu['full solve']:.1f} ms (x{cpu['full solve'] / cpu['defaults']:.2f}): {1000 / cpu['defaults']:.1f} fps "
           f"on a core of its own")
+    others = {shot: load(rendered(shot, width, height, args.frames))[0][0] for shot in SHOTS if shot != "ordinary"}
+    print("  the same per shot (defaults / full solve, ms): " + ", ".join(
+        f"{shot} {cpu_ms(frame, keyers['defaults']):.0f} / {cpu_ms(frame, keyers['full solve']):.0f}"
+        for shot, frame in others.items()))
     if args.stage:
         print(f"  dstage run matte end to end, 1920x1080: {stage_fps(sample):.1f} fps (load average "
               f"{os.getloadavg()[0]:.1f})", flush=True)

@@ -34,7 +34,7 @@ BLOCK = 4                # pixels per side of the blocks the frame is settled in
 TILE = 32                # pixels per side of the unit that is either settled or solved at full size
 SLACK = 0.02             # raw-key margin of the per-pixel bounds (float rounding differs from raw_key's)
 SOLVE_COST = 2.0         # a solved pixel costs about two of the raw key alone (bench/matte.py's shots, 1080p)
-WHOLE_RAW = 0.3          # past this share of the frame near a clipped screen, its raw key is made for all of it
+WHOLE_RAW = 0.15         # past this share of the frame near a clipped screen, its raw key is made for all of it
 FULL_COST = 0.8          # past this many raw-key frames of work the full path is quicker (it solves only its box)
 _LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 _LINEAR_FLOORED = np.maximum(_LINEAR, EPS)          # raw_key divides by max(screen channel, EPS)

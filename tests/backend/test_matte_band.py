@@ -147,7 +147,7 @@ def test_where_the_crops_would_cost_more_the_full_path_runs(monkeypatch):
     """A frame mostly near a clipped screen: the raw key of its crops with context costs more than a frame's, so
     the tiles are not settled and the frame is keyed by the full path."""
     frame = hot_lamp_frame(192, 256)
-    params = parse_params(ChromaKeyParams, {})
+    params = parse_params(ChromaKeyParams, {"edge_radius": 1})   # the paths take a measured radius (chroma_key measures 0)
     screen = estimate_screen([linear_light(frame)], 1)
     monkeypatch.setattr(key_band, "FULL_COST", float("inf"))
     assert settled_blocks(frame, params, screen) is not None

@@ -31,6 +31,7 @@ CACHE = ROOT / "out" / "bench_filmed_shadow"
 BLENDER_PY = ROOT / ".venv-blender-5.3" / "bin" / "python"
 IN_SHADOW = 0.85  # a floor pixel under this share of the empty cove's brightness is in shadow
 RENDER_VERSION = 2
+SAMPLES_NOTE = "24 samples, denoised"  # bench/filmed_shadow_scene.py's SAMPLES
 
 
 def blender(what: str, out: Path, width: int, height: int, frames: int) -> None:
@@ -107,6 +108,10 @@ def main() -> None:
         panels = [np.clip(p, 0, 1) for p in panels]  # the PNGs are display-referred
         picture = np.concatenate([np.concatenate(panels[:2], axis=1), np.concatenate(panels[2:], axis=1)], axis=0)
         cv2.imwrite(str(args.picture), (picture * 255).round().astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    seconds = json.loads((out / "card_seconds.json").read_text())
+    print(f"render time a frame, best of 3 taking turns: Blender's {seconds['BLENDER']:.2f} s, filmed "
+          f"{seconds['FILMED']:.2f} s (x{seconds['FILMED'] / seconds['BLENDER']:.2f}; Cycles {SAMPLES_NOTE}, "
+          f"load {os.getloadavg()[0]:.1f})")
     filmed, plate, own = (float(np.mean(scores[k])) for k in ("FILMED", "FILMED_plate", "BLENDER"))
     print(f"filmed shadow: IoU with the shadow the figure casts {filmed:.3f}, with a clean plate {plate:.3f}, "
           f"Blender's card shadow {own:.3f} ({filmed / max(own, 1e-9):.2f}x, {plate / max(own, 1e-9):.2f}x), "

@@ -9,7 +9,8 @@ on a grey cove (OUT/truth/: the shadow it really casts) and the grey cove alone 
 the figure, greys the cove and stands a card where the figure's frame was (the plane y = 0, the camera's view
 of it filling the frame): OUT/take with Blender's shadow (OUT/card_BLENDER/) and with the filmed one
 (OUT/card_FILMED/), and OUT/take_plate (keyed with the clean plate) with the filmed one (OUT/card_FILMED_plate/).
-OUT/set.json gives the image row where the floor meets the wall (the floor is below it).
+OUT/set.json gives the image row where the floor meets the wall (the floor is below it); OUT/card_seconds.json
+the seconds a frame takes with Blender's shadow and with the filmed one (best of 3, taking turns).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import bpy
@@ -114,6 +116,30 @@ def render_cards(out: Path, width: int, height: int, frames: int) -> None:
         for child in card.children:
             bpy.data.objects.remove(child)
         bpy.data.objects.remove(card)
+    (out / "card_seconds.json").write_text(json.dumps(render_seconds(out, scene, x, bottom, frame_height)))
+
+
+def render_seconds(out: Path, scene, x: float, bottom: float, frame_height: float, rounds: int = 3) -> dict:
+    """Seconds to render frame 1 with each card, taking turns (the best of `rounds`: a shared machine's load
+    only ever adds time)."""
+    from blender_addon.scene.card_shadow import set_floor
+    from blender_addon.scene.cards import make_card, set_card_rendered
+
+    cards = {}
+    for mode in ("BLENDER", "FILMED"):
+        cards[mode] = make_card(out / "take", height=frame_height, location=(x, 0.0, bottom), stand="FRAME",
+                                contact=False, displace="NONE", shadow=mode, name=f"Timed {mode}")
+        set_floor(cards[mode], 0.0)
+    scene.frame_set(1)
+    best = {mode: float("inf") for mode in cards}
+    for _ in range(rounds):
+        for mode in cards:
+            for other, card in cards.items():
+                set_card_rendered(card, other == mode)
+            start = time.perf_counter()
+            render_to(scene, out / "timing.png")
+            best[mode] = min(best[mode], time.perf_counter() - start)
+    return best
 
 
 if __name__ == "__main__":

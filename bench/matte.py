@@ -7,7 +7,8 @@ ordinary shot with the figure's shadow on an unevenly lit cove, motion blur, a f
 screen's colour, and the ordinary shot two stops overexposed. The shots are rendered at a reduced size
 (default 480x270) to keep rendering time sane on a loaded machine; speed is measured on a frame
 resized to 1920x1080. Each shot is keyed with the matte stage's defaults (the difference keyer, its
-screen estimated from the shot, solved at full size only in the tiles where alpha can be fractional), with the
+screen and its fringe radius measured from the shot, solved at full size only in the tiles where alpha can be
+fractional; the speed frames take the radius measured on the render at its own size), with the
 same keyer solving every pixel at full size (key.solve=full, the reference), and with the older distance keyer,
 side by side.
 
@@ -45,6 +46,7 @@ from backend.ipc.take import Layer  # noqa: E402
 from backend.params import parse_params  # noqa: E402
 from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key  # noqa: E402
 from backend.pipelines.matte_refine import RefineParams, refine_alpha  # noqa: E402
+from backend.pipelines.key_fringe_width import with_fringe_radius  # noqa: E402
 from backend.pipelines.screen_model import estimate_screen, linear_light  # noqa: E402
 
 SHOTS = ("ordinary", "motion", "bright", "overexposed")
@@ -84,10 +86,20 @@ def edge_band(truth: np.ndarray, width: int = 2) -> np.ndarray:
 
 
 def key_shot(frames, params) -> list[np.ndarray]:
+    """The shot keyed as the matte stage does: the screen model and the fringe radius measured once per shot."""
     screen = None
     if params.model == "difference":
-        screen = estimate_screen([linear_light(c) for c, _ in frames], 1)
+        linear = [linear_light(c) for c, _ in frames]
+        screen = estimate_screen(linear, 1)
+        params = with_fringe_radius(params, linear, screen)
     return [chroma_key(color, params, screen)[1] for color, _ in frames]
+
+
+def native_radius(params, frame: np.ndarray):
+    """`params` with the fringe radius the stage measures on `frame` at its own size: the frame resized to
+    1920x1080 has edges 4 px soft (bilinear), which crisp 1080p footage does not."""
+    linear = linear_light(frame)
+    return with_fringe_radius(params, [linear], estimate_screen([linear], 1) if params.model == "difference" else None)
 
 
 def best_fps(works: dict[str, object], runs: int = 7) -> dict[str, float]:
@@ -108,6 +120,7 @@ def speeds_at_1080(frame: np.ndarray, keyers: dict) -> dict[str, tuple[float, fl
     """Per keyer: (keyer fps, matte stage per-frame fps) on `frame` resized to 1920x1080."""
     big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
     screen = estimate_screen([linear_light(big)], 1)
+    keyers = {name: native_radius(params, frame) for name, params in keyers.items()}
     source = encode_layer(Layer("png8"), big)
     refine = parse_params(RefineParams, {})
 
@@ -131,6 +144,7 @@ def cpu_ms(frame: np.ndarray, params, runs: int = 7) -> float:
     """The keyer's CPU time a frame (median), OpenCV on one thread: what it costs whatever else runs on the machine."""
     big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
     screen = estimate_screen([linear_light(big)], 1)
+    params = native_radius(params, frame)
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
@@ -150,6 +164,7 @@ def stage_fps(frame: np.ndarray, counts: tuple[int, int] = (8, 32)) -> float:
     PNGs encoded and written in the job's writer thread) on `frame` resized to 1920x1080, a little noise added per
     frame so that every frame is its own input. fps from the difference of two runs' wall times (start-up cancels)."""
     big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    radius = native_radius(parse_params(ChromaKeyParams, {}), frame).edge_radius   # as crisp 1080p footage measures
     rng = np.random.default_rng(0)
     times = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +180,8 @@ def stage_fps(frame: np.ndarray, counts: tuple[int, int] = (8, 32)) -> float:
                 (part / f"{i + 1:04d}.png").symlink_to(folder / f"{i + 1:04d}.png")
             start = time.perf_counter()
             run = subprocess.run([sys.executable, "-m", "backend.cli", "run", "matte", "--in", str(part), "--out",
-                                  str(Path(tmp) / f"out{count}"), "--store", str(Path(tmp) / f"store{count}")],
+                                  str(Path(tmp) / f"out{count}"), "--store", str(Path(tmp) / f"store{count}"),
+                                  "--set", f"key.edge_radius={radius}"],
                                  capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
             if run.returncode:
                 raise SystemExit(f"dstage run matte failed:\n{run.stderr[-2000:]}")
@@ -217,6 +233,10 @@ def main() -> None:
     print(f"  keyer CPU a 1920x1080 frame, one core: defaults {cpu['defaults']:.1f} ms, full solve "
           f"{cpu['full solve']:.1f} ms (x{cpu['full solve'] / cpu['defaults']:.2f}): {1000 / cpu['defaults']:.1f} fps "
           f"on a core of its own")
+    others = {shot: load(rendered(shot, width, height, args.frames))[0][0] for shot in SHOTS if shot != "ordinary"}
+    print("  the same per shot (defaults / full solve, ms): " + ", ".join(
+        f"{shot} {cpu_ms(frame, keyers['defaults']):.0f} / {cpu_ms(frame, keyers['full solve']):.0f}"
+        for shot, frame in others.items()))
     if args.stage:
         print(f"  dstage run matte end to end, 1920x1080: {stage_fps(sample):.1f} fps (load average "
               f"{os.getloadavg()[0]:.1f})", flush=True)

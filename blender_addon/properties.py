@@ -96,6 +96,10 @@ class StageSettings(bpy.types.PropertyGroup):
                                  description="a video file, a folder of numbered images, or one image of the sequence")
     use_matte: BoolProperty(name="Matte", default=True, description="cut the person out (chroma key)")
     screen: EnumProperty(name="Screen", items=[("green", "Green", ""), ("blue", "Blue", "")], default="green")
+    clean_plate: StringProperty(name="Clean plate", subtype="FILE_PATH",
+                                description="an image of the empty screen, same camera and light (optional): the "
+                                            "matte keys against it, and the filmed shadow holds only the figure's "
+                                            "shadow, not the screen's own shading")
     matte_grow: IntProperty(name="Grow", default=0, min=-64, max=64)
     matte_feather: FloatProperty(name="Feather", default=0.0, min=0.0, max=64.0)
     use_depth: BoolProperty(name="Depth", default=False, description="estimate a depth map for displacement")
@@ -152,7 +156,7 @@ def settings_dict(settings: StageSettings) -> dict:
     plain = {name: getattr(settings, name) for name in (
         "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
         "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
-        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size", "card_shadow")}
+        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size", "card_shadow", "clean_plate")}
     plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
                          for u in settings.controls]
     plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]

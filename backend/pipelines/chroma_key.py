@@ -17,6 +17,7 @@ from backend.params import ParamError, param
 from backend.pipelines.chroma_edges import sample_screen, unmix_alpha, unmix_colour
 from backend.pipelines.key_band import banded_key
 from backend.pipelines.key_difference import difference_key
+from backend.pipelines.key_fringe_width import with_fringe_radius
 from backend.pipelines.key_interior import fill_interior
 from backend.pipelines.screen_model import ScreenModel, estimate_screen, linear_light
 from backend.pipelines.srgb import linear_to_srgb
@@ -41,8 +42,9 @@ class ChromaKeyParams:
     sample_screen: bool = param(True, help="green/blue: key the screen's real colour, sampled from the frame")
     edges: str = param("unmix", choices=("unmix", "ramp"),
                        help="unmix: solve fringe alpha against the nearby subject colour; ramp: distance ramp only")
-    edge_radius: int = param(1, min=1, max=32,
-                             help="unmix: how wide the fringe may be, in pixels; raise it for motion blur or soft focus")
+    edge_radius: int = param(0, min=0, max=32,
+                             help="unmix: how wide the fringe may be, in pixels (raise it for motion blur or soft "
+                                  "focus); 0: measured from the shot (how wide its outline runs from screen to subject)")
     solve: str = param("band", choices=("band", "full"),
                        help="difference + unmix: band: solve at full size only the tiles where alpha can be other "
                             "than exactly 0 or 1 (a quick per-pixel test settles the rest); full: every pixel "
@@ -75,12 +77,15 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
 
     `screen`: the shot's screen model for the difference keyer (estimated from this frame when None). The
     difference keyer works in linear light (the frame is taken as sRGB-encoded), where edges mix linearly.
+    edge_radius 0 is measured from this frame (the matte stage measures it once per shot, see with_fringe_radius).
     """
     if color.ndim != 3 or color.shape[2] < 3:
         raise ValueError(f"chroma_key expects an HxWx3 colour frame, got shape {color.shape}")
     if params.model == "difference":
         if screen is None:
             screen = estimate_screen([linear_light(color)], int(np.argmax(params.key)))
+        if not params.edge_radius:
+            params = with_fringe_radius(params, [linear_light(color)], screen)
         if screen is not None and params.solve == "band" and params.edges == "unmix":
             fringe, straight, alpha = banded_key(color, params, screen)
         else:
@@ -95,6 +100,7 @@ def chroma_key(color: np.ndarray, params: ChromaKeyParams,
             out[fringe] = np.round(np.clip(linear_to_srgb(straight), 0.0, 1.0) * 255.0).astype(np.uint8)
         return despill_uint8(out, params.key, params.despill), alpha
     rgb = color[..., :3].astype(np.float32) / 255.0
+    params = with_fringe_radius(params, [], None)
     key = params.key
     if params.sample_screen and params.screen != "custom":
         key = sample_screen(rgb, key)

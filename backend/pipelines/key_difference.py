@@ -153,14 +153,19 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
     # a part ending at an odd frame edge gets one more row/column repeating it, so that the local means pair
     # pixels 2 by 2 there as the banded solve's crops (repeated past the edge) do
     h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
-    grow = lambda image: cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE) if (h | w) % 2 else image  # noqa: E731
     part_screen = screen.crop(box)
-    part_screen = ScreenModel(part_screen.channel, grow(part_screen.lead), grow(part_screen.level), part_screen.balance,
-                              grow(part_screen.tint))
-    part, fringe, straight = solve_part(grow(rgb[box]), grow(raw[box]), params, part_screen)
+    part_screen = ScreenModel(part_screen.channel, _to_even(part_screen.lead), _to_even(part_screen.level),
+                              part_screen.balance, _to_even(part_screen.tint))
+    part, fringe, straight = solve_part(_to_even(rgb[box]), _to_even(raw[box]), params, part_screen)
     inside = (fringe[0] < h) & (fringe[1] < w)
     alpha[box] = part[:h, :w]
     return (fringe[0][inside] + box[0].start, fringe[1][inside] + box[1].start), straight[inside], alpha
+
+
+def _to_even(image: np.ndarray) -> np.ndarray:
+    """The image with its last row and/or column repeated once where its height and/or width is odd."""
+    h, w = image.shape[:2]
+    return cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE) if (h | w) % 2 else image
 
 
 def key_limits(params: "ChromaKeyParams") -> tuple[float, float]:

@@ -24,7 +24,7 @@ INTERIOR_MIN = 0.4     # lowest alpha in a 3x3 neighbourhood for it to count as 
 INTERIOR_FLAT = 0.15   # most alpha may vary in that neighbourhood (more: an edge, a ramp, strands)
 HOLE_LIT = 0.7         # an enclosed screen-coloured island at least this bright (share of the screen near it) is a hole
 NEAR_SIGMA = 8.0       # how far around the figure the screen an island is compared with is looked for
-SCREEN_ALPHA = 0.02     # alpha at or below which a pixel is taken for screen here
+SCREEN_ALPHA = 0.02    # alpha at or below which a pixel is taken for screen here
 _AROUND = np.ones((3, 3), np.uint8)
 _LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
@@ -47,13 +47,13 @@ def fill_interior(alpha: np.ndarray, color: np.ndarray, channel: int) -> np.ndar
 def solid_interior(alpha: np.ndarray, screenish: np.ndarray, value: np.ndarray) -> np.ndarray:
     """`alpha` (float32, modified in place and returned) with the figure's interior made solid.
 
-    `screenish`: bool, the pixels keyed as screen; `value`: float32, the screen channel (linear). The part given is taken as surrounded by screen (its border touches the screen
-    around the figure).
+    `screenish`: bool, the pixels keyed as screen; `value`: float32, the screen channel (linear). The part given
+    is taken as surrounded by screen (its border touches the screen around the figure).
     """
     count, labels = cv2.connectedComponents(screenish.astype(np.uint8), connectivity=8)
     screen_component = np.zeros(count, bool)
     screen_component[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = True
-    screen_component[0] = False                       # label 0: the pixels that are not screen-coloured
+    screen_component[0] = False                       # label 0: the pixels not keyed as screen
     screen = screen_component[labels]
     island = screenish & ~screen
     if island.any():

@@ -6,12 +6,13 @@ too: the screen's darkening under the figure, 0 = none.
 
 The difference keyer's screen model is made once per shot, before the first frame: from the side
 input `clean_plate` when key.clean_plate is set, else from up to SCREEN_SAMPLES frames spread over
-the shot (so it does not depend on which frames a resumed job still has to do).
+the shot (so it does not depend on which frames a resumed job still has to do). With key.edge_radius 0 (the
+default), the fringe's width is measured once per shot too, from the same sample frames.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -21,6 +22,7 @@ from backend.ipc.take import Layer
 from backend.loaders.matte import load_matte_session
 from backend.params import ParamError, param
 from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
+from backend.pipelines.key_fringe_width import with_fringe_radius
 from backend.pipelines.matte_refine import RefineParams, refine_alpha
 from backend.pipelines.matte_temporal import smooth_alpha
 from backend.pipelines.rembg_matte import RembgParams, rembg_alpha
@@ -63,7 +65,7 @@ class MatteStage:
     Params = MatteParams
     summary = ("alpha matte per frame (shadow-proof chroma key with despill, rembg, or a person tracked through the "
                "shot), smoothed over time, grown/shrunk and feathered")
-    version = 6  # 6: the shadow layer reads the clear screen only (no halo at the outline)
+    version = 7  # 7: key.edge_radius 0 (default) measured per shot; 6: the shadow layer reads the clear screen only
 
     def model_roles(self, params: MatteParams, models) -> list[str]:
         if params.method == "video":
@@ -87,7 +89,10 @@ class MatteStage:
         return layers
 
     def run(self, params: MatteParams, ctx: StageContext) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        screen = self._screen(params, ctx)
+        samples = _Samples(ctx)
+        screen = self._screen(params, ctx, samples)
+        if params.method == "chroma":   # edge_radius 0: measured once per shot, from the same sample frames
+            params = replace(params, key=with_fringe_radius(params.key, samples() if screen is not None else [], screen))
         matte_one = self._matter(params, ctx, screen)
 
         def raw(frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,7 +117,7 @@ class MatteStage:
             ctx.progress(frame, 1, 1, "matted")
             yield frame, out
 
-    def _screen(self, params: MatteParams, ctx: StageContext) -> ScreenModel | None:
+    def _screen(self, params: MatteParams, ctx: StageContext, samples: "_Samples") -> ScreenModel | None:
         """The shot's screen for the difference keyer (None for other methods, or when no screen is seen)."""
         if params.method != "chroma" or params.key.model != "difference":
             return None
@@ -131,8 +136,7 @@ class MatteStage:
                 return screen_from_plate(plate, channel, size)
             except ValueError as exc:
                 raise StageError(str(exc), code="bad_input") from exc
-        frames = [linear_light(_colour(ctx, f)) for f in screen_samples(ctx.frames)]
-        return estimate_screen(frames, channel)
+        return estimate_screen(samples(), channel)
 
     def _matter(self, params: MatteParams, ctx: StageContext, screen: ScreenModel | None):
         """A function colour -> (straight colour, alpha) for the chosen method (models loaded once, here)."""
@@ -161,6 +165,18 @@ def screen_samples(frames: list[int]) -> list[int]:
     """The frames the screen model is estimated from: up to SCREEN_SAMPLES, spread over the shot."""
     step = max(1, -(-len(frames) // SCREEN_SAMPLES))
     return list(frames[::step])
+
+
+class _Samples:
+    """The shot's sample frames in linear light, read once when first asked for (screen model, fringe radius)."""
+
+    def __init__(self, ctx: StageContext):
+        self.ctx, self.frames = ctx, None
+
+    def __call__(self) -> list[np.ndarray]:
+        if self.frames is None:
+            self.frames = [linear_light(_colour(self.ctx, f)) for f in screen_samples(self.ctx.frames)]
+        return self.frames
 
 
 def _colour(ctx: StageContext, frame: int) -> np.ndarray:

@@ -8,6 +8,7 @@
     --engine STEP=STAGE     force an engine, e.g. --engine depth=preview_depth
     --as-filmed      the card without relighting (its normal and albedo layers unused)
     --card-shadow MODE  BLENDER (the card casts it), FILMED (the matte's shadow layer on the floor) or BOTH
+    --clean-plate IMAGE the empty screen, same camera and light: the matte keys against it (a clean filmed shadow)
 
 Exit status: 0 done, 1 a step failed (the message names the step and frame), 2 bad arguments, 130 interrupted.
 Run the same command again after an interruption: finished frames and takes are kept.
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card-shadow", choices=("BLENDER", "FILMED", "BOTH"), default="BLENDER",
                    help="the card's shadow: cast by Blender from the scene's lights, the filmed one (the matte's "
                         "shadow layer, green/blue screen) laid on the floor under the card, or both")
+    p.add_argument("--clean-plate", type=Path, metavar="IMAGE",
+                   help="an image of the empty screen, same camera and light: the matte keys against it, and the "
+                        "filmed shadow holds only the figure's shadow")
     p.add_argument("--cluster", metavar="ADDRESS", help="render the frames as chunks on a Ray cluster's Blender "
                    "nodes (auto, host:6379, ray://host:10001); OUT must be on storage every node mounts")
     p.add_argument("--cluster-chunk", type=int, default=8, metavar="N", help="frames per cluster task (default 8)")
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             still=args.still, params=_sets(args.set, "--set"), engines=engines, card_height=args.card_height,
             depth_scale=args.depth_scale, spot=args.spot, footage_frames=args.footage_frames,
             footage_size=_pair(args.footage_size, "--footage-size", "x"), as_filmed=args.as_filmed,
-            card_shadow=args.card_shadow,
+            card_shadow=args.card_shadow, clean_plate=args.clean_plate,
             cluster=args.cluster, cluster_chunk=args.cluster_chunk)
     except argparse.ArgumentTypeError as e:
         parser.error(str(e))

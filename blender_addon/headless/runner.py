@@ -68,6 +68,7 @@ class ShotConfig:
     footage_size: tuple[int, int] = (270, 480)
     as_filmed: bool = False                      # the card without its normal/albedo shading (the "before")
     card_shadow: str = "BLENDER"                 # BLENDER, FILMED or BOTH: FILMED/BOTH ask the matte for its shadow
+    clean_plate: Path | None = None              # an image of the empty screen: the matte keys against it
     cluster: str | None = None                   # Ray address: the frames render as chunks on its Blender nodes
     cluster_chunk: int = 8                       # frames per cluster task
     log: object = print
@@ -258,8 +259,12 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             continue
         stage = choice.engine.stage
         params = merged(expand_dotted(dict(choice.engine.params)), config.params.get(stage, {}))
+        sides = None
         if step == "matte" and config.card_shadow != "BLENDER":
             params.setdefault("shadow", True)  # the filmed shadow the card lays on the floor
+        if step == "matte" and config.clean_plate is not None:
+            params["key"] = {**params.get("key", {}), "clean_plate": True}
+            sides = {"clean_plate": _clean_plate(config.clean_plate)}
         if step == "upscale":
             params.setdefault("layers", ["albedo"] if "albedo" in takes else [])
             if params.get("method") == "resample":
@@ -268,13 +273,25 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             bar = Bar(step, len(footage.frames))
             try:
                 take, counts = run_stage(client, stage, params, sources[step](takes),
-                                         out / "takes" / f"{step}-{stage}", step=step, progress=bar)
+                                         out / "takes" / f"{step}-{stage}", step=step, progress=bar, sides=sides)
             finally:
                 bar.close()
             takes[step] = take
             result.counts[step] = counts
             row.note = f"{stage}: {counts['fetched']} frames computed or fetched, {counts['kept']} kept"
     return takes
+
+
+def _clean_plate(path: Path):
+    """The clean plate as a side input: ({0: digest}, read), read once."""
+    from backend.ipc.digest import digest_arrays
+    from blender_addon.headless.images import read_rgb8
+
+    if not Path(path).is_file():
+        raise ShotError("matte", f"the clean plate {path} is not a file; give an image of the empty screen "
+                                 "(same camera and light) with --clean-plate, or leave it out")
+    arrays = {"color": read_rgb8(Path(path))}
+    return {0: digest_arrays(arrays)}, lambda key: arrays
 
 
 def _place_card(config: ShotConfig, scene, spot, takes: dict[str, Take], out: Path):

@@ -43,28 +43,29 @@ def _reader(step: str, source: FrameInput):
 
 def run_stage(client: Client, stage: str, params: dict, source: FrameInput, out_dir: Path, *,
               step: str | None = None, frames: list[int] | None = None, progress: Progress | None = None,
-              stall_s: float = 600.0) -> tuple[Take, dict]:
+              stall_s: float = 600.0, sides: dict | None = None) -> tuple[Take, dict]:
     """Run `stage` over `frames` (default: all of the source) into `out_dir`. Returns the take and counts:
     {"frames": n, "kept": frames already in the take before, "fetched": frames brought back now}.
 
     A take in `out_dir` from another job (other parameters, or a newer stage version) is replaced: the
-    backend's store still has whatever it computed, so only the copying is redone."""
+    backend's store still has whatever it computed, so only the copying is redone. `sides`: side inputs as
+    RemoteJob takes them, {name: ({key: digest}, read(key) -> arrays)} (the matte's clean plate)."""
     try:
-        return _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s)
+        return _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s, sides)
     except TakeError as e:
         if "another job's take" not in str(e):
             raise
         shutil.rmtree(out_dir)
-        return _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s)
+        return _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s, sides)
 
 
-def _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s) -> tuple[Take, dict]:
+def _run_stage(client, stage, params, source, out_dir, step, frames, progress, stall_s, sides=None) -> tuple[Take, dict]:
     step = step or stage
     frames = frames or source.frames
     read = _reader(step, source)
     digests = {frame: digest_arrays(read(frame)) for frame in frames}
     job = _Job(client, stage=stage, params=params, digests=digests, read_input=read, size=source.size,
-               out_dir=out_dir, fps=source.fps, source=source.description)
+               out_dir=out_dir, fps=source.fps, source=source.description, sides=sides)
     last_change, last_count = time.monotonic(), -1
     while job.active:
         job.step(0.1)

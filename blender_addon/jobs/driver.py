@@ -36,7 +36,8 @@ class FrameSource:
 
 class JobDriver:
     def __init__(self, plan: Plan, source: FrameSource, take_dir: str | Path, connect: Callable[[], Client],
-                 give_up_s: float = GIVE_UP_S, read_layer: Callable[[Take, str, int], np.ndarray] | None = None):
+                 give_up_s: float = GIVE_UP_S, read_layer: Callable[[Take, str, int], np.ndarray] | None = None,
+                 read_image: Callable[[str], dict[str, np.ndarray]] | None = None):
         self.plan = plan
         self.source = source
         self.take_dir = Path(take_dir)
@@ -56,6 +57,7 @@ class JobDriver:
         self.give_up_s = give_up_s
         self._heard_at = 0.0
         self.read_layer = read_layer       # (take, layer, frame) -> array: how a job reads an earlier job's take
+        self.read_image = read_image       # path -> {"color": ...}: how a job's side input (a clean plate) is read
         self._inputs: FrameSource | None = None   # the running job's input when it reads earlier jobs' takes
         self._input_digests: dict[int, str] = {}
         self._inputs_to_read: list[int] = []
@@ -192,11 +194,23 @@ class JobDriver:
         # One folder per distinct job, so a re-run with other settings starts its own (and a re-run with
         # the same settings resumes: frames already here are not fetched again).
         self.sent_params[spec.name] = params
-        key = digest_json([spec.stage, params, sorted(digests.items())])[:12]
+        sides = self._sides(spec)
+        key = digest_json([spec.stage, params, sorted(digests.items()),
+                           {name: keyed for name, (keyed, _) in sorted(sides.items())}])[:12]
         self.job = RemoteJob(self.client, stage=spec.stage, params=params,
                              digests=digests, read_input=source.read,
                              size=source.size, out_dir=self.take_dir / "jobs" / f"{spec.name}-{key}",
-                             fps=source.fps, source=source.description, window=UPLOAD_WINDOW)
+                             fps=source.fps, source=source.description, window=UPLOAD_WINDOW, sides=sides)
+
+    def _sides(self, spec) -> dict:
+        """The job's side inputs for RemoteJob: {name: ({0: digest}, read)}, each one image read once here."""
+        sides = {}
+        for name, path in spec.sides.items():
+            if self.read_image is None:
+                raise RuntimeError(f"job {spec.name} has a side input {name!r} but the driver has no image reader")
+            arrays = self.read_image(path)
+            sides[name] = ({0: digest_arrays(arrays)}, lambda key, arrays=arrays: arrays)
+        return sides
 
     def _run(self, deadline: float) -> None:
         # One RemoteJob pass (drain what arrived, send what the window allows) at a time, until the

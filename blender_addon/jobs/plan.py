@@ -24,6 +24,7 @@ class JobSpec:
     frames: list[int]
     provides: tuple[str, ...]      # layers of the final take this job supplies
     reads: tuple[str, ...] = ()    # earlier jobs whose takes (layers merged, later wins) are its input; () = the footage
+    sides: dict = field(default_factory=dict)  # side inputs: {name: image file} (the matte's clean plate)
 
 
 @dataclass
@@ -104,6 +105,8 @@ def matte_params(s: dict) -> dict:
     }
     if wants_filmed_shadow(s):
         params["shadow"] = True
+    if s.get("clean_plate"):
+        params["key"]["clean_plate"] = True  # the screen read per pixel from the plate (sent as side input)
     return params
 
 
@@ -135,7 +138,8 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None,
     if s.get("use_matte", True):
         need("matte", "untick Matte in Stage > Cards")
         layers = ("color", "alpha", "shadow") if wants_filmed_shadow(s) else ("color", "alpha")
-        plan.jobs.append(JobSpec("matte", "matte", matte_params(s), frames, layers))
+        sides = {"clean_plate": s["clean_plate"]} if s.get("clean_plate") else {}
+        plan.jobs.append(JobSpec("matte", "matte", matte_params(s), frames, layers, sides=sides))
     if s.get("use_depth", False):
         need("depth", "untick Depth in Stage > Cards")
         plan.jobs.append(JobSpec("depth", "depth", {}, frames, ("depth",)))

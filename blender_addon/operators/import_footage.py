@@ -8,7 +8,7 @@ from pathlib import Path
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from ..footage import footage_source
+from ..footage import footage_source, read_image
 from ..ipc import Client
 from ..jobs.driver import JobDriver
 from ..jobs.plan import footage_plan
@@ -56,11 +56,18 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
     source = footage_source(path, scene.render.fps / scene.render.fps_base, first, last,
                             video_cache=takes_root(context) / ".video_frames")
     frame_height = round(scene.render.resolution_y * scene.render.resolution_percentage / 100)
-    plan = footage_plan(settings_dict(settings), source.frames, backend_stages(context),
-                        heights=(source.size[1], frame_height))
+    wanted = settings_dict(settings)
+    if settings.use_matte and settings.clean_plate:
+        wanted["clean_plate"] = bpy.path.abspath(settings.clean_plate)
+        if not Path(wanted["clean_plate"]).is_file():
+            raise ValueError(f"the clean plate {wanted['clean_plate']} is not a file; choose an image of the empty "
+                             "screen in Stage > Cards > Clean plate, or clear it")
+    else:
+        wanted["clean_plate"] = ""
+    plan = footage_plan(wanted, source.frames, backend_stages(context), heights=(source.size[1], frame_height))
     take_dir = takes_root(context) / take_name(name or _footage_name(source.description))
     driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys),
-                       read_layer=_read_layer)
+                       read_layer=_read_layer, read_image=read_image)
     character_height, depth_scale, shadow = settings.character_height, settings.card_depth_scale, settings.card_shadow
 
     def make(context) -> str:

@@ -21,6 +21,7 @@ class STAGE_PT_cards(StagePanel, bpy.types.Panel):
         row.prop(settings, "use_relight", toggle=True)
         if settings.use_matte:
             layout.prop(settings, "screen", text="")
+            layout.prop(settings, "clean_plate")
             row = layout.row(align=True)  # two to a row: three cut "Feather" at the default width
             row.prop(settings, "matte_grow")
             row.prop(settings, "matte_feather")

@@ -28,6 +28,7 @@ SHADOW_MODES = ("BLENDER", "FILMED", "BOTH")
 SHADOW_LAYER = "shadow"
 DECAL_FLAG = "stage_shadow_decal"
 STRENGTH_NODE = "Filmed Shadow"
+FLOOR_CONSTRAINT = "On the floor"
 REACH = 2.0     # the decal reaches this many frame heights from the feet each way (far enough for a long shadow)
 LIFT = 0.002    # metres above the floor: in front of it for the depth test, too little to see
 
@@ -67,14 +68,14 @@ def add_decal(card: bpy.types.Object, image: bpy.types.Image, floor_z: float) ->
     for collection in card.users_collection:
         collection.objects.link(decal)
     decal.parent = card  # parent inverse stays identity: the decal's space is the card's
+    decal[DECAL_FLAG] = True
     floor = decal.constraints.new("LIMIT_LOCATION")
-    floor.name = "On the floor"
+    floor.name = FLOOR_CONSTRAINT
     floor.owner_space = "WORLD"
     floor.use_min_z = floor.use_max_z = True
-    floor.min_z = floor.max_z = floor_z + LIFT
+    set_floor(card, floor_z)
     for ray in ("diffuse", "glossy", "transmission", "volume_scatter", "shadow"):
         setattr(decal, f"visible_{ray}", False)
-    decal[DECAL_FLAG] = True
     mesh.materials.append(_decal_material(decal.name, card, image, width, height, below_feet))
     return decal
 
@@ -84,7 +85,7 @@ def set_floor(card: bpy.types.Object, z: float) -> None:
     a card stood on its frame's edge, or a floor elsewhere, sets it here)."""
     decal = card_decal(card)
     if decal is not None:
-        floor = decal.constraints["On the floor"]
+        floor = decal.constraints[FLOOR_CONSTRAINT]
         floor.min_z = floor.max_z = z + LIFT
 
 
@@ -102,12 +103,16 @@ def remove_decal(card: bpy.types.Object) -> None:
     if decal is None:
         return
     mesh, materials = decal.data, [slot.material for slot in decal.material_slots if slot.material]
+    images = [node.image for m in materials for node in m.node_tree.nodes if node.type == "TEX_IMAGE" and node.image]
     bpy.data.objects.remove(decal)
+    if mesh.users == 0:
+        bpy.data.meshes.remove(mesh)  # first: the mesh holds the material
     for material in materials:
         if material.users == 0:
             bpy.data.materials.remove(material)
-    if mesh.users == 0:
-        bpy.data.meshes.remove(mesh)
+    for image in images:  # switching back and forth leaves no unused shadow sequences behind
+        if image.users == 0:
+            bpy.data.images.remove(image)
 
 
 def set_shadow_strength(card: bpy.types.Object, strength: float) -> None:

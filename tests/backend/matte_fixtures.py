@@ -169,3 +169,14 @@ def hair_fan_frame(height: int = 128, width: int = 128, strands: int = 40,
               + (1.0 - truth)[..., None] * to_linear(SCREEN))
     frame = np.clip(np.round(to_encoded(linear)), 0, 255).astype(np.uint8)
     return frame, truth, (a_hair > 0.02) & (a_head < 0.02)
+
+
+def motion_blurred_frame(height: int = 160, width: int = 160, blur: int = 13,
+                         shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, true alpha): the figure moving sideways `blur` pixels during the exposure (mixed in linear light)."""
+    truth = figure_coverage(height, width, shift)
+    kernel = np.full((1, blur), 1 / blur, np.float32)
+    alpha = cv2.filter2D(truth, -1, kernel)
+    colour = cv2.filter2D(to_linear(subject_colours(height, width)) * truth[..., None], -1, kernel)
+    frame = to_encoded(colour + (1 - alpha[..., None]) * to_linear(SCREEN))
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8), alpha

@@ -141,3 +141,19 @@ def test_dense_strands_next_to_skin_are_not_keyed_too_opaque():
     assert strands.sum() > 800
     assert np.abs(error).mean() < 0.046 and error.mean() < 0.045
     assert soft_iou(alpha, truth) >= 0.985
+
+
+def test_the_fringe_width_is_measured_from_the_shot():
+    """edge_radius 0 (the default): a sharp outline gets the one-pixel fringe, motion blur a fringe as wide as it."""
+    from matte_fixtures import motion_blurred_frame
+
+    from backend.pipelines.key_fringe_width import fringe_radius
+    from backend.pipelines.screen_model import estimate_screen, linear_light
+
+    sharp = linear_light(green_screen_frame(128, 128, noise=2.0)[0])
+    assert fringe_radius([sharp], estimate_screen([sharp], 1), 0.12) == 1
+    frame, truth = motion_blurred_frame(blur=13)
+    blurred = linear_light(frame)
+    assert fringe_radius([blurred], estimate_screen([blurred], 1), 0.12) >= 5
+    measured = soft_iou(key(frame)[1], truth)
+    assert measured >= 0.95 and measured > soft_iou(key(frame, edge_radius=1)[1], truth) + 0.1

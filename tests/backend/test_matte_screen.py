@@ -151,3 +151,14 @@ def test_the_screen_models_lit_colour_is_the_plates_colour():
     at = (np.array([10, 50, 90, 48]), np.array([5, 64, 120, 100]))
     expected = cv2.GaussianBlur(linear_light(plate8), (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)[at]
     assert np.allclose(model.lit_colour(at), expected, rtol=0.02, atol=1e-3)
+
+
+def test_the_matte_stage_measures_the_fringe_once_per_shot(tmp_path):
+    from matte_fixtures import motion_blurred_frame
+
+    frames = [motion_blurred_frame(blur=13, shift=4 * s) for s in range(3)]
+    out = run_stage("matte", {}, make_context(stage_inputs(f[0] for f in frames), tmp_path / "a"))
+    narrow = run_stage("matte", {"key": {"edge_radius": 1}}, make_context(stage_inputs(f[0] for f in frames), tmp_path / "b"))
+    for i, (_, truth) in enumerate(frames):
+        assert soft_iou(out[i + 1]["alpha"], truth) >= 0.95
+        assert soft_iou(out[i + 1]["alpha"], truth) > soft_iou(narrow[i + 1]["alpha"], truth) + 0.1

@@ -99,3 +99,19 @@ def test_no_torn_ink_where_the_frame_has_no_edge():
         assert stray.sum() < 5, (t, int(stray.sum()))
         ring = inked(edge_inked(frame))
         assert (inked(ours[t]) & ring).sum() > 0.6 * ring.sum(), t
+
+
+def test_content_no_keyframe_saw_gets_ink_where_the_style_would_draw_it():
+    # One keyframe, a pan that reveals 40 px the keyframe never saw (as a scene rebuilt backwards from a late
+    # keyframe after a cut): no flow carries ink there, the keyframe's edge model draws it on the frame's edges.
+    shot = Shot(size=(192, 128), count=13, pan=(4.0, 0.0))
+    key = Keyframe(0, shot.frame(0), {"color": edge_inked(shot.frame(0))})
+    propagator = Propagator(PropagateParams())
+    for t in range(1, 11):
+        out = propagator.frame(t, shot.frame(t), key, None)["color"]
+    frame = shot.frame(10)
+    strip = np.s_[:, -36:]
+    truth = (inked(edge_inked(frame)) & ~inked(preview_grade(frame)))[strip]
+    ours = (inked(out) & ~inked(preview_grade(frame)))[strip]
+    assert (truth & ours).sum() > 0.7 * truth.sum()  # carried as drawn: 67 of 348 lines' pixels; redrawn: 303
+    assert (ours & ~truth).sum() < 0.2 * truth.sum()

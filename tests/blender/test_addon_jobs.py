@@ -93,6 +93,50 @@ def test_import_footage_with_the_filmed_shadow_asks_the_matte_for_it_and_lays_it
     assert card_decal(card) is not None and not card.visible_shadow and card["stage_shadow"] == "FILMED"
 
 
+def test_a_clean_plate_keeps_the_screens_own_shading_out_of_the_filmed_shadow(addon, tmp_path):
+    """The screen is darker along the bottom of the frame (the cove's corner) in the plate and the footage alike;
+    the figure's shadow darkens it beside the figure. Keyed against the plate, the shadow layer holds the figure's
+    shadow and not the corner."""
+    import numpy as np
+    from addon_fixtures import figure_on_green
+    from backend.ipc.imagefiles import png_bytes
+    from blender_addon.scene.frames import read_frame
+
+    scene, _ = addon
+    corner = np.zeros((48, 64), bool)
+    corner[40:, :] = True
+    (tmp_path / "clip").mkdir()
+    shade = {}
+    for frame in range(1, 5):
+        rgb, inside = figure_on_green(64, 48, frame, seed=3)
+        region = np.zeros(inside.shape, bool)
+        region[30:38, 40 + 2 * frame:56 + 2 * frame] = True
+        region &= ~inside
+        rgb = rgb.astype(np.float64)
+        rgb[corner & ~inside] *= 0.6
+        rgb[region] *= 0.5
+        (tmp_path / "clip" / f"clip_{frame:04d}.png").write_bytes(png_bytes(rgb.round().astype(np.uint8)))
+        shade[frame] = region
+    plate = np.empty((48, 64, 3))
+    plate[:] = (30, 200, 40)
+    plate[corner] *= 0.6
+    (tmp_path / "plate.png").write_bytes(png_bytes(plate.round().astype(np.uint8)))
+    scene.stage.card_shadow, scene.stage.clean_plate = "FILMED", str(tmp_path / "plate.png")
+    assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip")) == {"FINISHED"}
+
+    take = Take.open(tmp_path / "takes" / "clip")
+    assert take.info.params["matte"]["key"]["clean_plate"] is True
+    for frame, region in shade.items():
+        shadow = read_frame(take, "shadow", frame) / 65535.0
+        clear = read_alpha(take, frame) < 0.02
+        assert shadow[region].mean() > 0.3, frame                       # the figure's shadow
+        assert shadow[corner & clear & ~region].mean() < 0.1, frame    # not the screen's darker corner (0.36 unplated)
+
+    scene.stage.clean_plate = str(tmp_path / "no_such_plate.png")
+    with pytest.raises(RuntimeError, match="clean plate .* is not a file"):
+        bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip"))
+
+
 def test_import_footage_takes_a_video_file_and_names_the_take_after_it(addon, tmp_path):
     from blender_addon.headless.movie import encode_mp4
 

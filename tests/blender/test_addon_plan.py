@@ -52,6 +52,14 @@ def test_a_filmed_shadow_asks_the_matte_for_its_shadow_layer_and_needs_the_matte
         footage_plan({"use_matte": False, "use_depth": True, "card_shadow": "FILMED"}, [1], None)
 
 
+def test_a_clean_plate_goes_to_the_matte_as_a_side_input():
+    plan = footage_plan({"use_matte": True, "clean_plate": "/shots/plate.png"}, [1, 2], ["matte"])
+    assert plan.jobs[0].params["key"]["clean_plate"] is True
+    assert plan.jobs[0].sides == {"clean_plate": "/shots/plate.png"}
+    plain = footage_plan({"use_matte": True, "clean_plate": ""}, [1, 2], ["matte"]).jobs[0]
+    assert "clean_plate" not in plain.params["key"] and plain.sides == {}
+
+
 def test_relight_adds_normal_and_albedo_jobs_and_keeps_a_diffused_colour():
     settings = {"use_matte": True, "use_relight": True}
     with pytest.raises(PlanError, match=r"no 'normal' stage .*untick Relight"):

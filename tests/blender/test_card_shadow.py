@@ -197,7 +197,8 @@ def test_the_shadow_mode_changes_on_a_made_card_and_follows_its_timing(tmp_path)
         set_shadow_strength(card, -1.0)
     set_card_shadow(card, "BLENDER")
     assert card_decal(card) is None and card.visible_shadow
-    assert not [m for m in bpy.data.meshes if m.name.endswith(" shadow")]
+    for data in (bpy.data.meshes, bpy.data.materials, bpy.data.images):  # nothing of the decal is left behind
+        assert not [block.name for block in data if block.name.endswith(" shadow")]
 
 
 def test_a_filmed_shadow_from_a_take_without_one_is_refused_with_the_fix(tmp_path):

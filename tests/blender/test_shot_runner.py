@@ -111,6 +111,24 @@ def test_card_shadow_filmed_asks_the_matte_for_its_shadow_and_lays_it_under_the_
     assert card_decal(placed) is not None and not placed.visible_shadow
 
 
+def test_a_clean_plate_goes_to_the_matte_and_a_missing_one_is_named(tmp_path):
+    from blender_addon.headless.images import read_rgb8
+
+    (tmp_path / "no-models.json").write_text("{}")
+    run_shot(tiny_config(tmp_path, frames=(1, 1), footage_frames=1))  # renders the sample footage
+    frame = read_rgb8(tmp_path / "footage" / "0001.png").reshape(-1, 3).astype(int)
+    screen = np.median(frame[frame[:, 1] > frame[:, [0, 2]].max(axis=1) + 40], axis=0)  # the flat-lit green
+    (tmp_path / "plate.png").write_bytes(png_bytes(np.broadcast_to(screen.astype(np.uint8), (80, 48, 3)).copy()))
+    run_shot(tiny_config(tmp_path, frames=(1, 1), footage_frames=1, card_shadow="BOTH",
+                         clean_plate=tmp_path / "plate.png"))
+    matte = Take.open(tmp_path / "takes" / "matte-matte")
+    assert matte.info.params["key"]["clean_plate"] is True and "shadow" in matte.info.layers
+    alpha = read_pixels(Take.open(tmp_path / "takes" / "card").path("alpha", 1))[..., 0]
+    assert alpha.min() < 0.05 and alpha.max() > 0.95 and 0.02 < float((alpha > 0.5).mean()) < 0.6
+    with pytest.raises(ShotError, match="clean plate .* is not a file"):
+        run_shot(tiny_config(tmp_path, frames=(1, 1), footage_frames=1, clean_plate=tmp_path / "none.png"))
+
+
 @pytest.fixture
 def one_frame(tmp_path):
     folder = tmp_path / "footage"

@@ -275,6 +275,9 @@ def test_eevee_lays_the_same_shadow(tmp_path):
     card = make_card(take_with_shadow(tmp_path / "take"), height=2.0, location=(0, 0, 0), stand="FRAME",
                      contact=False, displace="NONE", shadow="FILMED")
     darkening_lines_up(scene, card, tmp_path, 1)
+    scene.frame_set(2)
+    card_decal(card).visible_camera = False
+    assert shadow_of_card(scene, card, tmp_path, "eevee_own") == 0  # EEVEE honours it too: the card casts none
 
 
 def test_the_control_passes_see_the_floor_not_the_decal(tmp_path):

@@ -44,9 +44,34 @@ def test_a_failed_write_is_raised_in_the_callers_thread():
     writer.submit(1, {})
     writer.submit(2, {})
     with pytest.raises(OSError, match="disk full"):
-        writer.submit(3, {})
+        for frame in (3, 4, 5):  # raised at a later submit (frames are in flight two at a time) ...
+            writer.submit(frame, {})
+        writer.flush()  # ... or, at the latest, here
     writer.close()
-    assert announced == [1]
+    assert announced[0] == 1 and 2 not in announced
+
+
+def test_up_to_two_frames_are_in_flight_and_a_third_waits_for_the_first():
+    release, started = threading.Event(), []
+
+    def write(frame, arrays):
+        started.append(frame)
+        assert release.wait(5)
+
+    announced = []
+    writer = FrameWriter(write, announced.append)
+    writer.submit(1, {})
+    writer.submit(2, {})  # frame 1 is still being written: the caller is not held
+    assert announced == []
+    waiter = threading.Thread(target=writer.submit, args=(3, {}))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # the third waits for the first
+    release.set()
+    waiter.join(5)
+    writer.flush()
+    writer.close()
+    assert announced == [1, 2, 3] and started == [1, 2, 3]
 
 
 def test_closing_after_an_error_still_announces_the_frame_that_was_written():

@@ -58,6 +58,10 @@ class KeyModel:
     ink_amount: np.ndarray | None = None  # H x W float32: how much of each keyframe pixel is ink, 0..1
     ink_colour: np.ndarray | None = None  # 3 x h x w float32 at the fit size: the ink's local colour, unit RGB
     by_colour: np.ndarray | None = None   # BINS^3 x 12 float32: A, b per source colour (fit_by_colour)
+    # A style whose ink the edges explain only loosely (agreement under ink_model.AGREEMENT: Freestyle silhouettes
+    # over a textured render) keeps its ink carried (literal), and this model of it, with `ink_colour`, for where
+    # no flow vouches for the carried ink.
+    loose_ink: InkModel | None = None
 
 
 def unit(rgb: np.ndarray) -> np.ndarray:
@@ -271,7 +275,10 @@ def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> Ke
     coeffs = fit_coefficients(small_src, small_sty)
     residual = sty - apply(coeffs, src)
     literal = np.dstack([sty, literal_weight(residual)])
-    return KeyModel(coeffs, residual, glob, literal, by_colour=_by_colour(small_src, small_sty, glob, literal, size))
+    model = KeyModel(coeffs, residual, glob, literal, by_colour=_by_colour(small_src, small_sty, glob, literal, size))
+    if ink and found is not None:
+        model.loose_ink, model.ink_colour = found, ink_colour(sty, amount, size)
+    return model
 
 
 def _by_colour(small_src, small_sty, glob, literal, size, kept=None) -> np.ndarray:

@@ -148,11 +148,11 @@ def _sigmoid(logit: np.ndarray) -> np.ndarray:
     return cv2.divide(1.0, cv2.add(e, 1.0))
 
 
-def hard(probability: np.ndarray) -> np.ndarray:
-    """Ink as a line with a hard edge: P(ink) through a steep smoothstep (HARD). (P itself is the best guess
+def hard(probability: np.ndarray, bounds: tuple[float, float] = HARD) -> np.ndarray:
+    """Ink as a line with a hard edge: P(ink) through a steep smoothstep (`bounds`). (P itself is the best guess
     in the mean-square sense, but draws uncertain lines grey: the toon clips kept 0.3-0.5 of their sharpness.)"""
-    x = cv2.min(cv2.max(cv2.subtract(probability, HARD[0]), 0.0), HARD[1] - HARD[0])
-    x = cv2.multiply(x, 1.0 / (HARD[1] - HARD[0]))
+    x = cv2.min(cv2.max(cv2.subtract(probability, bounds[0]), 0.0), bounds[1] - bounds[0])
+    x = cv2.multiply(x, 1.0 / (bounds[1] - bounds[0]))
     return cv2.multiply(cv2.multiply(x, x), cv2.subtract(3.0, cv2.multiply(x, 2.0)))
 
 

@@ -464,7 +464,7 @@ class Propagator:
                      None if share is None else _resize(share, size, cv2.INTER_LINEAR)))
         coeffs, channels = first[0] + second[0], first[1]
         trust, full_share = second[1], second[2]
-        colour = np.empty(source.shape, np.float32)
+        colour = np.empty(source.shape, np.uint8)
 
         def chosen_layer(layer: str, rows: slice) -> np.ndarray:
             """The chosen side's residual ("color", cubic) or literal colour (nearest) warped to these rows: each
@@ -497,11 +497,11 @@ class Propagator:
                 if inked is not None:  # the ink redrawn on frame t's own edges, over everything else
                     model = cv2.add(model, cv2.multiply(cv2.subtract(inked[1][c], model), inked[0]))
                 planes.append(model)
-            colour[rows] = cv2.merge(planes) * np.float32(255.0)
+            colour[rows] = _finish({"color": cv2.merge(planes) * np.float32(255.0)})["color"]  # rounded here
 
         half = source.shape[0] // 2
         self._in_parallel(lambda: band(slice(0, half)), lambda: band(slice(half, source.shape[0])))
-        out = {"color": colour}
+        out = {}
         others = [name for name in sides[0].layers if name != "color"]
         if others:
             full = [_resize(w, size, cv2.INTER_LINEAR) for w in weights]
@@ -510,7 +510,7 @@ class Propagator:
                     out[name] = sides[0].layers[name]
                 else:
                     out[name] = cv2.blendLinear(sides[0].layers[name], sides[1].layers[name], full[0], full[1])
-        return _finish(out)
+        return {"color": colour, **_finish(out)}
 
     @staticmethod
     def _by_colour(sides: list[_Side], source: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ from backend.pipelines.preview import preview_grade, preview_stylizer
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from backend.pipelines.stability import mix_stability
 from backend.pipelines.video_params import ENGINES, VideoParams
+from backend.read_ahead import read_ahead
 from backend.stages.base import StageContext, StageError, flow_layers, register
 from backend.stages.video_engine import REFERENCE, VideoEngine
 
@@ -230,7 +231,8 @@ class PropagateStage:
             absent = [k for k in user if k not in folder.frames]
             if absent:
                 raise StageError(f"keyframes {absent} have no image among the uploaded keyframes", code="bad_input")
-        frames = ((f, self._source(ctx, f)["color"]) for f in ctx.frames)
+        # Each frame is read from the store (a thread ahead) while the one before is analysed.
+        frames = ((f, data["color"]) for f, data in read_ahead(ctx.frames, lambda f: self._source(ctx, f)))
         try:
             plan = plan_keyframes(frames, params.keyframe_params(user))
         except ParamError as e:
@@ -285,7 +287,8 @@ class PropagateStage:
         if saved is not None:
             propagator.use_gap(prev.frame, nxt.frame, saved)
             return
-        between = (self._source(ctx, f)["color"] for f in ctx.frames if prev.frame < f < nxt.frame)
+        inside = [f for f in ctx.frames if prev.frame < f < nxt.frame]
+        between = (data["color"] for _, data in read_ahead(inside, lambda f: self._source(ctx, f)))
         flows = propagator.prepare_gap(prev, nxt, between)
         if flows:
             ctx.save_scratch(name, flows)

@@ -231,20 +231,26 @@ class Propagator:
         """
         if not self.dis:
             return {}
-        start, end = self._key_view(prev).greys[0], self._key_view(next).greys[0]  # at work size
-        # The key-to-key flows only start the farther keyframe's estimate on a gap's first frame, where DIS
-        # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
-        # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
-        chain_size = _fit_width(start.shape, CHAIN_WIDTH)
-        # Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through.
-        inside = (self._work(self._grey(image)) for image in between)
-        greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
-        # The two chains are independent: one in each thread.
         with beside_our_threads(2):
-            forward, backward = self._in_parallel(lambda: _steps(self._chains[0], greys),
-                                                  lambda: _steps(self._chains[1], greys[::-1]))
+            start = self._key_view(prev).greys[0]  # at work size
+            end = self._work(self._grey(next.grey))  # the next keyframe's view's greys[0]
+            # The key-to-key flows only start the farther keyframe's estimate on a gap's first frame, where DIS
+            # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
+            # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
+            chain_size = _fit_width(start.shape, CHAIN_WIDTH)
+
+            def chains() -> tuple[list[np.ndarray], list[np.ndarray]]:
+                # Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through.
+                inside = (self._work(self._grey(image)) for image in between)
+                greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
+                return _steps(self._chains[0], greys), _steps(self._chains[1], greys[::-1])
+
+            if next.frame in self._keys:
+                forward, backward = chains()
+            else:  # the next keyframe's colour model, the gap's biggest cost, is made in the side thread meanwhile
+                (forward, backward), self._keys[next.frame] = self._in_parallel(chains, lambda: self._make_view(next))
         flows = {"forward": _composed(forward), "backward": _composed(backward), "back_steps": np.stack(backward[::-1])}
-        if len(greys) > 2:
+        if len(forward) > 1:  # the gap has frames
             flows.update(first_to_next=_composed(forward[1:]), next_to_first=_composed(backward[:-1]))
         self.use_gap(prev.frame, next.frame, flows)
         return flows
@@ -310,14 +316,17 @@ class Propagator:
     def _key_view(self, key: Keyframe) -> _KeyView:
         view = self._keys.get(key.frame)
         if view is None:
-            layers = {name: layer.astype(np.float32) if name == "color" else layer
-                      for name, layer in key.layers.items()}
-            model = None
-            if self.params.blend == "guided":
-                model = key_model(key.source, key.layers["color"], ink=self.params.ink == "edges")
-                layers["color"] = model.residual
-            view = self._keys[key.frame] = _KeyView(self._greys(key.grey), layers, model)
+            view = self._keys[key.frame] = self._make_view(key)
         return view
+
+    def _make_view(self, key: Keyframe) -> _KeyView:
+        """A keyframe ready to warp: a function of the keyframe alone, so it may be made in another thread."""
+        layers = {name: layer.astype(np.float32) if name == "color" else layer for name, layer in key.layers.items()}
+        model = None
+        if self.params.blend == "guided":
+            model = key_model(key.source, key.layers["color"], ink=self.params.ink == "edges")
+            layers["color"] = model.residual
+        return _KeyView(self._greys(key.grey), layers, model)
 
     def _directions(self) -> tuple[str, ...]:
         return ("to_key",) if self.params.blend == "warp_crossfade" else ("to_key", "from_key")

@@ -40,7 +40,7 @@ import numpy as np
 
 from backend.params import ParamError, param
 from backend.pipelines import ink_model
-from backend.pipelines.colour_model import KeyModel, coefficients_by_colour, key_model, unit, warp_coefficients
+from backend.pipelines.colour_model import KeyModel, colour_bins, key_model, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
     DIS_PRESETS,
@@ -438,20 +438,32 @@ class Propagator:
             else:
                 share = 1.0 - self._choose(scores[1], scores[0], keys)
             trust = share * sides[0].confidence + (1.0 - share) * sides[1].confidence
-            chosen = sides[1].coeffs + share * (sides[0].coeffs - sides[1].coeffs)
             reach = share * weights[0] + (1.0 - share) * weights[1]
         # Where the flow is unsure (reach low), the keyframes' by-colour models of frame t's own colours take over
         # from the warped local models.
-        fallback = self._by_colour(sides, source, chosen.shape[1:])
-        mixed = (chosen * reach + FALLBACK_WEIGHT * fallback) / (reach + FALLBACK_WEIGHT)
+        by_colour, bins = self._by_colour(sides, source, sides[0].coeffs.shape[1:])
         ink = self._ink(sides, source, share, trust)
         trust = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
-        # Everything smooth is brought to full size once; the per-pixel arithmetic runs in two bands of rows,
-        # one in each thread (numpy releases the GIL).
-        coeffs = [cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in mixed]  # not stacked: no copy
-        channels = cv2.split(unit(source))
-        trust = _resize(trust, size, cv2.INTER_LINEAR)
-        full_share = None if share is None else _resize(share, size, cv2.INTER_LINEAR)
+
+        def model_planes(planes: range) -> list[np.ndarray]:
+            """Coefficient planes of the chosen side's model, mixed with the by-colour one where the flow is unsure,
+            brought to full size (a list: not stacked, no copy)."""
+            out = []
+            for i in planes:
+                chosen = sides[0].coeffs[i] if share is None else \
+                    sides[1].coeffs[i] + share * (sides[0].coeffs[i] - sides[1].coeffs[i])
+                mixed = (chosen * reach + FALLBACK_WEIGHT * np.take(by_colour[i], bins)) / (reach + FALLBACK_WEIGHT)
+                out.append(cv2.resize(mixed, size, interpolation=cv2.INTER_LINEAR))
+            return out
+
+        # Everything smooth is brought to full size once, half of the model's planes in each thread; the per-pixel
+        # arithmetic then runs in two bands of rows, one in each thread (OpenCV and numpy release the GIL).
+        first, second = self._in_parallel(
+            lambda: (model_planes(range(6)), cv2.split(unit(source))),
+            lambda: (model_planes(range(6, 12)), _resize(trust, size, cv2.INTER_LINEAR),
+                     None if share is None else _resize(share, size, cv2.INTER_LINEAR)))
+        coeffs, channels = first[0] + second[0], first[1]
+        trust, full_share = second[1], second[2]
         colour = np.empty(source.shape, np.float32)
 
         def chosen_layer(layer: str, rows: slice) -> np.ndarray:
@@ -501,13 +513,14 @@ class Propagator:
         return _finish(out)
 
     @staticmethod
-    def _by_colour(sides: list[_Side], source: np.ndarray, shape) -> np.ndarray:
-        """The sides' by-colour models (colour_model.fit_by_colour) of frame t's colours, mixed by closeness:
-        12 planes of `shape` (the analysis size)."""
+    def _by_colour(sides: list[_Side], source: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
+        """The sides' by-colour models (colour_model.fit_by_colour), mixed by closeness, for frame t's colours at
+        `shape` (the analysis size): (12 x BINS^3 table, each pixel's bin); plane i is np.take(table[i], bins), as
+        colour_model.coefficients_by_colour gives them all."""
         small = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
         total = sum(side.closeness for side in sides)
         table = sum(side.by_colour * np.float32(side.closeness / total) for side in sides)
-        return coefficients_by_colour(table, small)
+        return np.ascontiguousarray(table.T), colour_bins(small)
 
     def _ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None, confidence: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray] | None:

@@ -214,7 +214,7 @@ def read_all(keys, read, store, label: str) -> dict[int, str]:
                 for i, (key, arrays) in enumerate(read_ahead(keys, read), 1):
                     digests[key] = digest_arrays(arrays)
                     if store is not None:
-                        storing.append(pool.submit(store.put_input, digests[key], arrays))
+                        storing.append(pool.submit(store.put_input, digests[key], arrays, digested=True))
                         while len(storing) > 2:  # at most two frames wait to be stored
                             storing.popleft().result()
                     bar.update(i)

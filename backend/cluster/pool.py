@@ -23,6 +23,7 @@ from backend.store import JobSpec, Store
 IN_FLIGHT = 2  # units handed to one runner at a time
 JOIN_WAIT_S = 60.0  # how long a new runner may take to start (imports, models) before the pool goes on without it
 STOP_WAIT_S = 60.0  # how long a cancel waits for the runners to reach their next frame or step
+POLL_S = 0.1        # how often the job loop looks for a cancel while units compute
 
 
 class RunnerPool:
@@ -134,7 +135,7 @@ class RunnerPool:
                 raise StageError("every cluster worker died before the job finished; start workers "
                                  "(ray start --address HEAD) and run the job again: stored frames are kept",
                                  code="cluster_lost")
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 index, unit = running.pop(ref)
                 try:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import cv2
 import numpy as np
 
-from backend.pipelines.key_difference import (BALANCE, HOT, TINT_GAIN, difference_key, key_limits, raw_key, raw_reach,
-                                              solve_part, solve_reach)
+from backend.pipelines.key_difference import (BALANCE, HOT, SIGMA_PER_RADIUS, TINT_GAIN, difference_key, key_limits,
+                                              raw_key, raw_reach, solve_part, solve_reach)
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, linear_light
 from backend.pipelines.srgb import srgb_to_linear
 
@@ -31,11 +31,12 @@ if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
 
 BLOCK = 4                # pixels per side of the blocks the frame is settled in
-TILE = 32                # pixels per side of the unit that is either settled or solved at full size
+TILE = 64                # pixels per side of the unit that is either settled or solved at full size (its crop
+                         # carries solve_reach of context each side: at 32 a wide fringe radius's context is most of it)
 SLACK = 0.02             # raw-key margin of the per-pixel bounds (float rounding differs from raw_key's)
-SOLVE_COST = 2.0         # a solved pixel costs about two of the raw key alone (bench/matte.py's shots, 1080p)
 WHOLE_RAW = 0.15         # past this share of the frame near a clipped screen, its raw key is made for all of it
-FULL_COST = 0.8          # past this many raw-key frames of work the full path is quicker (it solves only its box)
+FULL_COST = 0.7          # the band is taken while its estimated work is under this share of the full path's: the
+                         # estimate leaves out the settling and the packing (measured band / full ~1.4x it, 1080p)
 _LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 _LINEAR_FLOORED = np.maximum(_LINEAR, EPS)          # raw_key divides by max(screen channel, EPS)
 _HOT_U8 = int(np.searchsorted(_LINEAR, HOT))         # 8-bit code of the keyer's HOT level
@@ -54,6 +55,8 @@ def banded_key(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
     settled = settled_blocks(color, params, screen)
     if settled is None:
         return difference_key(linear_light(color), params, screen)
+    if settled.groups is None:      # the whole frame's raw key made, the full path's solve is quicker
+        return difference_key(*settled.keyed[:1], params, screen, settled.keyed[1])
     alpha = _upsample(settled.subject, (h, w))
     if not settled.groups:
         return None, None, alpha
@@ -67,13 +70,12 @@ class Settled(NamedTuple):
     subject: np.ndarray      # per block: settled solid subject (alpha exactly 1)
     unsettled: np.ndarray    # per block: neither settled subject nor settled screen (alpha exactly 0)
     near_hot: np.ndarray     # per tile: near a clipped screen
-    groups: list             # _solve_groups: what to solve at full size
+    groups: list | None      # _solve_groups: what to solve at full size (None: let the full path solve, from `keyed`)
     keyed: tuple[np.ndarray, np.ndarray] | None   # (linear frame, raw key) when the raw key was made for all of it
 
 
 def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel) -> Settled | None:
-    """The frame's blocks settled, and what is left to solve; None when the full path would take less (FULL_COST,
-    in pixels of raw key).
+    """The frame's blocks settled, and what is left to solve; None when the full path would take less (_full_work).
 
     Near a clipped screen the blocks are called from the raw key itself: on crops around those tiles, or, where
     they cover much of the frame (WHOLE_RAW), on the whole frame, which the solve then reuses."""
@@ -91,7 +93,7 @@ def settled_blocks(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenM
         _key_near_hot(color, screen, params, hot_runs, screen_like, solid, maybe_solid)
     subject, unsettled = settle(screen_like, solid, maybe_solid, params)
     groups = _solve_groups(unsettled, near_hot, params, h, w)
-    if hot_work + _solve_work(groups) > FULL_COST * h * w:
+    if hot_work + _solve_work(groups, params.edge_radius) > FULL_COST * _full_work(subject, unsettled, params, h, w):
         return None
     return Settled(subject, unsettled, near_hot, groups, None)
 
@@ -109,8 +111,9 @@ def _settled_by_raw_key(color: np.ndarray, params: "ChromaKeyParams", screen: Sc
     subject, unsettled = settle(most <= lo, _pool(whole, cv2.min) >= hi, most >= hi, params)
     cool = np.zeros_like(near_hot)
     groups = _solve_groups(unsettled, cool, params, h, w)
-    if _solve_work(groups) > FULL_COST * h * w:     # the raw key made, the solve alone against the full path's
-        return None
+    full_solve = _full_work(subject, unsettled, params, h, w) - h * w
+    if _solve_work(groups, params.edge_radius, raw_made=True) > FULL_COST * full_solve:
+        groups = None          # the raw key made: the band's solve against the full path's solve alone
     return Settled(subject, unsettled, cool, groups, (rgb, raw))
 
 
@@ -132,8 +135,29 @@ def _solve_groups(unsettled: np.ndarray, near_hot: np.ndarray, params: "ChromaKe
     return groups
 
 
-def _solve_work(groups: list[tuple[list[Rect], int, int]]) -> float:
-    return SOLVE_COST * sum(_area(rects, margin) for rects, _, margin in groups)
+def _solve_cost(radius: int) -> float:
+    """What solving a pixel costs against raw-keying it: about as much at edge_radius 1 (bench/matte.py's shots at
+    1080p), and half of it grows with the local means' blur kernel, which widens with the radius."""
+    sigma = SIGMA_PER_RADIUS * radius + 1.0
+    return 0.5 + 0.5 * (2 * round(2 * sigma) + 1) / 13
+
+
+def _solve_work(groups: list[tuple[list[Rect], int, int]], radius: int, raw_made: bool = False) -> float:
+    """The banded solve's work, in pixels raw-keyed: its crops raw-keyed (unless `raw_made`) and solved."""
+    return (_solve_cost(radius) + (0 if raw_made else 1)) * sum(_area(rects, margin) for rects, _, margin in groups)
+
+
+def _full_work(subject: np.ndarray, unsettled: np.ndarray, params: "ChromaKeyParams", h: int, w: int) -> float:
+    """The full path's work in the same units: the whole frame raw-keyed, then solved over the box around what is not
+    plain screen (key_difference.difference_key), the blocks' box being a bound of it."""
+    keyed = subject | unsettled
+    rows, cols = np.nonzero(keyed.any(1))[0], np.nonzero(keyed.any(0))[0]
+    if not len(rows):
+        return float(h * w)
+    reach = solve_reach(params.edge_radius)
+    box_h = min((rows[-1] + 1) * BLOCK + reach, h) - max(rows[0] * BLOCK - reach, 0)
+    box_w = min((cols[-1] + 1) * BLOCK + reach, w) - max(cols[0] * BLOCK - reach, 0)
+    return float(h * w + _solve_cost(params.edge_radius) * box_h * box_w)
 
 
 def _area(rects: list[Rect], margin: int) -> int:

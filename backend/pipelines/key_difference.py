@@ -124,11 +124,13 @@ def _local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float,
     return total[ys, xs] / np.maximum(w, 1e-6)[:, None], w
 
 
-def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel | None
+def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel | None,
+                   raw: np.ndarray | None = None
                    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None, np.ndarray]:
     """(fringe pixel indices, their straight colour in linear light, alpha float32) of one frame (linear RGB).
 
-    Only the fringe's colour changes (the screen's share taken out); despill is left to the caller.
+    Only the fringe's colour changes (the screen's share taken out); despill is left to the caller. `raw`: the
+    frame's raw_key against `screen` when the caller made it already.
     """
     channel = int(np.argmax(params.key))
     if screen is None:
@@ -138,7 +140,7 @@ def difference_key(rgb: np.ndarray, params: "ChromaKeyParams", screen: ScreenMod
     if screen.lead.shape != rgb.shape[:2]:
         raise ValueError(f"the screen model is {screen.lead.shape[1]}x{screen.lead.shape[0]} but the frame is "
                          f"{rgb.shape[1]}x{rgb.shape[0]}: key frames of one size per shot")
-    raw = raw_key(rgb, screen)
+    raw = raw_key(rgb, screen) if raw is None else raw
     lo, hi = key_limits(params)
     if params.edges == "ramp":
         return None, None, np.clip((raw - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)

@@ -37,6 +37,7 @@ from backend.pipelines.preview import preview_grade, preview_stylizer
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from backend.pipelines.stability import mix_stability
 from backend.pipelines.video_params import ENGINES, VideoParams
+from backend.read_ahead import read_ahead
 from backend.stages.base import StageContext, StageError, flow_layers, register
 from backend.stages.video_engine import REFERENCE, VideoEngine
 
@@ -134,10 +135,11 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 9  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
+    version = 10  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
     # 5: vace pins no preview-graded keyframe; 6: ink the colour model cannot explain carried as it is (nearest);
     # 7: a region changes sides only when the other is 3x more trusted (was 1.5); 8: ink redrawn on each frame's edges;
     # 9: where the flow is unsure, a by-colour model of the keyframes (was their global colour fit)
+    # 10: carried (loosely edge-following) ink kept where both keyframes carry it; redrawn where no flow vouches
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video
@@ -230,7 +232,8 @@ class PropagateStage:
             absent = [k for k in user if k not in folder.frames]
             if absent:
                 raise StageError(f"keyframes {absent} have no image among the uploaded keyframes", code="bad_input")
-        frames = ((f, self._source(ctx, f)["color"]) for f in ctx.frames)
+        # Each frame is read from the store (a thread ahead) while the one before is analysed.
+        frames = ((f, data["color"]) for f, data in read_ahead(ctx.frames, lambda f: self._source(ctx, f)))
         try:
             plan = plan_keyframes(frames, params.keyframe_params(user))
         except ParamError as e:
@@ -285,7 +288,8 @@ class PropagateStage:
         if saved is not None:
             propagator.use_gap(prev.frame, nxt.frame, saved)
             return
-        between = (self._source(ctx, f)["color"] for f in ctx.frames if prev.frame < f < nxt.frame)
+        inside = [f for f in ctx.frames if prev.frame < f < nxt.frame]
+        between = (data["color"] for _, data in read_ahead(inside, lambda f: self._source(ctx, f)))
         flows = propagator.prepare_gap(prev, nxt, between)
         if flows:
             ctx.save_scratch(name, flows)

@@ -9,7 +9,7 @@ from matte_fixtures import (figure_coverage, lit_screen, mix, shadowed_screen_fr
 from backend.params import parse_params
 from backend.pipelines.chroma_key import ChromaKeyParams, chroma_key
 from backend.pipelines import key_band
-from backend.pipelines.key_band import BLOCK, TILE, banded_key, settled_blocks
+from backend.pipelines.key_band import BLOCK, banded_key, settled_blocks
 from backend.pipelines.key_difference import difference_key, raw_reach, solve_reach
 from backend.pipelines.screen_model import estimate_screen, linear_light, screen_from_plate
 
@@ -62,12 +62,13 @@ def tiles_solved(frame: np.ndarray, params, screen) -> np.ndarray:
     """Full-size mask of the tiles that key_band solves at full size."""
     h, w = frame.shape[:2]
     unsettled = settled_blocks(frame, params, screen).unsettled
-    per_tile = TILE // BLOCK
+    tile = key_band.TILE
+    per_tile = tile // BLOCK
     mask = np.zeros((h, w), bool)
-    for y in range(0, h, TILE):
-        for x in range(0, w, TILE):
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
             blocks = unsettled[y // BLOCK:y // BLOCK + per_tile, x // BLOCK:x // BLOCK + per_tile]
-            mask[y:y + TILE, x:x + TILE] = blocks.any()
+            mask[y:y + tile, x:x + tile] = blocks.any()
     return mask
 
 
@@ -82,8 +83,10 @@ def away_from_the_edge(shape, params) -> np.ndarray:
 
 @pytest.fixture
 def always_banded(monkeypatch):
-    """The banded solve even where its crops' context would cost more than the full path (small frames)."""
+    """The banded solve even where its crops' context would cost more than the full path, in tiles of 32 pixels
+    (the frames here are small: the default tiles would cover most of them)."""
     monkeypatch.setattr(key_band, "FULL_COST", float("inf"))
+    monkeypatch.setattr(key_band, "TILE", 32)
 
 
 @pytest.mark.parametrize("scene", ["shadowed", "hot lamp", "turned tint", "screen's tint", "moving hot lamp",
@@ -143,14 +146,32 @@ def test_a_faint_thin_strand_alone_on_the_screen_is_still_solved(always_banded):
     assert np.array_equal(banded[25:165, 30], full[25:165, 30])
 
 
-def test_where_the_crops_would_cost_more_the_full_path_runs(monkeypatch):
-    """A frame mostly near a clipped screen: the raw key of its crops with context costs more than a frame's, so
-    the tiles are not settled and the frame is keyed by the full path."""
+@pytest.mark.parametrize("whole_raw", [False, True])
+def test_where_the_tiles_would_cost_more_the_full_path_solves(monkeypatch, whole_raw):
+    """Where the tiles with their context would cost more than the frame, nothing is settled and the full path
+    keys the frame (from the whole frame's raw key when that was made already): its alpha to the frame's edge."""
     frame = hot_lamp_frame(192, 256)
     params = parse_params(ChromaKeyParams, {"edge_radius": 1})   # the paths take a measured radius (chroma_key measures 0)
     screen = estimate_screen([linear_light(frame)], 1)
+    monkeypatch.setattr(key_band, "WHOLE_RAW", 0.0 if whole_raw else float("inf"))
     monkeypatch.setattr(key_band, "FULL_COST", float("inf"))
-    assert settled_blocks(frame, params, screen) is not None
+    assert settled_blocks(frame, params, screen).groups
     monkeypatch.setattr(key_band, "FULL_COST", 0.01)
-    assert settled_blocks(frame, params, screen) is None
-    assert np.array_equal(banded_key(frame, params, screen)[2], difference_key(linear_light(frame), params, screen)[2])
+    settled = settled_blocks(frame, params, screen)
+    assert settled.groups is None and settled.keyed is not None if whole_raw else settled is None
+    full = difference_key(linear_light(frame), params, screen)
+    banded = banded_key(frame, params, screen)
+    assert np.array_equal(banded[2], full[2]) and np.array_equal(banded[1], full[1])
+
+
+def test_the_default_tiles_on_a_larger_frame():
+    """The default tile size and cost rule, on a frame big enough for them to settle much of it."""
+    frame = shadowed_screen_frame(540, 960)[0]
+    params = parse_params(ChromaKeyParams, {"edge_radius": 1})
+    screen = estimate_screen([linear_light(frame)], 1)
+    settled = settled_blocks(frame, params, screen)
+    assert settled is not None and settled.groups and settled.keyed is None
+    band = tiles_solved(frame, params, screen)
+    assert 0.1 < band.mean() < 0.8
+    inner = away_from_the_edge(band.shape, params)
+    assert np.array_equal(banded_key(frame, params, screen)[2][inner], difference_key(linear_light(frame), params, screen)[2][inner])

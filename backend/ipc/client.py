@@ -59,7 +59,11 @@ class Client:
         self.session: str | None = None   # the server process we talk to; a new value means it restarted
         self._ids = itertools.count(1)
         self.socket: zmq.Socket | None = None
-        self._connect()
+        try:
+            self._connect()
+        except BaseException:
+            self.close()  # a refused hello must not leave its socket or its offered arena in /dev/shm behind
+            raise
 
     def _connect(self, offer: bool = True) -> None:
         self.socket = self.ctx.socket(zmq.DEALER)

@@ -5,6 +5,7 @@ and CURVE authentication."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import threading
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from spine_fixtures import (Backend, FrameSet, assert_no_corrupt_files, dstage, frame_files,  # noqa: E402
                             free_port, reference_take, wait_for)
 
-from backend.ipc import wire  # noqa: E402
+from backend.ipc import shm, wire  # noqa: E402
 from backend.ipc.client import Client, ClientKeys, RemoteError  # noqa: E402
 from backend.ipc.redact import redact  # noqa: E402
 from backend.ipc.remote_job import RemoteJob  # noqa: E402
@@ -476,7 +477,15 @@ def test_non_loopback_bind_without_keys_refuses_to_start(tmp_path):
     assert "dstage keys" in result.stderr
 
 
-def test_curve_keys_admit_allowed_clients_only(tmp_path):
+def test_curve_keys_admit_allowed_clients_only(tmp_path, monkeypatch):
+    offered = []   # every arena a client offers, to check that a refused one leaves none behind
+
+    class RecordedOutbox(shm.Outbox):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            offered.append(self)
+
+    monkeypatch.setattr(shm, "Outbox", RecordedOutbox)
     keys, artist, mallory = tmp_path / "keys", tmp_path / "artist", tmp_path / "mallory"
     for args in (["--out", str(keys)], ["--out", str(artist), "--name", "artist"],
                  ["--out", str(mallory), "--name", "mallory"],
@@ -491,13 +500,13 @@ def test_curve_keys_admit_allowed_clients_only(tmp_path):
         ping = dstage("ping", "--server", server.url, "--client-key", str(artist / "artist.key_secret"),
                       "--server-key", str(keys / "server.key"), "--timeout", "20")
         assert ping.returncode == 0, ping.stderr
-        refused = ClientKeys(mallory / "mallory.key_secret", keys / "server.key")
-        with Client(server.url, keys=refused) as client:
+        # a refused client hears nothing: its hello (sent on connecting) or its ping times out, whichever the
+        # failed handshake reaches first
+        for refused in (ClientKeys(mallory / "mallory.key_secret", keys / "server.key"), None):  # None: no key at all
             with pytest.raises(TimeoutError):
-                client.request("ping", timeout_s=3.0)
-        with Client(server.url) as client:  # no key at all
-            with pytest.raises(TimeoutError):
-                client.request("ping", timeout_s=3.0)
+                with Client(server.url, keys=refused) as client:
+                    client.request("ping", timeout_s=3.0)
+        assert offered and all(arena.closed and not os.path.exists(arena.path) for arena in offered)
         no_key = dstage("ping", "--server", server.url, "--timeout", "2")
         assert no_key.returncode != 0 and "no answer" in no_key.stderr
         with Client(server.url, keys=allowed) as client:  # the refusals did not disturb the server

@@ -246,28 +246,43 @@ class Propagator:
         if not self.dis:
             return {}
         with beside_our_threads(2):
-            start = self._key_view(prev).greys[0]  # at work size
-            end = self._work(self._grey(next.grey))  # the next keyframe's view's greys[0]
-            # The key-to-key flows only start the farther keyframe's estimate on a gap's first frame, where DIS
-            # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
-            # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
-            chain_size = _fit_width(start.shape, CHAIN_WIDTH)
-
-            def chains() -> tuple[list[np.ndarray], list[np.ndarray]]:
-                # Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through.
-                inside = (self._work(self._grey(image)) for image in between)
-                greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
-                return _steps(self._chains[0], greys), _steps(self._chains[1], greys[::-1])
-
             if next.frame in self._keys:
-                forward, backward = chains()
+                steps = self._gap_steps(prev, next, between)
             else:  # the next keyframe's colour model, the gap's biggest cost, is made in the side thread meanwhile
-                (forward, backward), self._keys[next.frame] = self._in_parallel(chains, lambda: self._make_view(next))
-        flows = {"forward": _composed(forward), "backward": _composed(backward), "back_steps": np.stack(backward[::-1])}
-        if len(forward) > 1:  # the gap has frames
-            flows.update(first_to_next=_composed(forward[1:]), next_to_first=_composed(backward[:-1]))
+                steps, self._keys[next.frame] = self._in_parallel(lambda: self._gap_steps(prev, next, between),
+                                                                  lambda: self._make_view(next))
+        flows = _gap_flows(*steps)
         self.use_gap(prev.frame, next.frame, flows)
         return flows
+
+    def gap_ahead(self, prev: Keyframe, next: Keyframe, between: Iterable[np.ndarray]) -> tuple[dict, object]:
+        """A later gap's (flows, next keyframe's view), as `prepare_gap` makes them, in the caller's thread while
+        another runs `frame` on the current gap: it touches nothing `frame` uses (the chains' own DIS objects, a
+        new view). One at a time, and never beside `prepare_gap`. Hand both to `use_gap_ahead` when its frames start."""
+        if not self.dis:
+            return {}, None
+        with beside_our_threads(2):
+            steps = self._gap_steps(prev, next, between)
+            view = self._make_view(next)
+        return _gap_flows(*steps), view
+
+    def use_gap_ahead(self, prev: int, next: int, flows: dict[str, np.ndarray], view) -> None:
+        self.use_gap(prev, next, flows)
+        if view is not None:
+            self._keys.setdefault(next, view)
+
+    def _gap_steps(self, prev: Keyframe, next: Keyframe, between: Iterable[np.ndarray]
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The gap's consecutive-frame flows at CHAIN_WIDTH, forward and backward, prev's grey to next's.
+        Only the chain-size greys are kept (a few KB a frame); the frames themselves stream through."""
+        # The key-to-key flows only start the farther keyframe's estimate on a gap's first frame, where DIS
+        # refines them, so they are the chains of consecutive-frame flows at CHAIN_WIDTH, composed. (Refining
+        # them with a full-size DIS pass cost 8% of the benchmark's time and bought no quality.)
+        start, end = (self._work(self._grey(key.grey)) for key in (prev, next))  # = their views' greys[0]
+        chain_size = _fit_width(start.shape, CHAIN_WIDTH)
+        inside = (self._work(self._grey(image)) for image in between)
+        greys = [_resize(grey, chain_size) for grey in itertools.chain([start], inside, [end])]
+        return _steps(self._chains[0], greys), _steps(self._chains[1], greys[::-1])
 
     def use_gap(self, prev: int, next: int, flows: dict[str, np.ndarray]) -> None:
         self._gaps = {(prev, next): flows}
@@ -678,6 +693,14 @@ def _weight(confidence, closeness: float):
 def _steps(dis: DisFlow, greys: list[np.ndarray]) -> list[np.ndarray]:
     """The consecutive-frame flows greys[i] -> greys[i + 1]."""
     return [dis.raw(a, b) for a, b in itertools.pairwise(greys)]
+
+
+def _gap_flows(forward: list[np.ndarray], backward: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The flows `prepare_gap` returns, from the gap's chains of consecutive-frame flows."""
+    flows = {"forward": _composed(forward), "backward": _composed(backward), "back_steps": np.stack(backward[::-1])}
+    if len(forward) > 1:  # the gap has frames
+        flows.update(first_to_next=_composed(forward[1:]), next_to_first=_composed(backward[:-1]))
+    return flows
 
 
 def _composed(steps: list[np.ndarray]) -> np.ndarray:

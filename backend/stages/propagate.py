@@ -39,6 +39,7 @@ from backend.pipelines.stability import mix_stability
 from backend.pipelines.video_params import ENGINES, VideoParams
 from backend.read_ahead import read_ahead
 from backend.stages.base import StageContext, StageError, flow_layers, register
+from backend.stages.gap_ahead import GapsAhead
 from backend.stages.video_engine import REFERENCE, VideoEngine
 
 log = logging.getLogger(__name__)
@@ -183,10 +184,19 @@ class PropagateStage:
         self._stylize_keys(params, ctx, plan, folder)
         propagator = Propagator(PropagateParams(blend=params.blend, flow_preset=params.flow_preset,
                                                 flow_scale=params.flow_scale, ink=params.ink))
+        todo = sorted(ctx.todo)
+        gaps = list(dict.fromkeys(b for b in map(plan.bracket, todo) if None not in b and b[0] != b[1]))
+        with GapsAhead(ctx, propagator, gaps, lambda k: self._keyframe(params, ctx, k),
+                       lambda f: self._source(ctx, f)) as ahead:
+            yield from self._frames(params, ctx, folder, plan, propagator, ahead, todo)
+
+    def _frames(self, params, ctx: StageContext, folder: KeyframeImages | None, plan: KeyframePlan,
+                propagator: Propagator, ahead: GapsAhead, todo: list[int]
+                ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """The frames in order, each gap's flows prepared (`ahead`) before its frames."""
         keys: dict[int, Keyframe] = {}
         gap = None
         last = None  # the last frame the propagator saw: its flows warm-start the next frame's
-        todo = sorted(ctx.todo)
         for index, t in enumerate(todo):
             ctx.check_cancelled()
             prev, nxt = plan.bracket(t)
@@ -196,7 +206,7 @@ class PropagateStage:
                 keys[k] = self._keyframe(params, ctx, k)
             if prev is not None and nxt is not None and prev != nxt and (prev, nxt) != gap:
                 gap = (prev, nxt)
-                self._prepare_gap(ctx, propagator, keys[prev], keys[nxt])
+                ahead.enter(keys[prev], keys[nxt])
             # Resuming mid-gap: replay the gap's earlier frames (output discarded) so every flow starts
             # from the same warm guess as in an uninterrupted run, and the take comes out identical.
             since = last if last is not None and prev is not None and last >= prev else prev
@@ -280,19 +290,6 @@ class PropagateStage:
 
             registry = load_registry()
         return DiffusePipeline(registry, device=ctx.device)
-
-    def _prepare_gap(self, ctx: StageContext, propagator: Propagator, prev: Keyframe, nxt: Keyframe) -> None:
-        """The gap's key-to-key flows: from scratch after a restart, else one streamed pass over the gap."""
-        name = f"gap_{prev.frame:06d}_{nxt.frame:06d}"
-        saved = ctx.load_scratch(name)
-        if saved is not None:
-            propagator.use_gap(prev.frame, nxt.frame, saved)
-            return
-        inside = [f for f in ctx.frames if prev.frame < f < nxt.frame]
-        between = (data["color"] for _, data in read_ahead(inside, lambda f: self._source(ctx, f)))
-        flows = propagator.prepare_gap(prev, nxt, between)
-        if flows:
-            ctx.save_scratch(name, flows)
 
     def _keyframe(self, params, ctx: StageContext, frame: int) -> Keyframe:
         source = self._source(ctx, frame)

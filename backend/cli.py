@@ -179,7 +179,7 @@ def cmd_run(args) -> int:
         check_stage(args.stage, params, source.size, sides)  # a typo fails now, not after reading every frame
         store = open_store(args.store)
     side_digests = {name: read_all(side.keys, side.read, store, f"side {name}") for name, side in sides.items()}
-    digests = read_all(source.frames, source.read, store, "reading")
+    digests = read_all(source.frames, source.read, store, "reading", readers=2 if source.any_order else 1)
     guard = OutFolder(out)
     try:
         if args.server:
@@ -194,10 +194,11 @@ def cmd_run(args) -> int:
         raise
 
 
-def read_all(keys, read, store, label: str) -> dict[int, str]:
+def read_all(keys, read, store, label: str, readers: int = 1) -> dict[int, str]:
     """Digest every frame (or side input item), storing it for an embedded run; a few frames in memory at a time.
-    The next frames are decoded in a thread (backend/read_ahead.py) while this one is digested, and stored by two
-    more threads (a store write waits on the disk: fsync), so decoding, hashing and writing overlap."""
+    The next frames are decoded in `readers` threads (backend/read_ahead.py; 2 for image files: decoding is the
+    longest part) while this one is digested, and stored by two more threads (a store write waits on the disk:
+    fsync), so decoding, hashing and writing overlap."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
@@ -211,7 +212,7 @@ def read_all(keys, read, store, label: str) -> dict[int, str]:
     try:
         with ThreadPoolExecutor(2, thread_name_prefix="store-input") as pool:
             try:
-                for i, (key, arrays) in enumerate(read_ahead(keys, read), 1):
+                for i, (key, arrays) in enumerate(read_ahead(keys, read, readers=readers), 1):
                     digests[key] = digest_arrays(arrays)
                     if store is not None:
                         storing.append(pool.submit(store.put_input, digests[key], arrays, digested=True))

@@ -25,6 +25,7 @@ class FrameSource:
     fps: float
     read: Callable[[int], dict[str, np.ndarray]]
     description: dict
+    any_order: bool = False        # frames may be read in any order, side by side (files, not a video)
 
 
 def parse_range(text: str | None) -> tuple[int, int] | None:
@@ -170,7 +171,8 @@ def _folder_source(folder: Path, frame_range: tuple[int, int] | None, max_megapi
                              f"but the sequence is {size[0]}x{size[1]}; give every frame one size")
         return arrays
 
-    return FrameSource(sorted(files), size, 24.0, read, {"kind": "images", "path": str(folder)})
+    return FrameSource(sorted(files), size, 24.0, read, {"kind": "images", "path": str(folder)},
+                       any_order=True)
 
 
 def _video_source(path: Path, max_megapixels: float) -> FrameSource:

@@ -44,10 +44,7 @@ class STAGE_OT_add_card(bpy.types.Operator):
         except (CardError, TakeError, OSError, ValueError) as e:
             self.report({"ERROR"}, f"Add Card: {e}")
             return {"CANCELLED"}
-        for obj in context.view_layer.objects:
-            obj.select_set(False)
-        card.select_set(True)
-        context.view_layer.objects.active = card
+        make_active(context, card)
         self.report({"INFO"}, f"added {card.name}")
         return {"FINISHED"}
 
@@ -72,10 +69,7 @@ class STAGE_OT_select_card(bpy.types.Operator):
         if card is None:
             self.report({"ERROR"}, f"no object {self.name!r} in this scene")
             return {"CANCELLED"}
-        for obj in context.view_layer.objects:
-            obj.select_set(False)
-        card.select_set(True)
-        context.view_layer.objects.active = card
+        make_active(context, card)
         return {"FINISHED"}
 
 
@@ -90,9 +84,8 @@ class STAGE_OT_card_render(bpy.types.Operator):
     render: BoolProperty(default=True)
 
     def execute(self, context):
-        card = context.scene.objects.get(self.name)
-        if card is None or not card.get("stage_card"):
-            self.report({"ERROR"}, f"no card {self.name!r} in this scene")
+        card = card_named(self, context)
+        if card is None:
             return {"CANCELLED"}
         set_card_rendered(card, self.render)
         return {"FINISHED"}
@@ -109,9 +102,8 @@ class STAGE_OT_card_shadow(bpy.types.Operator):
     mode: EnumProperty(name="Shadow", items=CARD_SHADOWS, default="BLENDER")
 
     def execute(self, context):
-        card = context.scene.objects.get(self.name)
-        if card is None or not card.get("stage_card"):
-            self.report({"ERROR"}, f"no card {self.name!r} in this scene")
+        card = card_named(self, context)
+        if card is None:
             return {"CANCELLED"}
         try:
             set_card_shadow(card, self.mode)
@@ -119,6 +111,23 @@ class STAGE_OT_card_shadow(bpy.types.Operator):
             self.report({"ERROR"}, f"Card Shadow: {e}")
             return {"CANCELLED"}
         return {"FINISHED"}
+
+
+def make_active(context, card) -> None:
+    """The card as the only selected object, and the active one."""
+    for obj in context.view_layer.objects:
+        obj.select_set(False)
+    card.select_set(True)
+    context.view_layer.objects.active = card
+
+
+def card_named(operator, context):
+    """The scene's card called `operator.name`, or None after reporting that there is none."""
+    card = context.scene.objects.get(operator.name)
+    if card is None or not card.get("stage_card"):
+        operator.report({"ERROR"}, f"no card {operator.name!r} in this scene")
+        return None
+    return card
 
 
 list_classes = (STAGE_OT_select_card, STAGE_OT_card_render, STAGE_OT_card_shadow)

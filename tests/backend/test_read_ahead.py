@@ -27,19 +27,6 @@ def test_items_come_in_order_read_in_another_thread_at_most_depth_ahead():
     assert threads == {"read-ahead"}
 
 
-def test_a_failed_read_is_raised_in_the_caller_at_that_item():
-    def load(key):
-        if key == 3:
-            raise OSError("frame 3 is damaged")
-        return key
-
-    got = []
-    with pytest.raises(OSError, match="frame 3 is damaged"):
-        for key, _ in read_ahead(range(10), load):
-            got.append(key)
-    assert got == [0, 1, 2]
-
-
 def test_a_caller_that_stops_early_stops_the_reader():
     read = []
 

@@ -199,32 +199,25 @@ def read_all(keys, read, store, label: str, readers: int = 1) -> dict[int, str]:
     The next frames are decoded in `readers` threads (backend/read_ahead.py; 2 for image files: decoding is the
     longest part) while this one is digested, and stored by two more threads (a store write waits on the disk:
     fsync), so decoding, hashing and writing overlap."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
+    from backend.frame_writer import FrameWriter
     from backend.ipc.digest import digest_arrays
     from backend.progress import ProgressBar
     from backend.read_ahead import read_ahead
 
     digests = {}
     bar = ProgressBar(len(keys), label)
-    storing: deque = deque()
+    # at most two frames wait to be stored
+    storing = FrameWriter(lambda key, arrays: store.put_input(digests[key], arrays, digested=True),
+                          lambda key: None, ahead=2, threads=2, name="store-input")
     try:
-        with ThreadPoolExecutor(2, thread_name_prefix="store-input") as pool:
-            try:
-                for i, (key, arrays) in enumerate(read_ahead(keys, read, readers=readers), 1):
-                    digests[key] = digest_arrays(arrays)
-                    if store is not None:
-                        storing.append(pool.submit(store.put_input, digests[key], arrays, digested=True))
-                        while len(storing) > 2:  # at most two frames wait to be stored
-                            storing.popleft().result()
-                    bar.update(i)
-                while storing:
-                    storing.popleft().result()
-            finally:
-                for future in storing:
-                    future.cancel()
+        for i, (key, arrays) in enumerate(read_ahead(keys, read, readers=readers), 1):
+            digests[key] = digest_arrays(arrays)
+            if store is not None:
+                storing.submit(key, arrays)
+            bar.update(i)
+        storing.flush()
     finally:
+        storing.close()
         bar.close()
     return digests
 

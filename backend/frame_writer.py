@@ -18,9 +18,11 @@ import numpy as np
 
 class FrameWriter:
     def __init__(self, write: Callable[[int, dict[str, np.ndarray]], None], on_written: Callable[[int], None],
-                 ahead: int = 2):
+                 ahead: int = 2, threads: int = 1, name: str = "frame-writer"):
+        """`threads` > 1 writes that many frames at once (for writes whose order on disk does not matter, such
+        as inputs stored by their digest); they are still announced in order."""
         self._write, self._on_written, self._ahead = write, on_written, max(1, ahead)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="frame-writer")
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
         self._pending: deque[tuple[int, Future]] = deque()
 
     def submit(self, frame: int, arrays: dict[str, np.ndarray]) -> None:

@@ -233,11 +233,6 @@ def apply(coeffs: np.ndarray, image: np.ndarray) -> np.ndarray:
     return cv2.merge([_apply_channel(upsample(coeffs[4 * c:4 * c + 4], (width, height)), channels) for c in range(3)])
 
 
-def apply_planes(coeffs: np.ndarray, channels) -> np.ndarray:
-    """A, b (12 planes, an array or a list) applied to the image's three channel planes of their size: H x W x 3."""
-    return cv2.merge([_apply_channel(coeffs[4 * c:4 * c + 4], channels) for c in range(3)])
-
-
 def _apply_channel(k, channels) -> np.ndarray:
     """One output channel: k[0] r + k[1] g + k[2] b + k[3]."""
     r, g, b = channels

@@ -20,6 +20,8 @@ at a fractional offset smears it grey (the ink style kept 0.52-0.59 of its sharp
 Ink that follows the keyframe's source edges is not carried at all but redrawn on frame t's own edges
 (backend/pipelines/ink_model.py, `ink="edges"`), near the ink carried from the chosen side: carried, a line
 lands a pixel or two off frame t's edge, and where the flow fails it tears.
+A style whose ink does not follow its source's edges (Freestyle silhouettes) keeps it carried, and where no flow is
+trusted redraws it where frame t's colours meet as the keyframes' inked colours do (backend/pipelines/ink_pairs.py).
 "confidence" is the older blend of warped colour by confidence.
 
 `blend` also offers the two baselines it is measured against:
@@ -39,7 +41,7 @@ import cv2
 import numpy as np
 
 from backend.params import ParamError, param
-from backend.pipelines import ink_model
+from backend.pipelines import ink_model, ink_pairs
 from backend.pipelines.colour_model import KeyModel, colour_bins, key_model, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
@@ -85,13 +87,23 @@ RESIDUAL_TRUST = 0.01
 # Ink is redrawn near the carried ink where a side's confidence reaches this; below it, fading to where no flow
 # vouches for anything, wherever frame t has an edge like those the keyframe inks (ink_model's two models).
 INK_TRUST = 0.2
-# A carried-ink style's whole-frame edge model (ink_model `anywhere`, see Propagator._loose_ink) is fitted over
-# every edge of its keyframe, most of them not inked (texture), so it is shy near the silhouettes it must draw:
-# its P(ink) over these bounds goes from no ink to ink (ink_model.HARD is 0.25-0.5). Blender clip, toon (with lines
-# stamped within 1 px, see ASSENT_REACH): 22.75 dB at HARD (sharpness 0.86), 22.80 here (0.93), 22.78 at 0.2-0.3.
-LOOSE_HARD = (0.15, 0.25)
+# A carried-ink style's ink is redrawn by colour pair (ink_pairs, see Propagator._loose_ink) in the regions where no
+# side's confidence reaches this (if its keyframes' lines are a colour pair's: ink_pairs.AGREEMENT). A hard switch
+# (with a SEAM_BLUR seam), not a fade: two lines are never mixed grey. Blender clip, toon: 23.33 dB at 0.5, 23.41 at
+# 0.7, 23.54 at 0.9 (sharpness 0.87, 0.88, 0.90); everywhere, 23.00.
+LOOSE_TRUST = 0.9
+# A carried line is kept only where frame t's colours, within a pixel of it, are a pair the keyframes ink with at least
+# this chance (fading in over these bounds): elsewhere it is a ghost left where the figure was. Its stamped colour is
+# left out there everywhere, its residual's dark part only where the ink is redrawn (everywhere, the toon render's own
+# grain went too: 23.17 dB, sharpness 0.83). Blender clip: 23.16 dB with no line left out, 23.54 so.
+LOOSE_VETO = (0.05, 0.2)
+# Where they are not, its whole-frame edge model (ink_model `anywhere`) is fitted over every edge of its keyframe,
+# most of them not inked (texture), so it is shy near the silhouettes it must draw: its P(ink) over these bounds goes
+# from no ink to ink (ink_model.HARD is 0.25-0.5). Blender clip, toon (with lines stamped within 1 px, see
+# ASSENT_REACH): 22.75 dB at HARD (sharpness 0.86), 22.80 here (0.93), 22.78 at 0.2-0.3 ...
+LOOSE_EDGE_HARD = (0.15, 0.25)
 # ... and it draws where no side's confidence reaches this, fading in below it (0.2, as INK_TRUST: 22.73 dB).
-LOOSE_TRUST = 0.5
+LOOSE_EDGE_TRUST = 0.5
 # px: a carried-ink style's line is stamped where the other side carries one within this reach (Propagator._assent).
 # Within 1 px the Blender clip gained most (22.80 dB), but a line the two keyframes *drew* apart (5 px in
 # test_no_doubled_ink_where_the_two_keyframes_disagree) then came out blended, a second faint line: within 5 px
@@ -155,6 +167,7 @@ class _KeyView:
     layers: dict[str, np.ndarray]                     # as warped: colour float32 (guided: the model's residual)
     model: KeyModel | None = None                     # guided only
     carried_ink: np.ndarray | None = None             # a loose-ink style (see `_assent`): its literal's weight plane
+    ink_pairs: ink_pairs.PairModel | None = None      # ... and where it inks, by colour pair, if that agrees
 
 
 @dataclass
@@ -173,6 +186,16 @@ class _Side:
     ink_gate: np.ndarray | None = None      # ... 1 within ink_model.GATE px of the keyframe's ink carried to t
     ink_colour: np.ndarray | None = None    # ... the ink's local colour warped to t (3 planes, analysis size)
     carried_ink: np.ndarray | None = None   # a loose-ink style: its literal's weight carried to t (nearest, full size)
+
+
+@dataclass
+class _LooseInk:
+    """A carried-ink style's redrawn ink for frame t (Propagator._loose_ink), all H x W float32 at full size."""
+
+    amount: np.ndarray  # how much of each pixel is ink, as `_ink` gives it
+    colour: np.ndarray  # H x W x 3 unit RGB: the ink's local colour
+    keep: np.ndarray | None = None   # by colour pair: how much of a carried line is kept (frame t's colours ink it)
+    ghost: np.ndarray | None = None  # ... and where the ink is redrawn, how much of one is a ghost (not kept)
 
 
 class Propagator:
@@ -363,6 +386,8 @@ class Propagator:
         view = _KeyView(self._greys(key.grey), layers, model)
         if model is not None and model.loose_ink is not None:
             view.carried_ink = np.ascontiguousarray(model.literal[..., 3])
+            pairs = ink_pairs.fit(key.source, model.ink_amount)
+            view.ink_pairs = pairs if pairs.agreement >= ink_pairs.AGREEMENT else None
         return view
 
     def _directions(self) -> tuple[str, ...]:
@@ -491,7 +516,8 @@ class Propagator:
         # Where the flow is unsure (reach low), the keyframes' by-colour models of frame t's own colours take over
         # from the warped local models.
         by_colour, bins = self._by_colour(sides, source, sides[0].coeffs.shape[1:])
-        ink = self._ink(sides, source, share, trust)
+        loose = self._loose_ink(sides, source, share)
+        ink = self._ink(sides, source, share, trust) if loose is None else (loose.amount, loose.colour)
         trust = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
 
         def model_planes(planes: range) -> list[np.ndarray]:
@@ -513,7 +539,8 @@ class Propagator:
                      None if share is None else _resize(share, size, cv2.INTER_LINEAR)))
         coeffs, channels = first[0] + second[0], first[1]
         trust, full_share = second[1], second[2]
-        assent = self._assent(sides, full_share)
+        assent = self._assent(sides, full_share, loose)
+        ghost = None if loose is None else loose.ghost
         colour = np.empty(source.shape, np.uint8)
 
         def chosen_layer(layer: str, rows: slice) -> np.ndarray:
@@ -534,6 +561,10 @@ class Propagator:
             # colour_model): chosen from the same side as the residual, faded with it where the flow is unsure.
             literal = cv2.split(chosen_layer("literal", rows))
             here = trust[rows]
+            # A carried-ink style's carried lines where they are ghosts (see `_loose_ink`): its residual's dark part
+            # left out there too, not only its stamped colour.
+            kept = here if ghost is None else cv2.multiply(here, cv2.subtract(1.0, cv2.multiply(ghost[rows],
+                                                                                               _darkness(residual))))
             weight = np.clip(literal[3], 0.0, 1.0) * here
             if assent is not None:
                 weight = cv2.multiply(weight, assent[rows])
@@ -544,7 +575,7 @@ class Propagator:
                 k = [plane[rows] for plane in coeffs[4 * c:4 * c + 4]]
                 model = cv2.add(cv2.add(cv2.add(cv2.multiply(k[0], source[0]), cv2.multiply(k[1], source[1])),
                                         cv2.multiply(k[2], source[2])), k[3])  # A source + b
-                model = cv2.add(model, cv2.multiply(residual[c], here))
+                model = cv2.add(model, cv2.multiply(residual[c], kept))
                 model = cv2.add(model, cv2.multiply(cv2.subtract(literal[c], model), weight))
                 if inked is not None:  # the ink redrawn on frame t's own edges, over everything else
                     model = cv2.add(model, cv2.multiply(cv2.subtract(inked[1][c], model), inked[0]))
@@ -582,7 +613,7 @@ class Propagator:
         the keyframe would ink such an edge, where no flow is (occluded in both keyframes)."""
         inked = [side for side in sides if side.ink is not None]
         if not inked:
-            return self._loose_ink(sides, source, share)
+            return None
         size = source.shape[1::-1]
         total = sum(side.closeness for side in inked)
         near = sum(side.ink.near * side.closeness for side in inked) / total
@@ -606,18 +637,27 @@ class Propagator:
         return ink_model.hard(amount), colour
 
     @staticmethod
-    def _assent(sides: list[_Side], share: np.ndarray | None) -> np.ndarray | None:
+    def _assent(sides: list[_Side], share: np.ndarray | None, loose: _LooseInk | None) -> np.ndarray | None:
         """For a style whose ink is carried (colour_model.KeyModel.loose_ink), how much of the chosen side's literal
-        colour is stamped at each pixel (H x W float32, 0..1), or None: all of it. It is stamped (nearest, replacing
-        the colour) only where the other side, carried to t, has it too within a pixel, or vouches for nothing there
-        (confidence under RESIDUAL_TRUST); elsewhere only the side's residual is added to frame t's own model colour
-        (cubic). Where the flow is off or tears (a fast figure, the parallax at a pillar's edge), one side's line
-        lands where the other's does not, and a stamped line there costs more fidelity than a blended one (the
-        Blender clip: 22.51 dB all stamped; 22.86 with no literal at all but sharpness 0.62; with this and
-        `_loose_ink` 22.75, sharpness 0.94 (ASSENT_REACH 1 px: 22.80; the residual dropped there too: 22.92 but
-        sharpness 0.85)."""
-        if share is None or any(side.carried_ink is None for side in sides):
+        colour is stamped at each pixel (H x W float32, 0..1), or None: all of it. Where the flow is off or tears (a
+        fast figure, the parallax at a pillar's edge), one side's line lands where the other's does not, and a stamped
+        line there costs more fidelity than a blended one, so it is stamped (nearest, replacing the colour) only
+          - where the other side, carried to t, has it too within ASSENT_REACH, or vouches for nothing there
+            (confidence under RESIDUAL_TRUST); elsewhere only the side's residual is added to frame t's own model
+            colour (cubic) (Blender clip: 22.51 dB all stamped, 22.75 so);
+          - where the ink is redrawn by colour pair, where frame t's colours within a pixel are a pair the keyframes
+            ink (`_loose_ink`, LOOSE_VETO): a line carried onto two colours the style never separates (the wall where
+            the figure was) is a ghost."""
+        if loose is None or any(side.carried_ink is None for side in sides):
             return None
+        if loose.keep is None:  # redrawn by the edge model: stamped wherever the other side assents
+            return None if share is None else Propagator._assent_marks(sides, share)
+        return loose.keep if share is None else cv2.multiply(Propagator._assent_marks(sides, share), loose.keep)
+
+    @staticmethod
+    def _assent_marks(sides: list[_Side], share: np.ndarray) -> np.ndarray:
+        """1 where the other side, carried to t, has the chosen side's line within ASSENT_REACH or vouches for nothing
+        (see `_assent`)."""
         marks = []
         reach = np.ones((2 * ASSENT_REACH + 1,) * 2, np.uint8)
         for side in sides:
@@ -627,28 +667,46 @@ class Propagator:
             marks.append(cv2.subtract(1.0, cv2.multiply(vouches, cv2.subtract(1.0, drawn))))  # 1: drawn or no say
         return cv2.add(marks[0], cv2.multiply(share, cv2.subtract(marks[1], marks[0])))  # the *other* side's mark
 
-    def _loose_ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Ink for a style whose ink is carried (KeyModel.loose_ink), where no side's flow vouches for anything (a
-        figure that outruns the flow: its carried outline fades there): drawn on frame t's edges that the
-        keyframes' whole-frame model inks (ink_model `anywhere`, conservative: on the Blender clip, where no side's
-        confidence reaches INK_TRUST, about three in five of its pixels are ink), fading in as the confidence
-        drops below LOOSE_TRUST (alone, without `_assent`: 22.51 -> 22.62 dB, sharpness 0.90 -> 0.97). Same (amount, colour) as `_ink`; None where every pixel is vouched for."""
+    def _loose_ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None) -> _LooseInk | None:
+        """For a style whose ink is carried (KeyModel.loose_ink; None for any other), its lines redrawn on frame t's own
+        pixels where no side's flow vouches for the carried ones: there a figure outruns the flow, or the flow tears
+        at an occluding edge, and the carried outline lands torn, or twice.
+          - By colour pair (ink_pairs), where the keyframes' lines are a pair's: where frame t's colours meet as the
+            keyframes' inked colours do, in the regions where no side's confidence reaches LOOSE_TRUST (a hard
+            switch); there carried lines (stamped, and their residual's dark part) are kept only where frame t's
+            colours bear them out (LOOSE_VETO, `keep`; see `_assent`). Blender clip, toon: 22.75 -> 23.54 dB
+            (sharpness 0.94 -> 0.90: the redrawn line is thinner than Freestyle's), the walking figure's outline
+            drawn where the flow lost it, and not left behind where it was.
+          - Else by the whole-frame edge model (ink_model `anywhere`), fading in as the confidence drops below
+            LOOSE_EDGE_TRUST (alone, without `_assent`: 22.51 -> 22.62 dB, sharpness 0.90 -> 0.97); None where every
+            pixel is vouched for."""
         if any(side.view.model is None or side.view.model.loose_ink is None for side in sides):
             return None
         best = sides[0].confidence if len(sides) == 1 else np.maximum(sides[0].confidence, sides[1].confidence)
-        unsure = cv2.subtract(1.0, np.minimum(best * np.float32(1.0 / LOOSE_TRUST), 1.0))
-        if unsure.max() <= 0.0:
-            return None
         size = source.shape[1::-1]
         total = sum(side.closeness for side in sides)
-        anywhere = sum(side.view.model.loose_ink.anywhere * side.closeness for side in sides) / total
-        drawn = ink_model.hard(ink_model.predict(anywhere, ink_model.edge_maps(source)), LOOSE_HARD)
-        amount = cv2.multiply(drawn, _resize(unsure, size, cv2.INTER_LINEAR))
+        by_pairs = all(side.view.ink_pairs is not None for side in sides)
+        if by_pairs:
+            redraw = cv2.blur((best < LOOSE_TRUST).astype(np.float32), (SEAM_BLUR, SEAM_BLUR))
+        else:
+            redraw = cv2.subtract(1.0, np.minimum(best * np.float32(1.0 / LOOSE_EDGE_TRUST), 1.0))
+            if redraw.max() <= 0.0:
+                return None
+        redraw = _resize(redraw, size, cv2.INTER_LINEAR)
         colours = [side.ink_colour for side in sides]
         colour = colours[0] if share is None else colours[1] + share * (colours[0] - colours[1])
         colour = cv2.merge([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in colour])
-        return amount, colour
+        if by_pairs:
+            table = sum(side.view.ink_pairs.table * np.float32(side.closeness / total) for side in sides)
+            chance = ink_pairs.predict(table, source)
+            nearby = cv2.dilate(chance, np.ones((3, 3), np.uint8))  # a carried line may be a pixel off
+            low, high = LOOSE_VETO
+            keep = np.clip((nearby - low) * np.float32(1.0 / (high - low)), 0.0, 1.0)
+            return _LooseInk(cv2.multiply(ink_model.hard(chance, ink_pairs.HARD), redraw), colour, keep,
+                             cv2.multiply(redraw, cv2.subtract(1.0, keep)))
+        anywhere = sum(side.view.model.loose_ink.anywhere * side.closeness for side in sides) / total
+        drawn = ink_model.hard(ink_model.predict(anywhere, ink_model.edge_maps(source)), LOOSE_EDGE_HARD)
+        return _LooseInk(cv2.multiply(drawn, redraw), colour)
 
     def _choose(self, first: np.ndarray, second: np.ndarray, keys: tuple[int, int]) -> np.ndarray:
         """Which side's residual each region takes (float32 in [0, 1], 1 = the earlier keyframe's, `first`; a
@@ -693,6 +751,15 @@ def _weight(confidence, closeness: float):
     """A side's blend weight: confidence (in [0, 1]) times temporal closeness (1 at its keyframe, 0 at the other).
     A small floor lets time decide where neither side is trusted (content seen by neither keyframe)."""
     return (confidence + 1e-3) * closeness + 1e-6
+
+
+def _darkness(residual: list[np.ndarray]) -> np.ndarray:
+    """How much each pixel of a residual's (R, G, B) planes is dark ink: 0 to 1 as its luma goes below -INK_LOW to
+    -INK_HIGH (ink_model.ink_amount's measure, without the smoothstep)."""
+    luma = cv2.add(cv2.add(cv2.multiply(residual[0], 0.299), cv2.multiply(residual[1], 0.587)),
+                   cv2.multiply(residual[2], 0.114))
+    low, high = ink_model.INK_LOW, ink_model.INK_HIGH
+    return np.clip(cv2.multiply(cv2.add(luma, low), -1.0 / (high - low)), 0.0, 1.0)
 
 
 def _steps(dis: DisFlow, greys: list[np.ndarray]) -> list[np.ndarray]:

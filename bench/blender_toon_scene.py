@@ -1,11 +1,13 @@
 """Renders the benchmark's animated scene with Blender (run by bench/blender_clip.py in .venv-blender-5.3's Python).
 
-    python blender_toon_scene.py OUT_DIR {plain|toon} FRAMES WIDTH HEIGHT
+    python blender_toon_scene.py OUT_DIR {plain|toon|mask} FRAMES WIDTH HEIGHT
 
 A figure (body, head, a fast swinging arm) walks behind a pillar in front of a textured wall and floor; the
 camera dollies and pans, and cuts to a second angle two thirds of the way through. `plain`: lit, textured
 materials (Cycles). `toon`: the same scene in flat colours with Freestyle ink lines: the structural style's
-truth at every frame. Frames are posed directly each frame (no animation data), written as 0001.png ...
+truth at every frame. `mask`: the figure white, everything else black (flat emission, no ink), so a benchmark
+can measure what happens on the moving figure (bench/flow_real.py). Frames are posed directly each frame (no
+animation data), written as 0001.png ...
 """
 
 import math
@@ -69,7 +71,7 @@ def add(kind, name, mat, **kwargs):
     return obj
 
 
-def build(toon: bool):
+def build(toon: bool, mask: bool = False):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     floor = add("plane", "floor", material("floor", (0.55, 0.5, 0.4, 1), toon, (0.25, 0.3, 0.35, 1), True), size=30)
@@ -84,13 +86,17 @@ def build(toon: bool):
         "arm": add("cube", "arm", material("arm", (0.2, 0.6, 0.3, 1), toon, None, True), size=1),
     }
     figure["arm"].scale = (0.12, 0.12, 0.55)
+    if mask:  # flat white on the figure, black elsewhere: each object's material replaced by a plain emission
+        white, black = material("white", (1, 1, 1, 1), True), material("black", (0, 0, 0, 1), True)
+        for obj in (floor, wall, pillar, *figure.values()):
+            obj.data.materials[0] = white if obj in figure.values() else black
     sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
     sun.data.energy = 3.0
     sun.rotation_euler = (math.radians(50), math.radians(10), math.radians(30))
     scene.collection.objects.link(sun)
     world = bpy.data.worlds.new("world")
     world.use_nodes = True
-    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.35, 0.38, 0.45, 1)
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0, 0, 0, 1) if mask else (0.35, 0.38, 0.45, 1)
     scene.world = world
     cameras = []
     for name in ("near", "far"):
@@ -101,14 +107,14 @@ def build(toon: bool):
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     # Few samples, denoised: the shared 2-core machine renders a frame in seconds, not tens of them.
-    scene.cycles.samples = 2 if toon else 6
-    scene.cycles.use_denoising = not toon
+    scene.cycles.samples = 2 if toon or mask else 6
+    scene.cycles.use_denoising = not (toon or mask)
     scene.cycles.max_bounces = 1
     scene.cycles.diffuse_bounces = 1
     scene.cycles.glossy_bounces = 0
     scene.cycles.seed = 1
     scene.view_settings.view_transform = "Standard"
-    if toon:
+    if toon and not mask:
         scene.render.use_freestyle = True
         scene.render.line_thickness_mode = "ABSOLUTE"
         scene.render.line_thickness = 1.2
@@ -138,8 +144,8 @@ def pose(scene, figure, cameras, f: int, count: int):
 
 def main():
     out, mode, count, width, height = sys.argv[-5:]
-    count, toon = int(count), mode == "toon"
-    scene, figure, cameras = build(toon)
+    count, toon, mask = int(count), mode == "toon", mode == "mask"
+    scene, figure, cameras = build(toon or mask, mask)
     scene.render.resolution_x, scene.render.resolution_y = int(width), int(height)
     scene.render.resolution_percentage = 100
     scene.render.image_settings.file_format = "PNG"

@@ -290,6 +290,11 @@ class Propagator:
     def use_gap(self, prev: int, next: int, flows: dict[str, np.ndarray]) -> None:
         self._gaps = {(prev, next): flows}
 
+    def key_flows(self, t: int) -> dict[int, np.ndarray]:
+        """The flows t -> keyframe that warped frame t's sides, by keyframe, at the size they were estimated (DIS's
+        work size; `sample_map(flow, size)` brings them to a frame's): for measuring them (bench/flow_real.py)."""
+        return {key: flow for (key, direction), (at, flow) in self._warm.items() if direction == "to_key" and at == t}
+
     # -- one frame -------------------------------------------------------------------------------------
 
     def frame(self, t: int, source: np.ndarray, prev: Keyframe | None, next: Keyframe | None) -> dict[str, np.ndarray]:

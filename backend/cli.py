@@ -285,7 +285,7 @@ def run_embedded(args, store, source, params, digests, side_digests) -> int:
 
     def copy(frame: int) -> None:
         for layer in stored.info.layers:
-            out.write_file(layer, frame, stored.path(layer, frame).read_bytes())
+            out.copy_file(layer, frame, stored.path(layer, frame))
 
     for frame in frames:
         if stored.is_complete(frame) and not out.is_complete(frame):

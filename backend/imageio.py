@@ -1,8 +1,9 @@
 """Image files in and out of the backend: take layers, frame folders and video files.
 
-Maintained codecs only: PNG (8 and 16 bit), JPEG, TIFF, WebP and video through OpenCV; OpenEXR (any
-compression, half or float channels) through the OpenEXR bindings. The take's own small codec in
-backend/ipc/imagefiles.py is Blender's side's (its Python has neither library), not the backend's.
+Maintained codecs only: PNG (8 and 16 bit), JPEG, TIFF, WebP and video read through OpenCV; OpenEXR (any
+compression, half or float channels) through the OpenEXR bindings. Take layers are written as PNG by the take's
+own small writer (backend/ipc/imagefiles.py, which Blender's side uses too: its Python has neither library) with
+ISA-L's deflate, and as EXR by the OpenEXR bindings.
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from typing import Iterator
 import cv2
 import numpy as np
 import OpenEXR
+from isal import isal_zlib
 
+from backend.ipc.imagefiles import ImageFileError, png_bytes
 from backend.ipc.take import Layer
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-# PNG as every take layer is written: each row predicted from the one above ("up") and run-length coded. libpng's
-# default (level 1, choosing among all five filters per row) took 27 ms for a 960x540 frame; this takes 14 ms
-# (size +4%; flat mattes and posterized styles come out smaller), and decodes faster too. Lossless either way.
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
-              cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+# PNG as every take layer is written: each row predicted from the one above ("up"), deflated by ISA-L's level 1
+# (the isal package): 3.7 ms for a 960x540 camera frame against 13.6 ms for libpng's level 1 with run-length coding
+# (and 27 ms for its default: all five filters tried per row), at the same size (-2% on camera footage, +4-8% on
+# flat toon frames). Lossless either way; any PNG reader decodes it.
+PNG_LEVEL = 1
+
+
+def _deflate(data: memoryview) -> bytes:
+    return isal_zlib.compress(data, PNG_LEVEL)
 
 
 class ImageError(ValueError):
@@ -44,24 +51,19 @@ def encode_layer(layer: Layer, array: np.ndarray) -> bytes:
     """Encode one frame of a layer into the file bytes the take stores."""
     if layer.format == "exr":
         return exr_bytes(array)
-    else:
-        if layer.format == "png16":
-            if layer.near is not None and layer.far is not None:
-                span = (layer.far - layer.near) or 1.0
-                unit = np.clip((array.astype(np.float32) - layer.near) / span, 0.0, 1.0)
-            else:
-                unit = to_unit(array)
-            data = np.round(unit * 65535.0).astype(np.uint16)
+    if layer.format == "png16":
+        if layer.near is not None and layer.far is not None:
+            span = (layer.far - layer.near) or 1.0
+            unit = np.clip((array.astype(np.float32) - layer.near) / span, 0.0, 1.0)
         else:
-            data = array if array.dtype == np.uint8 else np.round(to_unit(array) * 255.0).astype(np.uint8)
-        if data.ndim == 3 and data.shape[2] == 3:
-            data = data[:, :, ::-1]  # OpenCV stores BGR
-        elif data.ndim == 3 and data.shape[2] == 4:
-            data = data[:, :, [2, 1, 0, 3]]
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(data), PNG_PARAMS)
-    if not ok:
-        raise ImageError(f"could not encode a {array.shape} {array.dtype} array as {layer.format}")
-    return buf.tobytes()
+            unit = to_unit(array)
+        data = np.round(unit * 65535.0).astype(np.uint16)
+    else:
+        data = array if array.dtype == np.uint8 else np.round(to_unit(array) * 255.0).astype(np.uint8)
+    try:
+        return png_bytes(data, _deflate, up=True)
+    except ImageFileError as e:
+        raise ImageError(f"could not encode a {array.shape} {array.dtype} array as {layer.format}: {e}") from None
 
 
 def decode_layer(layer: Layer, data: bytes | np.ndarray) -> np.ndarray:
@@ -72,7 +74,7 @@ def decode_layer(layer: Layer, data: bytes | np.ndarray) -> np.ndarray:
     image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError(f"could not decode a {layer.format} file of {buf.size} bytes")
-    image = _rgb(image)
+    image = _swap_red_blue(image)
     if layer.format == "png16" and layer.near is not None and layer.far is not None:
         return (image.astype(np.float32) / 65535.0) * (layer.far - layer.near) + layer.near
     return image
@@ -109,12 +111,16 @@ def exr_channel(data: bytes, source: str = "EXR data") -> np.ndarray:
     return planes[sorted(planes)[0]]
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
+def _swap_red_blue(image: np.ndarray) -> np.ndarray:
+    """RGB(A) <-> BGR(A), contiguous; grey as it is. OpenCV's channel swap: the same bytes as numpy's reversed view
+    made contiguous, in a twentieth of the time (1.3 ms -> 0.05 ms a 960x540 frame, read and written once each)."""
+    if image.ndim == 3 and image.shape[2] in (3, 4) and image.dtype in (np.uint8, np.uint16, np.float32):
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     if image.ndim == 3 and image.shape[2] == 3:
         return np.ascontiguousarray(image[:, :, ::-1])
     if image.ndim == 3 and image.shape[2] == 4:
         return np.ascontiguousarray(image[:, :, [2, 1, 0, 3]])
-    return image
+    return np.ascontiguousarray(image)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -128,7 +134,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if image is None:
         raise ImageError(f"{path} could not be decoded: it is truncated, damaged or not an image "
                          f"({', '.join(IMAGE_EXTS)}); re-export it")
-    return _rgb(image)
+    return _swap_red_blue(image)
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -165,7 +171,7 @@ def video_frames(path: Path) -> Iterator[np.ndarray]:
             ok, frame = cap.read()
             if not ok:
                 break
-            yield np.ascontiguousarray(frame[:, :, ::-1])
+            yield _swap_red_blue(frame)
     finally:
         cap.release()
 

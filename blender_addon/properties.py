@@ -104,6 +104,10 @@ class StageSettings(bpy.types.PropertyGroup):
     matte_feather: FloatProperty(name="Feather", default=0.0, min=0.0, max=64.0)
     use_depth: BoolProperty(name="Depth", default=False, description="estimate a depth map for displacement")
     use_diffusion: BoolProperty(name="Diffuse", default=False, description="restyle the footage with the prompt")
+    character_image: StringProperty(name="Character", subtype="FILE_PATH",
+                                    description="an image of the character, for a video engine (optional): Wan-Animate "
+                                                "makes it perform the footage, VACE takes it as its reference; empty: "
+                                                "the first diffused keyframe")
     texture_upscale: EnumProperty(
         name="Textures", default="PREVIEW",
         items=[("PREVIEW", "Resample", "footage shorter than the rendered frame: colour and albedo resampled (Lanczos) "
@@ -156,7 +160,8 @@ def settings_dict(settings: StageSettings) -> dict:
     plain = {name: getattr(settings, name) for name in (
         "prompt", "negative_prompt", "checkpoint", "sampler", "seed", "steps", "cfg", "denoise", "keyframe_mode",
         "keyframe_interval", "stability", "use_matte", "screen", "matte_grow", "matte_feather", "use_depth",
-        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size", "card_shadow", "clean_plate")}
+        "use_diffusion", "use_relight", "texture_upscale", "engine", "video_size", "card_shadow", "clean_plate",
+        "character_image")}
     plain["controls"] = [{k: getattr(u, k) for k in ("enabled", "type", "weight", "start", "end", "source")}
                          for u in settings.controls]
     plain["loras"] = [{k: getattr(lora, k) for k in ("enabled", "name", "strength")} for lora in settings.loras]

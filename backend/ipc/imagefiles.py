@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,8 +26,11 @@ class ImageFileError(ValueError):
     """A file this module cannot read or an array it cannot write; the message says why."""
 
 
-def png_bytes(array: np.ndarray) -> bytes:
-    """Encode a uint8 or uint16 array (H×W grey, H×W×3 RGB or H×W×4 RGBA) as a PNG file."""
+def png_bytes(array: np.ndarray, deflate: Callable[[memoryview], bytes] | None = None, up: bool = False) -> bytes:
+    """Encode a uint8 or uint16 array (H×W grey, H×W×3 RGB or H×W×4 RGBA) as a PNG file.
+
+    `deflate` makes the zlib stream of the filtered rows (default: the standard library's, level 6); `up` predicts
+    each row from the one above (PNG filter 2) instead of storing it as it is (filter 0)."""
     array = np.asarray(array)
     if array.dtype not in (np.uint8, np.uint16):
         raise ImageFileError(f"PNG needs uint8 or uint16 pixels, got {array.dtype}; scale and cast first")
@@ -37,19 +41,22 @@ def png_bytes(array: np.ndarray) -> bytes:
     height, width, channels = array.shape
     colour_type = {1: 0, 3: 2, 4: 6}[channels]
     bit_depth = array.dtype.itemsize * 8
-    rows = np.ascontiguousarray(array.astype(array.dtype.newbyteorder(">"))).reshape(height, -1).view(np.uint8)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter type 0 per row
+    rows = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder(">")).reshape(height, -1).view(np.uint8)
+    raw = np.empty((height, rows.shape[1] + 1), np.uint8)  # each row: its filter type, then its bytes
+    raw[:, 0] = 2 if up else 0
+    if up:  # byte by byte, modulo 256; the first row's "above" is zeros
+        raw[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
+    else:
+        raw[:, 1:] = rows
+    data = memoryview(raw).cast("B")
+    compressed = deflate(data) if deflate is not None else zlib.compress(data, 6)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
-        + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", compressed) + chunk(b"IEND", b"")
 
 
 def exr_bytes(channels: dict[str, np.ndarray]) -> bytes:

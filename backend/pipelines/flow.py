@@ -305,12 +305,6 @@ def _norm2(vectors: np.ndarray) -> np.ndarray:
     return squares[..., 0] + squares[..., 1]
 
 
-def fb_error(flow_ab: np.ndarray, flow_ba: np.ndarray, coords_ab=None) -> np.ndarray:
-    """|flow_ab(x) + flow_ba(x + flow_ab(x))|: near 0 where x of `a` is seen in `b`, large where occluded."""
-    coords_ab = coords_ab if coords_ab is not None else sample_map(flow_ab)
-    return np.sqrt(_norm2(flow_ab + warp(flow_ba, coords_ab)))
-
-
 def fb_confidence(flow_ab: np.ndarray, flow_ba: np.ndarray, coords_ab=None, slack: float = 1.0) -> np.ndarray:
     """A soft visibility in [0, 1] for each pixel of `a` in `b`, from forward-backward consistency.
 

@@ -25,7 +25,7 @@ import numpy as np
 from backend.pipelines.key_difference import (BALANCE, HOT, SIGMA_PER_RADIUS, TINT_GAIN, difference_key, key_limits,
                                               raw_key, raw_reach, solve_part, solve_reach)
 from backend.pipelines.screen_model import EPS, MIN_LEAD, ScreenModel, linear_light
-from backend.pipelines.srgb import srgb_to_linear
+from backend.pipelines.srgb import LINEAR_OF_U8
 
 if TYPE_CHECKING:
     from backend.pipelines.chroma_key import ChromaKeyParams
@@ -37,9 +37,8 @@ SLACK = 0.02             # raw-key margin of the per-pixel bounds (float roundin
 WHOLE_RAW = 0.15         # past this share of the frame near a clipped screen, its raw key is made for all of it
 FULL_COST = 0.7          # the band is taken while its estimated work is under this share of the full path's: the
                          # estimate leaves out the settling and the packing (measured band / full ~1.4x it, 1080p)
-_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
-_LINEAR_FLOORED = np.maximum(_LINEAR, EPS)          # raw_key divides by max(screen channel, EPS)
-_HOT_U8 = int(np.searchsorted(_LINEAR, HOT))         # 8-bit code of the keyer's HOT level
+_LINEAR_FLOORED = np.maximum(LINEAR_OF_U8, EPS)  # raw_key divides by max(screen channel, EPS)
+_HOT_U8 = int(np.searchsorted(LINEAR_OF_U8, HOT))  # 8-bit code of the keyer's HOT level
 
 
 def banded_key(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
@@ -230,7 +229,7 @@ def bound_blocks(blocks: dict[str, np.ndarray], params: "ChromaKeyParams", scree
     """
     lo, hi = key_limits(params)
     bound = _block_bounds(screen, lo - SLACK, hi + SLACK, hi - SLACK)
-    f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR)
+    f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], LINEAR_OF_U8)
                               for k in ("first min", "first max", "second min", "second max"))
     v_lo, v_hi = cv2.LUT(blocks["screen min"], _LINEAR_FLOORED), cv2.LUT(blocks["screen max"], _LINEAR_FLOORED)
     # lead side: the others' largest as a share of the screen channel; lead lost = 1 - (1 - share) / lead
@@ -323,7 +322,7 @@ def _hot_blocks(blocks: dict[str, np.ndarray], balance: float) -> np.ndarray:
     most = blocks["screen max"]
     hot = (most >= _HOT_U8) & (most > cv2.max(blocks["first min"], blocks["second min"]))
     if hot.any():      # log((second + 0.01) / (first + 0.01)) over the block can come within BALANCE of the screen's
-        f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], _LINEAR) + 0.01
+        f_lo, f_hi, s_lo, s_hi = (cv2.LUT(blocks[k], LINEAR_OF_U8) + 0.01
                                   for k in ("first min", "first max", "second min", "second max"))
         hot &= (np.log(s_hi / f_lo) > balance - BALANCE) & (np.log(s_lo / f_hi) < balance + BALANCE)
     return hot

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from backend.pipelines.srgb import srgb_to_linear
+from backend.pipelines.srgb import LINEAR_OF_U8
 
 INTERIOR_REACH = 1.5   # pixels from the screen beyond which a flat partial alpha cannot be a mix (antialiasing: ~1 px;
                        # within 1.5 px: the 3x3 neighbourhood)
@@ -26,7 +26,6 @@ HOLE_LIT = 0.7         # an enclosed screen-coloured island at least this bright
 NEAR_SIGMA = 8.0       # how far around the figure the screen an island is compared with is looked for
 SCREEN_ALPHA = 0.02    # alpha at or below which a pixel is taken for screen here
 _AROUND = np.ones((3, 3), np.uint8)
-_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 
 def fill_interior(alpha: np.ndarray, color: np.ndarray, channel: int) -> np.ndarray:
@@ -39,7 +38,7 @@ def fill_interior(alpha: np.ndarray, color: np.ndarray, channel: int) -> np.ndar
     if not len(rows):
         return alpha
     box = (slice(max(rows[0] - 2, 0), rows[-1] + 3), slice(max(cols[0] - 2, 0), cols[-1] + 3))
-    value = cv2.LUT(np.ascontiguousarray(color[box][..., channel]), _LINEAR)
+    value = cv2.LUT(np.ascontiguousarray(color[box][..., channel]), LINEAR_OF_U8)
     alpha[box] = solid_interior(alpha[box], alpha[box] <= SCREEN_ALPHA, value)
     return alpha
 

@@ -160,6 +160,9 @@ class _KeyView:
     layers: dict[str, np.ndarray]                     # as warped: colour float32 (guided: the model's residual)
     model: KeyModel | None = None                     # guided only
     carried_ink: np.ndarray | None = None             # a loose-ink style (see `_assent`): its literal's weight plane
+    # guided: whether any pixel's colour is carried as it is (model.literal's weight); a pixel-wise style has none,
+    # and then no literal colour is sampled at all (a fifth of a frame's CPU time, for nothing)
+    carries_literal: bool = False
 
 
 @dataclass
@@ -362,12 +365,13 @@ class Propagator:
 
     def _make_view(self, key: Keyframe) -> _KeyView:
         """A keyframe ready to warp: a function of the keyframe alone, so it may be made in another thread."""
-        layers = {name: layer.astype(np.float32) if name == "color" else layer for name, layer in key.layers.items()}
         model = None
         if self.params.blend == "guided":
             model = key_model(key.source, key.layers["color"], ink=self.params.ink == "edges")
-            layers["color"] = model.residual
+        layers = {name: layer if name != "color" else model.residual if model is not None else layer.astype(np.float32)
+                  for name, layer in key.layers.items()}
         view = _KeyView(self._greys(key.grey), layers, model)
+        view.carries_literal = model is not None and bool(model.literal[..., 3].any())
         if model is not None and model.loose_ink is not None:
             view.carried_ink = np.ascontiguousarray(model.literal[..., 3])
         return view
@@ -533,7 +537,8 @@ class Propagator:
                      None if share is None else _resize(share, size, cv2.INTER_LINEAR)))
         coeffs, channels = first[0] + second[0], first[1]
         trust, full_share = second[1], second[2]
-        assent = self._assent(sides, full_share)
+        literal_carried = any(side.view.carries_literal for side in sides)
+        assent = self._assent(sides, full_share) if literal_carried else None
         colour = np.empty(source.shape, np.uint8)
 
         def chosen_layer(layer: str, rows: slice) -> np.ndarray:
@@ -552,11 +557,12 @@ class Propagator:
             residual = cv2.split(chosen_layer("color", rows))
             # Where the model does not explain the keyframe (ink), its colour is carried as it is (see
             # colour_model): chosen from the same side as the residual, faded with it where the flow is unsure.
-            literal = cv2.split(chosen_layer("literal", rows))
             here = trust[rows]
-            weight = np.clip(literal[3], 0.0, 1.0) * here
-            if assent is not None:
-                weight = cv2.multiply(weight, assent[rows])
+            literal = cv2.split(chosen_layer("literal", rows)) if literal_carried else None
+            if literal is not None:
+                weight = np.clip(literal[3], 0.0, 1.0) * here
+                if assent is not None:
+                    weight = cv2.multiply(weight, assent[rows])
             inked = None if ink is None else (ink[0][rows], cv2.split(ink[1][rows]))
             source = [channel[rows] for channel in channels]
             planes = []
@@ -565,7 +571,8 @@ class Propagator:
                 model = cv2.add(cv2.add(cv2.add(cv2.multiply(k[0], source[0]), cv2.multiply(k[1], source[1])),
                                         cv2.multiply(k[2], source[2])), k[3])  # A source + b
                 model = cv2.add(model, cv2.multiply(residual[c], here))
-                model = cv2.add(model, cv2.multiply(cv2.subtract(literal[c], model), weight))
+                if literal is not None:
+                    model = cv2.add(model, cv2.multiply(cv2.subtract(literal[c], model), weight))
                 if inked is not None:  # the ink redrawn on frame t's own edges, over everything else
                     model = cv2.add(model, cv2.multiply(cv2.subtract(inked[1][c], model), inked[0]))
                 planes.append(model)

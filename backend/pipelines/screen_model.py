@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from backend.pipelines.srgb import srgb_to_linear
+from backend.pipelines.srgb import LINEAR_OF_U8, srgb_to_linear
 
 CELLS_ACROSS = 8          # grid cells along the frame's shorter side: coarse enough that a cell is rarely all shadow
 MIN_LEAD = 0.10           # the screen channel must lead the others by this share of itself to count as screen
@@ -30,14 +30,13 @@ MIN_CELL_SHARE = 0.15     # a cell needs this share of screen pixels to have its
 LEVEL_PERCENTILE = 90     # shadows only darken: the lit screen is near the top of a cell's levels
 EPS = 1e-4
 BALANCE_CELL = 0.35       # how far (log ratio) a cell's tint may stray from its neighbours' and still be screen
-_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 
 def linear_light(color: np.ndarray) -> np.ndarray:
     """8-bit sRGB-encoded colour -> float32 linear light: the camera mixes subject and screen in linear light.
 
     OpenCV's table lookup (threaded, no index arrays): a fifth of numpy's fancy indexing at 1920x1080."""
-    return cv2.LUT(np.ascontiguousarray(color[..., :3]), _LINEAR)
+    return cv2.LUT(np.ascontiguousarray(color[..., :3]), LINEAR_OF_U8)
 
 
 @dataclass

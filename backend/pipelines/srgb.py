@@ -13,3 +13,7 @@ def srgb_to_linear(value: np.ndarray) -> np.ndarray:
 def linear_to_srgb(value: np.ndarray) -> np.ndarray:
     value = np.clip(np.asarray(value, np.float32), 0.0, None)
     return np.where(value <= 0.0031308, value * 12.92, 1.055 * value ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+# Linear light of each 8-bit sRGB code: cv2.LUT(u8_image, LINEAR_OF_U8) converts a whole frame in one pass.
+LINEAR_OF_U8 = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)

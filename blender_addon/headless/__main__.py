@@ -9,6 +9,7 @@
     --as-filmed      the card without relighting (its normal and albedo layers unused)
     --card-shadow MODE  BLENDER (the card casts it), FILMED (the matte's shadow layer on the floor) or BOTH
     --clean-plate IMAGE the empty screen, same camera and light: the matte keys against it (a clean filmed shadow)
+    --character IMAGE   with --engine stylize=animate (or vace): the character the video engine animates
 
 Exit status: 0 done, 1 a step failed (the message names the step and frame), 2 bad arguments, 130 interrupted.
 Run the same command again after an interruption: finished frames and takes are kept.
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clean-plate", type=Path, metavar="IMAGE",
                    help="an image of the empty screen, same camera and light: the matte keys against it, and the "
                         "filmed shadow holds only the figure's shadow")
+    p.add_argument("--character", type=Path, metavar="IMAGE",
+                   help="with --engine stylize=animate (or vace): an image of the character the video engine "
+                        "animates (default: the first diffused keyframe)")
     p.add_argument("--cluster", metavar="ADDRESS", help="render the frames as chunks on a Ray cluster's Blender "
                    "nodes (auto, host:6379, ray://host:10001); OUT must be on storage every node mounts")
     p.add_argument("--cluster-chunk", type=int, default=8, metavar="N", help="frames per cluster task (default 8)")
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             still=args.still, params=_sets(args.set, "--set"), engines=engines, card_height=args.card_height,
             depth_scale=args.depth_scale, spot=args.spot, footage_frames=args.footage_frames,
             footage_size=_pair(args.footage_size, "--footage-size", "x"), as_filmed=args.as_filmed,
-            card_shadow=args.card_shadow, clean_plate=args.clean_plate,
+            card_shadow=args.card_shadow, clean_plate=args.clean_plate, character=args.character,
             cluster=args.cluster, cluster_chunk=args.cluster_chunk)
     except argparse.ArgumentTypeError as e:
         parser.error(str(e))

@@ -69,6 +69,7 @@ class ShotConfig:
     as_filmed: bool = False                      # the card without its normal/albedo shading (the "before")
     card_shadow: str = "BLENDER"                 # BLENDER, FILMED or BOTH: FILMED/BOTH ask the matte for its shadow
     clean_plate: Path | None = None              # an image of the empty screen: the matte keys against it
+    character: Path | None = None                # the video engine's character image (stylize=animate or vace)
     cluster: str | None = None                   # Ray address: the frames render as chunks on its Blender nodes
     cluster_chunk: int = 8                       # frames per cluster task
     log: object = print
@@ -264,7 +265,15 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
             params.setdefault("shadow", True)  # the filmed shadow the card lays on the floor
         if step == "matte" and config.clean_plate is not None:
             params["key"] = {**params.get("key", {}), "clean_plate": True}
-            sides = {"clean_plate": _clean_plate(config.clean_plate)}
+            sides = {"clean_plate": _image_side(config.clean_plate, "matte", "the clean plate", "an image of the "
+                                                "empty screen (same camera and light) with --clean-plate")}
+        if step == "stylize" and config.character is not None:
+            if params.get("engine") not in ("animate", "vace"):
+                raise ShotError("stylize", "--character is for a video engine: add --engine stylize=animate (or "
+                                           "stylize=vace), or leave --character out")
+            params["video"] = {**params.get("video", {}), "reference": "side"}
+            sides = {"reference": _image_side(config.character, "stylize", "the character image",
+                                              "an image of the character with --character")}
         if step == "upscale":
             params.setdefault("layers", ["albedo"] if "albedo" in takes else [])
             if params.get("method") == "resample":
@@ -282,14 +291,13 @@ def _backend_steps(config: ShotConfig, client: Client, footage: FrameInput, out:
     return takes
 
 
-def _clean_plate(path: Path):
-    """The clean plate as a side input: ({0: digest}, read), read once."""
+def _image_side(path: Path, step: str, what: str, fix: str):
+    """One image as a side input: ({0: digest}, read), read once; a missing file is named with its fix."""
     from backend.ipc.digest import digest_arrays
     from blender_addon.headless.images import read_rgb8
 
     if not Path(path).is_file():
-        raise ShotError("matte", f"the clean plate {path} is not a file; give an image of the empty screen "
-                                 "(same camera and light) with --clean-plate, or leave it out")
+        raise ShotError(step, f"{what} {path} is not a file; give {fix}, or leave it out")
     arrays = {"color": read_rgb8(Path(path))}
     return {0: digest_arrays(arrays)}, lambda key: arrays
 

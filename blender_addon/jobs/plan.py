@@ -153,12 +153,15 @@ def footage_plan(s: dict, frames: list[int], available: list[str] | None,
             # A video engine makes every frame itself, segment by segment; the diffused keyframes are its
             # reference image (and, for VACE, kept frames).
             need("propagate", "set Engine to Keyframes + flow in Stage > Prompt & Model")
+            video = {"prompt": params["prompt"], "negative_prompt": params["negative_prompt"],
+                     "seed": params["seed"], "steps": params["steps"],
+                     "size": int(s.get("video_size", 832)) // 16 * 16 or 16}
+            sides = {}
+            if s.get("character_image"):  # the artist's own character instead of the first diffused keyframe
+                video["reference"], sides["reference"] = "side", s["character_image"]
             plan.jobs.append(JobSpec("propagate", "propagate", {
-                "engine": engine, "keyframes_from": "diffuse", "diffuse": params, "keyframes": keys,
-                "video": {"prompt": params["prompt"], "negative_prompt": params["negative_prompt"],
-                          "seed": params["seed"], "steps": params["steps"],
-                          "size": int(s.get("video_size", 832)) // 16 * 16 or 16},
-            }, frames, ("color",)))
+                "engine": engine, "keyframes_from": "diffuse", "diffuse": params, "keyframes": keys, "video": video,
+            }, frames, ("color",), sides=sides))
         elif len(keys) < len(frames) and can_propagate:
             # One job, local or remote alike: the backend diffuses the keyframes in grids (one pass per
             # grid, so they share a style) and rebuilds every frame from them by optical flow.

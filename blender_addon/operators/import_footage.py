@@ -42,6 +42,17 @@ class STAGE_OT_import_footage(JobOperator, bpy.types.Operator):
         return runner
 
 
+def _character_image(settings) -> str:
+    """The video engine's character image as an absolute path ("" when unused), or a ValueError naming the field."""
+    if not (settings.use_diffusion and settings.engine != "KEYFRAMES" and settings.character_image):
+        return ""
+    path = bpy.path.abspath(settings.character_image)
+    if not Path(path).is_file():
+        raise ValueError(f"the character image {path} is not a file; choose an image of the character in "
+                         "Stage > Prompt & Model > Character, or clear it to use the first diffused keyframe")
+    return path
+
+
 def footage_runner(context, filepath: str = "", *, name: str = "", first: int | None = None,
                    last: int | None = None) -> JobRunner:
     """The import's whole job (footage -> backend jobs -> take -> card) as a JobRunner: the operator's
@@ -64,6 +75,7 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
                              "screen in Stage > Cards > Clean plate, or clear it")
     else:
         wanted["clean_plate"] = ""
+    wanted["character_image"] = _character_image(settings)
     plan = footage_plan(wanted, source.frames, backend_stages(context), heights=(source.size[1], frame_height))
     take_dir = takes_root(context) / take_name(name or _footage_name(source.description))
     driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys),

@@ -23,9 +23,11 @@ class STAGE_PT_prompt(StagePanel, bpy.types.Panel):
         layout.prop(settings, "engine")
         if settings.engine != "KEYFRAMES":
             layout.prop(settings, "video_size")
+            layout.prop(settings, "character_image")
         if settings.engine == "ANIMATE":
-            # Say where Animate's two inputs come from: the artist sets neither by hand.
-            layout.label(text="Character: first diffused keyframe", icon="IMAGE_DATA")
+            # Say where Animate's two inputs come from.
+            if not settings.character_image:
+                layout.label(text="Character: first diffused keyframe", icon="IMAGE_DATA")
             layout.label(text="Pose: OpenPose of the footage", icon="ARMATURE_DATA")
         layout.label(text="LoRAs:")
         row = layout.row()

@@ -167,6 +167,18 @@ def test_a_video_engine_makes_every_frame_in_one_propagate_job():
         footage_plan(settings, [1, 2, 3], ["matte", "diffuse"])
 
 
+def test_a_character_image_is_the_video_engines_reference_side_input():
+    settings = {"use_matte": False, "use_diffusion": True, "prompt": "ink figure", "engine": "ANIMATE",
+                "keyframe_mode": "INTERVAL", "keyframe_interval": 8, "video_size": 64}
+    [job] = footage_plan({**settings, "character_image": "/shots/hero.png"}, list(range(1, 9)), None).jobs
+    assert job.params["video"]["reference"] == "side" and job.sides == {"reference": "/shots/hero.png"}
+    [plain] = footage_plan({**settings, "character_image": ""}, list(range(1, 9)), None).jobs
+    assert "reference" not in plain.params["video"] and plain.sides == {}
+    [keyed] = footage_plan({**settings, "engine": "KEYFRAMES", "character_image": "/shots/hero.png"},
+                           list(range(1, 9)), None).jobs
+    assert keyed.sides == {}, "Keyframes + flow has no reference image"
+
+
 def test_the_shot_runner_uses_a_video_engine_only_when_asked_and_merges_its_settings():
     from blender_addon.headless.engines import choose_engines
     from blender_addon.headless.runner import expand_dotted, merged

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import addon_fixtures  # noqa: F401
 import bpy
+import numpy as np
 import pytest
-from addon_fixtures import backend_with_tiny_models, disable_addon, enable_addon, fresh_scene, write_clip
+from addon_fixtures import backend_with_tiny_models, disable_addon, enable_addon, fresh_scene, png_bytes, write_clip
 
 from blender_addon.ipc import Take
 
@@ -61,5 +62,37 @@ def test_import_footage_with_a_video_engine_makes_every_frame(video_backend, tmp
         assert not take.info.to_json().get("preview"), "a video engine's take is not a preview"
         colours = [take.path("color", f).read_bytes() for f in take.info.frames]
         assert len(set(colours)) > 1, "every frame is the same"
+    finally:
+        disable_addon()
+
+
+def test_animate_performs_the_artists_character_image(video_backend, tmp_path):
+    scene = fresh_scene()
+    enable_addon(address=video_backend.url)
+    try:
+        settings = scene.stage
+        settings.takes_dir = str(tmp_path / "takes")
+        settings.texture_upscale = "OFF"
+        settings.use_matte, settings.use_diffusion, settings.engine = False, True, "ANIMATE"
+        settings.prompt, settings.steps, settings.cfg, settings.seed = "ink figure", 2, 1.0, 3
+        settings.keyframe_mode, settings.keyframe_interval, settings.video_size = "INTERVAL", 4, 64
+        write_clip(tmp_path / "clip", 3, 64, 48, seed=2)
+        colours = {}
+        for name, rgb in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[8:40, 20:44] = rgb
+            (tmp_path / f"{name}.png").write_bytes(png_bytes(image))
+            settings.character_image = str(tmp_path / f"{name}.png")
+            assert bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip"), name=name) == {"FINISHED"}
+            card = [obj for obj in scene.objects if obj.get("stage_card") and name in obj["stage_take"]][0]
+            take = Take.open(card["stage_take"])
+            assert '"reference": "side"' in str(take.info.to_json()).replace("'", '"'), take.info.to_json()
+            colours[name] = [take.path("color", f).read_bytes() for f in take.info.frames]
+        # Same footage, prompt and seed: only the character differs, and so does every frame.
+        assert all(a != b for a, b in zip(colours["red"], colours["blue"]))
+
+        settings.character_image = str(tmp_path / "no_such_character.png")
+        with pytest.raises(RuntimeError, match="character image .* is not a file"):
+            bpy.ops.stage.import_footage(filepath=str(tmp_path / "clip"))
     finally:
         disable_addon()

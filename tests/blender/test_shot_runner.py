@@ -186,6 +186,21 @@ def test_engine_stylize_vace_makes_the_cards_colour_with_wan_vace(tmp_path):
     assert vace.info.params["video"]["steps"] == 2 and vace.info.params["video"]["pin_keyframes"] is False
     assert vace.missing_frames() == []
 
+    # --character: the artist's image is VACE's reference; the same shot with it comes out differently.
+    plain = vace.path("color", 1).read_bytes()  # the re-run rewrites the same take
+    character = np.zeros((80, 48, 3), np.uint8)
+    character[20:60, 12:36] = (220, 40, 40)
+    (tmp_path / "hero.png").write_bytes(png_bytes(character))
+    run_shot(tiny_config(tmp_path, models=str(models), frames=(1, 1), footage_frames=1, character=tmp_path / "hero.png",
+                         engines={"stylize": "vace"}, params={"propagate": {"video": video}}))
+    takes = [Take.open(p.parent) for p in (tmp_path / "takes").glob("*/take.json")]
+    [referenced] = [t for t in takes if t.info.params.get("video", {}).get("reference") == "side"]
+    assert referenced.path("color", 1).read_bytes() != plain
+    with pytest.raises(ShotError, match="character image .* is not a file"):
+        run_shot(tiny_config(tmp_path, models=str(models), frames=(1, 1), footage_frames=1,
+                             character=tmp_path / "none.png", engines={"stylize": "vace"},
+                             params={"propagate": {"video": video}}))
+
 
 BUILD_TINY_ANIMATE = """
 import json, sys

@@ -501,13 +501,17 @@ class Propagator:
         def model_planes(planes: range) -> list[np.ndarray]:
             """Coefficient planes of the chosen side's model, mixed with the by-colour one where the flow is unsure,
             brought to full size (a list: not stacked, no copy)."""
+            # (OpenCV's element-wise ops: numpy's float32 values, in about half the time)
             out = []
             for i in planes:
                 chosen = sides[0].coeffs[i] if share is None else \
-                    sides[1].coeffs[i] + share * (sides[0].coeffs[i] - sides[1].coeffs[i])
-                mixed = (chosen * reach + FALLBACK_WEIGHT * np.take(by_colour[i], bins)) / (reach + FALLBACK_WEIGHT)
+                    cv2.add(sides[1].coeffs[i], cv2.multiply(share, cv2.subtract(sides[0].coeffs[i], sides[1].coeffs[i])))
+                fallback = np.take(by_colour[i], bins) * np.float32(FALLBACK_WEIGHT)
+                mixed = cv2.divide(cv2.add(cv2.multiply(chosen, reach), fallback), reach_total)
                 out.append(cv2.resize(mixed, size, interpolation=cv2.INTER_LINEAR))
             return out
+
+        reach_total = reach + np.float32(FALLBACK_WEIGHT)
 
         # Everything smooth is brought to full size once, half of the model's planes in each thread; the per-pixel
         # arithmetic then runs in two bands of rows, one in each thread (OpenCV and numpy release the GIL).

@@ -272,7 +272,7 @@ def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> Ke
     literal = np.dstack([sty, literal_weight(residual)])
     model = KeyModel(coeffs, residual, glob, literal, by_colour=_by_colour(small_src, small_sty, glob, literal, size))
     if ink and found is not None:
-        model.loose_ink, model.ink_colour = found, ink_colour(sty, amount, size)
+        model.loose_ink, model.ink_colour, model.ink_amount = found, ink_colour(sty, amount, size), amount
     return model
 
 

@@ -20,6 +20,8 @@ at a fractional offset smears it grey (the ink style kept 0.52-0.59 of its sharp
 Ink that follows the keyframe's source edges is not carried at all but redrawn on frame t's own edges
 (backend/pipelines/ink_model.py, `ink="edges"`), near the ink carried from the chosen side: carried, a line
 lands a pixel or two off frame t's edge, and where the flow fails it tears.
+A style whose ink does not follow its source's edges (Freestyle silhouettes) keeps it carried, and where no flow is
+trusted redraws it where frame t's colours meet as the keyframes' inked colours do (backend/pipelines/ink_pairs.py).
 "confidence" is the older blend of warped colour by confidence.
 
 `blend` also offers the two baselines it is measured against:
@@ -39,7 +41,7 @@ import cv2
 import numpy as np
 
 from backend.params import ParamError, param
-from backend.pipelines import ink_model
+from backend.pipelines import ink_model, ink_pairs
 from backend.pipelines.colour_model import KeyModel, colour_bins, key_model, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
@@ -66,6 +68,12 @@ CHECK_WIDTH = 240  # the forward-backward occlusion check (and its reverse flows
 FB_SLACK = 16.0
 CHAIN_WIDTH = 120  # the gap's consecutive-frame flow chain (a starting guess) runs at most this wide
 MISMATCH_BLUR = 5  # pixels (at analysis size) over which appearance mismatch is averaged
+# Grey levels by which the gap's chained flow must rebuild frame t better than the direct one to be taken
+# (`_closer`). bench/propagate_real.py, bikes pixel-wise / toon against the direct flow alone (49.19 /
+# 28.86 dB) and the Blender clip's (51.37 / 22.75), with the forward-backward check then on the chosen flow: at 0,
+# 49.64 / 29.05 and 51.34 / 22.72; at 1, 49.53 / 28.97 and 51.36 / 22.74; at 3, 49.36 / 28.90 and 51.37 / 22.75.
+# With the check on the direct flow (as now), at 1: 49.61 / 28.97 and 51.36 / 22.75.
+CHAIN_MARGIN = 1.0
 # guided: the weight of the keyframes' by-colour models of frame t's colours (colour_model.fit_by_colour) against
 # the sides' warped local models (confidence x closeness, up to 1): they take over where the flow is unsure.
 # bench/propagate_real.py, PSNR pixel-wise bikes/bunny/carphone/Blender: the global fit at 0.02: 47.1/50.4/48.3/
@@ -85,13 +93,23 @@ RESIDUAL_TRUST = 0.01
 # Ink is redrawn near the carried ink where a side's confidence reaches this; below it, fading to where no flow
 # vouches for anything, wherever frame t has an edge like those the keyframe inks (ink_model's two models).
 INK_TRUST = 0.2
-# A carried-ink style's whole-frame edge model (ink_model `anywhere`, see Propagator._loose_ink) is fitted over
-# every edge of its keyframe, most of them not inked (texture), so it is shy near the silhouettes it must draw:
-# its P(ink) over these bounds goes from no ink to ink (ink_model.HARD is 0.25-0.5). Blender clip, toon (with lines
-# stamped within 1 px, see ASSENT_REACH): 22.75 dB at HARD (sharpness 0.86), 22.80 here (0.93), 22.78 at 0.2-0.3.
-LOOSE_HARD = (0.15, 0.25)
+# A carried-ink style's ink is redrawn by colour pair (ink_pairs, see Propagator._loose_ink) in the regions where no
+# side's confidence reaches this (if its keyframes' lines are a colour pair's: ink_pairs.AGREEMENT). A hard switch
+# (with a SEAM_BLUR seam), not a fade: two lines are never mixed grey. Blender clip, toon: 23.33 dB at 0.5, 23.41 at
+# 0.7, 23.54 at 0.9 (sharpness 0.87, 0.88, 0.90); everywhere, 23.00.
+LOOSE_TRUST = 0.9
+# A carried line is kept only where frame t's colours, within a pixel of it, are a pair the keyframes ink with at least
+# this chance (fading in over these bounds): elsewhere it is a ghost left where the figure was. Its stamped colour is
+# left out there everywhere, its residual's dark part only where the ink is redrawn (everywhere, the toon render's own
+# grain went too: 23.17 dB, sharpness 0.83). Blender clip: 23.16 dB with no line left out, 23.54 so.
+LOOSE_VETO = (0.05, 0.2)
+# Where they are not, its whole-frame edge model (ink_model `anywhere`) is fitted over every edge of its keyframe,
+# most of them not inked (texture), so it is shy near the silhouettes it must draw: its P(ink) over these bounds goes
+# from no ink to ink (ink_model.HARD is 0.25-0.5). Blender clip, toon (with lines stamped within 1 px, see
+# ASSENT_REACH): 22.75 dB at HARD (sharpness 0.86), 22.80 here (0.93), 22.78 at 0.2-0.3 ...
+LOOSE_EDGE_HARD = (0.15, 0.25)
 # ... and it draws where no side's confidence reaches this, fading in below it (0.2, as INK_TRUST: 22.73 dB).
-LOOSE_TRUST = 0.5
+LOOSE_EDGE_TRUST = 0.5
 # px: a carried-ink style's line is stamped where the other side carries one within this reach (Propagator._assent).
 # Within 1 px the Blender clip gained most (22.80 dB), but a line the two keyframes *drew* apart (5 px in
 # test_no_doubled_ink_where_the_two_keyframes_disagree) then came out blended, a second faint line: within 5 px
@@ -155,6 +173,7 @@ class _KeyView:
     layers: dict[str, np.ndarray]                     # as warped: colour float32 (guided: the model's residual)
     model: KeyModel | None = None                     # guided only
     carried_ink: np.ndarray | None = None             # a loose-ink style (see `_assent`): its literal's weight plane
+    ink_pairs: ink_pairs.PairModel | None = None      # ... and where it inks, by colour pair, if that agrees
     # guided: whether any pixel's colour is carried as it is (model.literal's weight); a pixel-wise style has none,
     # and then no literal colour is sampled at all (a fifth of a frame's CPU time, for nothing)
     carries_literal: bool = False
@@ -176,6 +195,16 @@ class _Side:
     ink_gate: np.ndarray | None = None      # ... 1 within ink_model.GATE px of the keyframe's ink carried to t
     ink_colour: np.ndarray | None = None    # ... the ink's local colour warped to t (3 planes, analysis size)
     carried_ink: np.ndarray | None = None   # a loose-ink style: its literal's weight carried to t (nearest, full size)
+
+
+@dataclass
+class _LooseInk:
+    """A carried-ink style's redrawn ink for frame t (Propagator._loose_ink), all H x W float32 at full size."""
+
+    amount: np.ndarray  # how much of each pixel is ink, as `_ink` gives it
+    colour: np.ndarray  # H x W x 3 unit RGB: the ink's local colour
+    keep: np.ndarray | None = None   # by colour pair: how much of a carried line is kept (frame t's colours ink it)
+    ghost: np.ndarray | None = None  # ... and where the ink is redrawn, how much of one is a ghost (not kept)
 
 
 class Propagator:
@@ -222,6 +251,7 @@ class Propagator:
         self._warm: dict[tuple[int, str], tuple[int, np.ndarray]] = {}  # (keyframe, direction) -> (t, flow)
         self._gaps: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # (prev, next) -> key-to-key flows
         self._choice: tuple[tuple[int, int], np.ndarray] | None = None   # guided: (keys, last frame's choice)
+        self._used: dict[int, tuple[int, np.ndarray]] = {}  # keyframe -> (t, the flow t -> key that warped frame t)
 
     def _in_parallel(self, first, second):
         """(first(), second()), the second in the side thread."""
@@ -293,7 +323,7 @@ class Propagator:
     def key_flows(self, t: int) -> dict[int, np.ndarray]:
         """The flows t -> keyframe that warped frame t's sides, by keyframe, at the size they were estimated (DIS's
         work size; `sample_map(flow, size)` brings them to a frame's): for measuring them (bench/flow_real.py)."""
-        return {key: flow for (key, direction), (at, flow) in self._warm.items() if direction == "to_key" and at == t}
+        return {key: flow for key, (at, flow) in self._used.items() if at == t}
 
     # -- one frame -------------------------------------------------------------------------------------
 
@@ -316,6 +346,7 @@ class Propagator:
         live = {key.frame for key in (prev, next) if key is not None}
         self._keys = {k: v for k, v in self._keys.items() if k in live}
         self._warm = {k: v for k, v in self._warm.items() if k[0] in live}
+        self._used = {k: v for k, v in self._used.items() if k in live}
         greys = self._greys(source)
         keys = [key for key in (prev, next) if key is not None]
         keys.sort(key=lambda key: abs(t - key.frame))  # the nearer keyframe first: its flow starts the other's
@@ -367,6 +398,8 @@ class Propagator:
         view.carries_literal = model is not None and bool(model.literal[..., 3].any())
         if model is not None and model.loose_ink is not None:
             view.carried_ink = np.ascontiguousarray(model.literal[..., 3])
+            pairs = ink_pairs.fit(key.source, model.ink_amount)
+            view.ink_pairs = pairs if pairs.agreement >= ink_pairs.AGREEMENT else None
         return view
 
     def _directions(self) -> tuple[str, ...]:
@@ -395,6 +428,14 @@ class Propagator:
             # Only a gap read frame by frame has a step for every frame number.
             if steps is not None and prev < t <= next and len(steps) == next - prev:
                 return compose(upscale_flow(steps[t - prev - 1], size), upscale_flow(last[1], size))
+        return None
+
+    def _chained(self, t: int, key: int, size) -> np.ndarray | None:
+        """Flow t -> key through the gap's consecutive-frame flows (`prepare_gap`), at `size`; None without one."""
+        for (prev, next), gap in self._gaps.items():
+            chains = gap.get("to_prev" if key == prev else "to_next" if key == next else "")
+            if chains is not None and prev < t < next and len(chains) == next - prev - 1:
+                return upscale_flow(chains[t - prev - 1], size)
         return None
 
     def _start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
@@ -435,6 +476,14 @@ class Propagator:
         view = self._keys[key.frame]
         key_grey, key_small, key_check = view.greys
         flow_tk = self._estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
+        direct = flow_tk
+        if self.params.blend != "warp_crossfade":  # (the EbSynth-like baseline keeps the direct flow)
+            small_coords = sample_map(flow_tk, grey_small.shape[1::-1])
+            mismatch = _mismatch(key_small, small_coords, grey_small)
+            chained = self._chained(t, key.frame, grey.shape[1::-1]) if self.dis else None
+            if chained is not None:
+                flow_tk, small_coords = _closer(flow_tk, small_coords, mismatch, chained, key_small, grey_small)
+        self._used[key.frame] = (t, flow_tk)
         coords = sample_map(flow_tk, size)
         layers = {}
         for name, layer in view.layers.items():
@@ -449,12 +498,9 @@ class Propagator:
         # at CHECK_WIDTH (the reverse flow, only used here, is estimated at that size directly), appearance at
         # ANALYSIS_WIDTH. The weight is made here, in this side's thread.
         flow_kt = self._estimate(check, t, key.frame, "from_key", key_check, grey_check, flows)
-        flow_check = upscale_flow(flow_tk, grey_check.shape[1::-1])
+        flow_check = upscale_flow(direct, grey_check.shape[1::-1])  # the trust is the direct flow's (see `_closer`)
         visible = fb_confidence(flow_check, flow_kt, sample_map(flow_check), slack=FB_SLACK)
         visible = _resize(visible, grey_small.shape[1::-1], cv2.INTER_LINEAR)
-        small_coords = sample_map(flow_tk, grey_small.shape[1::-1])
-        mismatch = cv2.absdiff(warp(key_small, small_coords), grey_small).astype(np.float32)
-        mismatch = cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))  # one noisy pixel is not an occlusion
         appearance = np.exp(-((mismatch / self.params.appearance_sigma) ** 2))
         confidence = visible * appearance
         small_weight = _weight(confidence, closeness)
@@ -495,7 +541,8 @@ class Propagator:
         # Where the flow is unsure (reach low), the keyframes' by-colour models of frame t's own colours take over
         # from the warped local models.
         by_colour, bins = self._by_colour(sides, source, sides[0].coeffs.shape[1:])
-        ink = self._ink(sides, source, share, trust)
+        loose = self._loose_ink(sides, source, share)
+        ink = self._ink(sides, source, share, trust) if loose is None else (loose.amount, loose.colour)
         trust = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
 
         def model_planes(planes: range) -> list[np.ndarray]:
@@ -522,7 +569,8 @@ class Propagator:
         coeffs, channels = first[0] + second[0], first[1]
         trust, full_share = second[1], second[2]
         literal_carried = any(side.view.carries_literal for side in sides)
-        assent = self._assent(sides, full_share) if literal_carried else None
+        assent = self._assent(sides, full_share, loose) if literal_carried else None
+        ghost = None if loose is None else loose.ghost
         colour = np.empty(source.shape, np.uint8)
 
         def chosen_layer(layer: str, rows: slice) -> np.ndarray:
@@ -542,6 +590,10 @@ class Propagator:
             # Where the model does not explain the keyframe (ink), its colour is carried as it is (see
             # colour_model): chosen from the same side as the residual, faded with it where the flow is unsure.
             here = trust[rows]
+            # A carried-ink style's carried lines where they are ghosts (see `_loose_ink`): its residual's dark part
+            # left out there too, not only its stamped colour.
+            kept = here if ghost is None else cv2.multiply(here, cv2.subtract(1.0, cv2.multiply(ghost[rows],
+                                                                                               _darkness(residual))))
             literal = cv2.split(chosen_layer("literal", rows)) if literal_carried else None
             if literal is not None:
                 weight = np.clip(literal[3], 0.0, 1.0) * here
@@ -554,7 +606,7 @@ class Propagator:
                 k = [plane[rows] for plane in coeffs[4 * c:4 * c + 4]]
                 model = cv2.add(cv2.add(cv2.add(cv2.multiply(k[0], source[0]), cv2.multiply(k[1], source[1])),
                                         cv2.multiply(k[2], source[2])), k[3])  # A source + b
-                model = cv2.add(model, cv2.multiply(residual[c], here))
+                model = cv2.add(model, cv2.multiply(residual[c], kept))
                 if literal is not None:
                     model = cv2.add(model, cv2.multiply(cv2.subtract(literal[c], model), weight))
                 if inked is not None:  # the ink redrawn on frame t's own edges, over everything else
@@ -593,7 +645,7 @@ class Propagator:
         the keyframe would ink such an edge, where no flow is (occluded in both keyframes)."""
         inked = [side for side in sides if side.ink is not None]
         if not inked:
-            return self._loose_ink(sides, source, share)
+            return None
         size = source.shape[1::-1]
         total = sum(side.closeness for side in inked)
         near = sum(side.ink.near * side.closeness for side in inked) / total
@@ -617,18 +669,27 @@ class Propagator:
         return ink_model.hard(amount), colour
 
     @staticmethod
-    def _assent(sides: list[_Side], share: np.ndarray | None) -> np.ndarray | None:
+    def _assent(sides: list[_Side], share: np.ndarray | None, loose: _LooseInk | None) -> np.ndarray | None:
         """For a style whose ink is carried (colour_model.KeyModel.loose_ink), how much of the chosen side's literal
-        colour is stamped at each pixel (H x W float32, 0..1), or None: all of it. It is stamped (nearest, replacing
-        the colour) only where the other side, carried to t, has it too within a pixel, or vouches for nothing there
-        (confidence under RESIDUAL_TRUST); elsewhere only the side's residual is added to frame t's own model colour
-        (cubic). Where the flow is off or tears (a fast figure, the parallax at a pillar's edge), one side's line
-        lands where the other's does not, and a stamped line there costs more fidelity than a blended one (the
-        Blender clip: 22.51 dB all stamped; 22.86 with no literal at all but sharpness 0.62; with this and
-        `_loose_ink` 22.75, sharpness 0.94 (ASSENT_REACH 1 px: 22.80; the residual dropped there too: 22.92 but
-        sharpness 0.85)."""
-        if share is None or any(side.carried_ink is None for side in sides):
+        colour is stamped at each pixel (H x W float32, 0..1), or None: all of it. Where the flow is off or tears (a
+        fast figure, the parallax at a pillar's edge), one side's line lands where the other's does not, and a stamped
+        line there costs more fidelity than a blended one, so it is stamped (nearest, replacing the colour) only
+          - where the other side, carried to t, has it too within ASSENT_REACH, or vouches for nothing there
+            (confidence under RESIDUAL_TRUST); elsewhere only the side's residual is added to frame t's own model
+            colour (cubic) (Blender clip: 22.51 dB all stamped, 22.75 so);
+          - where the ink is redrawn by colour pair, where frame t's colours within a pixel are a pair the keyframes
+            ink (`_loose_ink`, LOOSE_VETO): a line carried onto two colours the style never separates (the wall where
+            the figure was) is a ghost."""
+        if loose is None or any(side.carried_ink is None for side in sides):
             return None
+        if loose.keep is None:  # redrawn by the edge model: stamped wherever the other side assents
+            return None if share is None else Propagator._assent_marks(sides, share)
+        return loose.keep if share is None else cv2.multiply(Propagator._assent_marks(sides, share), loose.keep)
+
+    @staticmethod
+    def _assent_marks(sides: list[_Side], share: np.ndarray) -> np.ndarray:
+        """1 where the other side, carried to t, has the chosen side's line within ASSENT_REACH or vouches for nothing
+        (see `_assent`)."""
         marks = []
         reach = np.ones((2 * ASSENT_REACH + 1,) * 2, np.uint8)
         for side in sides:
@@ -638,28 +699,46 @@ class Propagator:
             marks.append(cv2.subtract(1.0, cv2.multiply(vouches, cv2.subtract(1.0, drawn))))  # 1: drawn or no say
         return cv2.add(marks[0], cv2.multiply(share, cv2.subtract(marks[1], marks[0])))  # the *other* side's mark
 
-    def _loose_ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Ink for a style whose ink is carried (KeyModel.loose_ink), where no side's flow vouches for anything (a
-        figure that outruns the flow: its carried outline fades there): drawn on frame t's edges that the
-        keyframes' whole-frame model inks (ink_model `anywhere`, conservative: on the Blender clip, where no side's
-        confidence reaches INK_TRUST, about three in five of its pixels are ink), fading in as the confidence
-        drops below LOOSE_TRUST (alone, without `_assent`: 22.51 -> 22.62 dB, sharpness 0.90 -> 0.97). Same (amount, colour) as `_ink`; None where every pixel is vouched for."""
+    def _loose_ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None) -> _LooseInk | None:
+        """For a style whose ink is carried (KeyModel.loose_ink; None for any other), its lines redrawn on frame t's own
+        pixels where no side's flow vouches for the carried ones: there a figure outruns the flow, or the flow tears
+        at an occluding edge, and the carried outline lands torn, or twice.
+          - By colour pair (ink_pairs), where the keyframes' lines are a pair's: where frame t's colours meet as the
+            keyframes' inked colours do, in the regions where no side's confidence reaches LOOSE_TRUST (a hard
+            switch); there carried lines (stamped, and their residual's dark part) are kept only where frame t's
+            colours bear them out (LOOSE_VETO, `keep`; see `_assent`). Blender clip, toon: 22.75 -> 23.54 dB
+            (sharpness 0.94 -> 0.90: the redrawn line is thinner than Freestyle's), the walking figure's outline
+            drawn where the flow lost it, and not left behind where it was.
+          - Else by the whole-frame edge model (ink_model `anywhere`), fading in as the confidence drops below
+            LOOSE_EDGE_TRUST (alone, without `_assent`: 22.51 -> 22.62 dB, sharpness 0.90 -> 0.97); None where every
+            pixel is vouched for."""
         if any(side.view.model is None or side.view.model.loose_ink is None for side in sides):
             return None
         best = sides[0].confidence if len(sides) == 1 else np.maximum(sides[0].confidence, sides[1].confidence)
-        unsure = cv2.subtract(1.0, np.minimum(best * np.float32(1.0 / LOOSE_TRUST), 1.0))
-        if unsure.max() <= 0.0:
-            return None
         size = source.shape[1::-1]
         total = sum(side.closeness for side in sides)
-        anywhere = sum(side.view.model.loose_ink.anywhere * side.closeness for side in sides) / total
-        drawn = ink_model.hard(ink_model.predict(anywhere, ink_model.edge_maps(source)), LOOSE_HARD)
-        amount = cv2.multiply(drawn, _resize(unsure, size, cv2.INTER_LINEAR))
+        by_pairs = all(side.view.ink_pairs is not None for side in sides)
+        if by_pairs:
+            redraw = cv2.blur((best < LOOSE_TRUST).astype(np.float32), (SEAM_BLUR, SEAM_BLUR))
+        else:
+            redraw = cv2.subtract(1.0, np.minimum(best * np.float32(1.0 / LOOSE_EDGE_TRUST), 1.0))
+            if redraw.max() <= 0.0:
+                return None
+        redraw = _resize(redraw, size, cv2.INTER_LINEAR)
         colours = [side.ink_colour for side in sides]
         colour = colours[0] if share is None else colours[1] + share * (colours[0] - colours[1])
         colour = cv2.merge([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in colour])
-        return amount, colour
+        if by_pairs:
+            table = sum(side.view.ink_pairs.table * np.float32(side.closeness / total) for side in sides)
+            chance = ink_pairs.predict(table, source)
+            nearby = cv2.dilate(chance, np.ones((3, 3), np.uint8))  # a carried line may be a pixel off
+            low, high = LOOSE_VETO
+            keep = np.clip((nearby - low) * np.float32(1.0 / (high - low)), 0.0, 1.0)
+            return _LooseInk(cv2.multiply(ink_model.hard(chance, ink_pairs.HARD), redraw), colour, keep,
+                             cv2.multiply(redraw, cv2.subtract(1.0, keep)))
+        anywhere = sum(side.view.model.loose_ink.anywhere * side.closeness for side in sides) / total
+        drawn = ink_model.hard(ink_model.predict(anywhere, ink_model.edge_maps(source)), LOOSE_EDGE_HARD)
+        return _LooseInk(cv2.multiply(drawn, redraw), colour)
 
     def _choose(self, first: np.ndarray, second: np.ndarray, keys: tuple[int, int]) -> np.ndarray:
         """Which side's residual each region takes (float32 in [0, 1], 1 = the earlier keyframe's, `first`; a
@@ -706,6 +785,43 @@ def _weight(confidence, closeness: float):
     return (confidence + 1e-3) * closeness + 1e-6
 
 
+def _darkness(residual: list[np.ndarray]) -> np.ndarray:
+    """How much each pixel of a residual's (R, G, B) planes is dark ink: 0 to 1 as its luma goes below -INK_LOW to
+    -INK_HIGH (ink_model.ink_amount's measure, without the smoothstep)."""
+    luma = cv2.add(cv2.add(cv2.multiply(residual[0], 0.299), cv2.multiply(residual[1], 0.587)),
+                   cv2.multiply(residual[2], 0.114))
+    low, high = ink_model.INK_LOW, ink_model.INK_HIGH
+    return np.clip(cv2.multiply(cv2.add(luma, low), -1.0 / (high - low)), 0.0, 1.0)
+
+
+def _mismatch(key_grey: np.ndarray, coords, grey: np.ndarray) -> np.ndarray:
+    """How far the keyframe's grey sampled at `coords` is from frame t's, averaged over MISMATCH_BLUR px (one noisy
+    pixel is not an occlusion): float32 grey levels."""
+    mismatch = cv2.absdiff(warp(key_grey, coords), grey).astype(np.float32)
+    return cv2.blur(mismatch, (MISMATCH_BLUR, MISMATCH_BLUR))
+
+
+def _closer(direct: np.ndarray, direct_coords, mismatch: np.ndarray, chained: np.ndarray, key_grey: np.ndarray,
+            grey: np.ndarray):
+    """(flow t -> key, its sample map at the analysis size) taken per pixel from whichever estimate rebuilds frame t
+    better from the keyframe (`mismatch`: the direct one's, at the analysis size like `grey`): the direct flow
+    (DIS between t and the keyframe), or the chain through the gap's consecutive frames. The direct estimate loses
+    what moves far between t and the keyframe (bikes' cyclists, the Blender clip's walking figure, ~5 px a frame);
+    the chain follows it frame by frame but is coarse and drifts; each is right where the other is not.
+    Taken where it is better by CHAIN_MARGIN. bench/flow_real.py: warp error on the Blender figure 16.35 -> 14.06 grey
+    levels, bikes 5.29 -> 4.37, bunny 4.77 -> 4.28. The side's trust (appearance and forward-backward check) stays
+    the direct flow's: a flow picked for its look makes an occluded region look visible (trusted on the picked flow,
+    the Blender clip ghosted the figure where it had been: -0.2 dB); checked against the reverse flow, the picked
+    flow lost trust where it helped (bikes pixel-wise 49.53 against 49.61 dB, Blender toon 22.74 against 22.75,
+    worst step 1.80 against 1.73)."""
+    chained_coords = sample_map(chained, grey.shape[1::-1])
+    pick = _mismatch(key_grey, chained_coords, grey) + CHAIN_MARGIN < mismatch
+    coords = tuple(np.where(pick, c, d) for c, d in zip(chained_coords, direct_coords))
+    if pick.shape != direct.shape[:2]:
+        pick = cv2.resize(pick.view(np.uint8), direct.shape[1::-1], interpolation=cv2.INTER_NEAREST).view(bool)
+    return np.where(pick[..., None], chained, direct), coords
+
+
 def _steps(dis: DisFlow, greys: list[np.ndarray]) -> list[np.ndarray]:
     """The consecutive-frame flows greys[i] -> greys[i + 1]."""
     return [dis.raw(a, b) for a, b in itertools.pairwise(greys)]
@@ -713,9 +829,17 @@ def _steps(dis: DisFlow, greys: list[np.ndarray]) -> list[np.ndarray]:
 
 def _gap_flows(forward: list[np.ndarray], backward: list[np.ndarray]) -> dict[str, np.ndarray]:
     """The flows `prepare_gap` returns, from the gap's chains of consecutive-frame flows."""
-    flows = {"forward": _composed(forward), "backward": _composed(backward), "back_steps": np.stack(backward[::-1])}
+    back_steps = backward[::-1]  # frame prev + i + 1 -> prev + i
+    flows = {"forward": _composed(forward), "backward": _composed(backward), "back_steps": np.stack(back_steps)}
     if len(forward) > 1:  # the gap has frames
         flows.update(first_to_next=_composed(forward[1:]), next_to_first=_composed(backward[:-1]))
+        # Each frame's chain through the gap to either keyframe (`Propagator._chained`), frame prev + 1 first.
+        to_prev, to_next = [back_steps[0]], [forward[-1]]
+        for step in back_steps[1:-1]:
+            to_prev.append(compose(step, to_prev[-1]))
+        for step in forward[-2:0:-1]:
+            to_next.append(compose(step, to_next[-1]))
+        flows.update(to_prev=np.stack(to_prev), to_next=np.stack(to_next[::-1]))
     return flows
 
 

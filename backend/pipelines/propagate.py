@@ -815,11 +815,12 @@ def _closer(direct: np.ndarray, direct_coords, mismatch: np.ndarray, chained: np
     flow lost trust where it helped (bikes pixel-wise 49.53 against 49.61 dB, Blender toon 22.74 against 22.75,
     worst step 1.80 against 1.73)."""
     chained_coords = sample_map(chained, grey.shape[1::-1])
-    pick = _mismatch(key_grey, chained_coords, grey) + CHAIN_MARGIN < mismatch
-    coords = tuple(np.where(pick, c, d) for c, d in zip(chained_coords, direct_coords))
+    # OpenCV's masked copies: the same values as np.where, several times faster on a two-channel flow.
+    pick = cv2.compare(cv2.add(_mismatch(key_grey, chained_coords, grey), CHAIN_MARGIN), mismatch, cv2.CMP_LT)
+    coords = tuple(cv2.copyTo(c, pick, d.copy()) for c, d in zip(chained_coords, direct_coords))
     if pick.shape != direct.shape[:2]:
-        pick = cv2.resize(pick.view(np.uint8), direct.shape[1::-1], interpolation=cv2.INTER_NEAREST).view(bool)
-    return np.where(pick[..., None], chained, direct), coords
+        pick = cv2.resize(pick, direct.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    return cv2.copyTo(chained, pick, direct.copy()), coords
 
 
 def _steps(dis: DisFlow, greys: list[np.ndarray]) -> list[np.ndarray]:

@@ -7,10 +7,13 @@ Blender clip on the moving figure (a mask pass of bench/blender_toon_scene.py: t
 side's and the per-pixel best of the two sides (the propagator chooses a side per region, so the better side is
 what it can use; where the figure is hidden behind the pillar in one keyframe only the other can carry it).
 Also the share of the figure's pixels carried within 12 grey levels by the better side, and the same error with
-no motion at all (the keyframes as they are), which gives the scale.
+no motion at all (the keyframes as they are), which gives the scale. Side by side in the same run, the same with the
+direct flow alone (each side's DIS estimate between t and the keyframe, no per-pixel choice of the gap's chained
+flow: propagate.CHAIN_MARGIN set out of reach), and the ratio.
 
 Run: PYTHONPATH=. nice -n 10 .venv-backend/bin/python bench/flow_real.py [--clips blender,bunny,bikes] [--frames 49]
-Last line: `flow_real: figure <F> (best side <B>, <C>% carried), frame <A> grey levels (blender); bunny <.>; bikes <.>`
+Last line: `flow_real: figure <F> (best side <B>, <C>% carried, <R> x direct), frame <A> grey levels (blender); bunny <.>
+(<R> x direct); bikes <.> (<R> x direct)`
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import os
 import sys
 import time
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +32,7 @@ from real_clips import read_clip  # noqa: E402
 
 from backend.pipelines.flow import sample_map, warp  # noqa: E402
 from backend.pipelines.keyframes import KeyframeParams, plan_keyframes  # noqa: E402
+from backend.pipelines import propagate  # noqa: E402
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator  # noqa: E402
 
 CLIPS = {"blender": None, "bunny": (960, 540), "bikes": None, "carphone": None}  # name -> size (None: native)
@@ -37,8 +40,17 @@ BLENDER_FRAMES = 37
 CARRIED = 12.0  # grey levels: a pixel warped within this of frame t counts as carried
 
 
-def carried_errors(sources, plan) -> list[dict]:
+def carried_errors(sources, plan, direct_only: bool = False) -> list[dict]:
     """For each frame t inside a gap: {"t", "keys": [k...], "errors": [HxW per key], "still": [HxW per key]}."""
+    margin = propagate.CHAIN_MARGIN
+    propagate.CHAIN_MARGIN = np.inf if direct_only else margin
+    try:
+        return _carried_errors(sources, plan)
+    finally:
+        propagate.CHAIN_MARGIN = margin
+
+
+def _carried_errors(sources, plan) -> list[dict]:
     # The flows do not depend on the style nor on the blend (guided and confidence estimate them alike); confidence
     # skips the colour models, which only cost time here.
     propagator = Propagator(PropagateParams(blend="confidence"))
@@ -92,7 +104,7 @@ def main() -> None:
     parser.add_argument("--per-frame", action="store_true", help="print the figure's errors frame by frame")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores", flush=True)
-    results = {}
+    results, direct = {}, {}
     for clip in args.clips.split(","):
         if clip == "blender":
             sources = render("plain", BLENDER_FRAMES)
@@ -104,10 +116,12 @@ def main() -> None:
         rows = carried_errors(sources, plan)
         seconds = time.perf_counter() - start
         results[clip] = r = summary(rows, masks)
-        line = f"{clip}: keyframes {plan.keys}, whole frame {r['frame']:.2f} grey levels"
+        direct[clip] = d = summary(carried_errors(sources, plan, direct_only=True), masks)
+        line = f"{clip}: keyframes {plan.keys}, whole frame {r['frame']:.2f} grey levels (direct flow alone {d['frame']:.2f})"
         if masks is not None:
             line += (f"; figure {r['figure']:.2f} (best side {r['best']:.2f}, {100 * r['carried']:.0f}% within "
-                     f"{CARRIED:.0f}; no motion {r['still']:.2f})")
+                     f"{CARRIED:.0f}; no motion {r['still']:.2f}; direct flow alone {d['figure']:.2f}, best side "
+                     f"{d['best']:.2f})")
         print(line + f" [{seconds:.1f} s]", flush=True)
         if args.per_frame and masks is not None:
             for row in rows:
@@ -118,9 +132,11 @@ def main() -> None:
     parts = []
     if "blender" in results:
         r = results["blender"]
-        parts.append(f"figure {r['figure']:.2f} (best side {r['best']:.2f}, {100 * r['carried']:.0f}% carried), "
-                     f"frame {r['frame']:.2f} grey levels (blender)")
-    parts += [f"{clip} {r['frame']:.2f}" for clip, r in results.items() if clip != "blender"]
+        parts.append(f"figure {r['figure']:.2f} (best side {r['best']:.2f}, {100 * r['carried']:.0f}% carried, "
+                     f"{r['figure'] / direct['blender']['figure']:.2f} x direct), frame {r['frame']:.2f} grey levels "
+                     f"(blender)")
+    parts += [f"{clip} {r['frame']:.2f} ({r['frame'] / direct[clip]['frame']:.2f} x direct)"
+              for clip, r in results.items() if clip != "blender"]
     print("flow_real: " + "; ".join(parts))
 
 

@@ -316,15 +316,20 @@ def literal_weight(residual: np.ndarray) -> np.ndarray:
 def warp_coefficients(coeffs: np.ndarray, coords) -> np.ndarray:
     """Coefficients carried along a flow (coords from flow.sample_map at the coefficients' size). The planes go
     through remap four (or three) at a time, as the channels of one image: the same values, in 2/3 of the time.
-    (Two-channel images take another path in OpenCV, with other roundings: a pair goes plane by plane.)"""
-    out = []
+    (Two-channel images take another path in OpenCV, with other roundings: a pair goes plane by plane.) Each group
+    is split straight into its planes of the result (no stacking copy afterwards)."""
+    out = np.empty((len(coeffs),) + coords[0].shape, np.float32)
     for start in range(0, len(coeffs), 4):
         group = list(coeffs[start:start + 4])
         if len(group) < 3:
-            out += [_remap(plane, coords) for plane in group]
+            for i, plane in enumerate(group):
+                out[start + i] = _remap(plane, coords)
         else:
-            out += cv2.split(_remap(cv2.merge(group), coords))
-    return np.stack(out)
+            planes = list(out[start:start + len(group)])
+            for plane, written in zip(planes, cv2.split(_remap(cv2.merge(group), coords), planes)):
+                if written is not plane:  # OpenCV made its own array after all
+                    plane[...] = written
+    return out
 
 
 def _remap(image: np.ndarray, coords) -> np.ndarray:

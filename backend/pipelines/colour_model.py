@@ -243,11 +243,12 @@ def _apply_channel(k, channels) -> np.ndarray:
     return plane
 
 
-def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> KeyModel:
+def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False, carried: bool = False) -> KeyModel:
     """The colour model of a keyframe (uint8 source and stylized RGB of one size). With `ink`, dark lines that
     follow the source's edges (ink_model) are found first, left out of the colour fit (they would drag the
     colour beside every line darker), of the residual and of the literal carry, and modelled apart, to be
-    redrawn on each frame's own edges."""
+    redrawn on each frame's own edges; with `carried` too, they are kept in the literal carry as lines that follow
+    the edges only loosely are (`loose_ink`), however closely these follow them."""
     src, sty = unit(source), unit(stylized)
     size = fit_size(source.shape)
     small_src, small_sty = _at(src, size), _at(sty, size)
@@ -259,7 +260,7 @@ def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False) -> Ke
         amount = ink_model.ink_amount(residual, literal_weight(residual))
         # A style without ink (a pixel-wise one) has nothing to fit: its source's edge maps are not made.
         found = ink_model.fit(ink_model.edge_maps(source), amount) if amount.mean() >= ink_model.MIN_SHARE else None
-        if found is not None and found.agreement >= ink_model.AGREEMENT:
+        if found is not None and found.agreement >= ink_model.AGREEMENT and not carried:
             kept = 1.0 - amount
             coeffs = fit_coefficients(small_src, small_sty, weight=_at(kept, size))
             residual = sty - apply(coeffs, src)

@@ -352,6 +352,8 @@ class Propagator:
         keys.sort(key=lambda key: abs(t - key.frame))  # the nearer keyframe first: its flow starts the other's
         for key in keys:
             self._key_view(key)
+        if len(keys) == 2:
+            self._carry_ink_alike(keys)
         gap = (next.frame - prev.frame) if prev is not None and next is not None else None
 
         def side(slot: int, key: Keyframe, flows: dict[int, dict[str, np.ndarray]]):
@@ -387,11 +389,26 @@ class Propagator:
             view = self._keys[key.frame] = self._make_view(key)
         return view
 
-    def _make_view(self, key: Keyframe) -> _KeyView:
-        """A keyframe ready to warp: a function of the keyframe alone, so it may be made in another thread."""
+    def _carry_ink_alike(self, keys: list[Keyframe]) -> None:
+        """A gap's two keyframes treat their ink alike: where one's lines follow its source's edges only loosely (kept
+        carried, KeyModel.loose_ink) and the other's closely (redrawn on edges, KeyModel.ink), as a silhouette style's
+        keyframes may fall either side of ink_model.AGREEMENT, the other's view is made again with its ink carried.
+        Mixed, neither side's model drew the lines where the other side's region was chosen (a disc crossing a
+        checkerboard, tests/backend/test_ink_pairs.py: under 5% of its outline drawn mid-gap)."""
+        views = [self._keys[key.frame] for key in keys]
+        loose = [view.model is not None and view.model.loose_ink is not None for view in views]
+        if not any(loose):
+            return
+        for key, view in zip(keys, views):
+            if view.model is not None and view.model.ink is not None:
+                self._keys[key.frame] = self._make_view(key, carried=True)
+
+    def _make_view(self, key: Keyframe, carried: bool = False) -> _KeyView:
+        """A keyframe ready to warp: a function of the keyframe alone, so it may be made in another thread (`carried`:
+        its ink kept carried, see `_carry_ink_alike`)."""
         model = None
         if self.params.blend == "guided":
-            model = key_model(key.source, key.layers["color"], ink=self.params.ink == "edges")
+            model = key_model(key.source, key.layers["color"], ink=self.params.ink == "edges", carried=carried)
         layers = {name: layer if name != "color" else model.residual if model is not None else layer.astype(np.float32)
                   for name, layer in key.layers.items()}
         view = _KeyView(self._greys(key.grey), layers, model)

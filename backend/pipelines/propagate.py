@@ -95,13 +95,13 @@ RESIDUAL_TRUST = 0.01
 INK_TRUST = 0.2
 # A carried-ink style's ink is redrawn by colour pair (ink_pairs, see Propagator._loose_ink) in the regions where no
 # side's confidence reaches this (if its keyframes' lines are a colour pair's: ink_pairs.AGREEMENT). A hard switch
-# (with a SEAM_BLUR seam), not a fade: two lines are never mixed grey. Blender clip, toon: 23.33 dB at 0.5, 23.41 at
-# 0.7, 23.54 at 0.9 (sharpness 0.87, 0.88, 0.90); everywhere, 23.00.
+# (with a SEAM_BLUR seam), not a fade: two lines are never mixed grey. Blender clip, toon: 23.33 dB at 0.5, 23.40 at
+# 0.7, 23.48 at 0.9 (sharpness 0.88, 0.89, 0.92); everywhere, 22.76.
 LOOSE_TRUST = 0.9
 # A carried line is kept only where frame t's colours, within a pixel of it, are a pair the keyframes ink with at least
 # this chance (fading in over these bounds): elsewhere it is a ghost left where the figure was. Its stamped colour is
 # left out there everywhere, its residual's dark part only where the ink is redrawn (everywhere, the toon render's own
-# grain went too: 23.17 dB, sharpness 0.83). Blender clip: 23.16 dB with no line left out, 23.54 so.
+# grain went too: 23.11 dB, sharpness 0.86). Blender clip: 23.12 dB with no line left out, 23.48 so.
 LOOSE_VETO = (0.05, 0.2)
 # Where they are not, its whole-frame edge model (ink_model `anywhere`) is fitted over every edge of its keyframe,
 # most of them not inked (texture), so it is shy near the silhouettes it must draw: its P(ink) over these bounds goes
@@ -706,9 +706,9 @@ class Propagator:
           - By colour pair (ink_pairs), where the keyframes' lines are a pair's: where frame t's colours meet as the
             keyframes' inked colours do, in the regions where no side's confidence reaches LOOSE_TRUST (a hard
             switch); there carried lines (stamped, and their residual's dark part) are kept only where frame t's
-            colours bear them out (LOOSE_VETO, `keep`; see `_assent`). Blender clip, toon: 22.75 -> 23.54 dB
-            (sharpness 0.94 -> 0.90: the redrawn line is thinner than Freestyle's), the walking figure's outline
-            drawn where the flow lost it, and not left behind where it was.
+            colours bear them out (LOOSE_VETO, `keep`; see `_assent`). Blender clip, toon: 22.75 -> 23.48 dB
+            (sharpness 0.94 -> 0.92), the walking figure's outline drawn where the flow lost it, and not left behind
+            where it was.
           - Else by the whole-frame edge model (ink_model `anywhere`), fading in as the confidence drops below
             LOOSE_EDGE_TRUST (alone, without `_assent`: 22.51 -> 22.62 dB, sharpness 0.90 -> 0.97); None where every
             pixel is vouched for."""
@@ -729,8 +729,8 @@ class Propagator:
         colour = colours[0] if share is None else colours[1] + share * (colours[0] - colours[1])
         colour = cv2.merge([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in colour])
         if by_pairs:
-            table = sum(side.view.ink_pairs.table * np.float32(side.closeness / total) for side in sides)
-            chance = ink_pairs.predict(table, source)
+            tables = sum(side.view.ink_pairs.tables * np.float32(side.closeness / total) for side in sides)
+            chance = ink_pairs.predict(tables, source)
             nearby = cv2.dilate(chance, np.ones((3, 3), np.uint8))  # a carried line may be a pixel off
             low, high = LOOSE_VETO
             keep = np.clip((nearby - low) * np.float32(1.0 / (high - low)), 0.0, 1.0)

@@ -95,3 +95,27 @@ def test_a_fast_figures_outline_comes_out_closed_and_single_mid_gap(speed, start
         stray = ink & (cv2.dilate(line.astype(np.uint8), np.ones((5, 5), np.uint8)) == 0)
         assert drawn.mean() > 0.7, (t, drawn.mean())
         assert stray.sum() < 80, (t, int(stray.sum()))
+
+
+def test_a_silhouette_walking_into_a_cast_shadow_is_still_inked():
+    """Frame t's figure and wall in a shadow no keyframe showed (the Blender clip's figure in the pillar's cast
+    shadow): their darker pair still draws the line (ink_pairs.SHADE), and the checker's own darker edges do not."""
+    shot = walking()
+    model = key_model(shot.frame(0), silhouette(shot, 0)[0], ink=True)
+    pairs = ink_pairs.fit(shot.frame(0), model.ink_amount)
+    line = silhouette(shot, 6)[1]
+    shadow = np.zeros(line.shape, bool)
+    shadow[:, 40:150] = True  # over the disc (48 px on) and the checker round it
+    frame = shot.frame(6).copy()
+    frame[shadow] = (frame[shadow] * 0.62).astype(np.uint8)
+    chance = ink_pairs.predict(pairs.tables, frame)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 1.2), 30, 70) > 0
+    background = edges & shadow & ~cv2.dilate(line.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    on_line = line & shadow
+    assert on_line.sum() > 100 and background.sum() > 100
+    drawn = (chance[on_line] > ink_pairs.HARD[1]).mean()
+    stray = (chance[background] > ink_pairs.HARD[1]).mean()
+    # 17% drawn and 1.5% stray (51% of the line drawn unshadowed); without the shaded count 0% and 1.5%.
+    assert drawn > 0.1, f"only {drawn:.0%} of the shadowed outline is drawn"
+    assert stray < 0.03, f"{stray:.1%} of the shadowed checker's edges are inked"

@@ -51,6 +51,7 @@ SHADE, SHADE_WEIGHT = 0.6, 0.1
 class PairModel:
     tables: np.ndarray  # 2 x PAIRS float32: for each unordered, then ordered, pair, the share of pixels that are ink
     agreement: float    # on the keyframe itself: intersection over union of its ink and the ink the tables redraw
+    counts: np.ndarray | None = None  # 2 x 2 x PAIRS float32: (inked, seen) pixels of each pair, unordered then ordered
 
 
 def describe(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +106,16 @@ def fit(source: np.ndarray, ink: np.ndarray) -> PairModel:
             seen[i] += share * np.bincount(flat, minlength=PAIRS)
     tables = (inked / (seen + PRIOR)).astype(np.float32)
     drawn, true = _lookup(tables, indices) > HARD[1], ink > 0.5
-    return PairModel(tables, float((drawn & true).sum() / max(1, (drawn | true).sum())))
+    return PairModel(tables, float((drawn & true).sum() / max(1, (drawn | true).sum())),
+                     np.stack([inked, seen], 1).astype(np.float32))
+
+
+def pooled(models: list[PairModel], weights: list[float]) -> np.ndarray:
+    """Tables (as PairModel.tables) of several keyframes' pixels counted together, each keyframe's weighted: a pair
+    one keyframe never showed (the figure's against a wall it had not reached yet) keeps the other's share of ink,
+    which the mean of the two tables halved (under HARD: no line). Blender clip, toon: 23.63 -> 23.66 dB."""
+    counts = sum(model.counts * np.float32(weight) for model, weight in zip(models, weights))
+    return counts[:, 0] / (counts[:, 1] + np.float32(PRIOR))
 
 
 def predict(tables: np.ndarray, rgb: np.ndarray) -> np.ndarray:

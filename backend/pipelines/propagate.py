@@ -764,7 +764,7 @@ class Propagator:
         colour = colours[0] if share is None else colours[1] + share * (colours[0] - colours[1])
         colour = cv2.merge([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in colour])
         if by_pairs:
-            tables = sum(side.view.ink_pairs.tables * np.float32(side.closeness / total) for side in sides)
+            tables = ink_pairs.pooled([side.view.ink_pairs for side in sides], [side.closeness / total for side in sides])
             chance = ink_pairs.predict(tables, source)
             nearby = cv2.dilate(chance, np.ones((3, 3), np.uint8))  # a carried line may be a pixel off
             low, high = LOOSE_VETO

@@ -147,6 +147,7 @@ class PropagateStage:
     # 14: ink pairs also ordered (a pixel's own colour and the one across the edge): lines astride a silhouette
     # 15: a gap's keyframes carry their ink alike when one's lines follow its edges only loosely
     # 16: ink pairs also counted as they look in shadow (ink_pairs.SHADE): a figure in a cast shadow keeps its outline
+    # 17: the two keyframes' ink pairs pooled by pixel counts, not averaged
     # 17: a keyframe's residual carried at full strength only where it is detail; its fit noise weighed by confidence
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:

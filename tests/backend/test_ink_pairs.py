@@ -119,3 +119,21 @@ def test_a_silhouette_walking_into_a_cast_shadow_is_still_inked():
     # 17% drawn and 1.5% stray (51% of the line drawn unshadowed); without the shaded count 0% and 1.5%.
     assert drawn > 0.1, f"only {drawn:.0%} of the shadowed outline is drawn"
     assert stray < 0.03, f"{stray:.1%} of the shadowed checker's edges are inked"
+
+
+def test_a_pair_one_keyframe_never_showed_keeps_the_others_ink():
+    """Two keyframes' tables are pooled by their pixel counts (ink_pairs.pooled), not averaged: a keyframe that never
+    saw the figure has no say on the figure's pairs (averaged, it halved their chance and no line was drawn)."""
+    shot, empty = walking(), walking(start=-200)  # the second shot's disc is off the frame: its keyframe has no ink
+    inked = ink_pairs.fit(shot.frame(0), key_model(shot.frame(0), silhouette(shot, 0)[0], ink=True).ink_amount)
+    blank = ink_pairs.fit(empty.frame(0), np.zeros(empty.frame(0).shape[:2], np.float32))
+    line = silhouette(shot, 6)[1]
+    grey = cv2.cvtColor(shot.frame(6), cv2.COLOR_RGB2GRAY)
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 1.2), 60, 140) > 0
+    far = cv2.dilate(line.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    pooled = ink_pairs.predict(ink_pairs.pooled([inked, blank], [0.5, 0.5]), shot.frame(6))
+    averaged = ink_pairs.predict(0.5 * inked.tables + 0.5 * blank.tables, shot.frame(6))
+    # Drawn (P over HARD's top) on 26% of the line pooled, none averaged (51% with the inked keyframe alone).
+    assert (averaged[line] > ink_pairs.HARD[1]).mean() < 0.05
+    assert (pooled[line] > ink_pairs.HARD[1]).mean() > 0.15
+    assert pooled[edges & far].mean() < 0.02  # the checker's own edges stay uninked (0.005)

@@ -57,7 +57,10 @@ class KeyModel:
     ink: InkModel | None = None          # where the style draws ink on a source frame (ink_model)
     ink_amount: np.ndarray | None = None  # H x W float32: how much of each keyframe pixel is ink, 0..1
     ink_colour: np.ndarray | None = None  # 3 x h x w float32 at the fit size: the ink's local colour, unit RGB
-    by_colour: np.ndarray | None = None   # BINS^3 x 12 float32: A, b per source colour (fit_by_colour)
+    # BINS^3 x 12 float32: A, b per source colour (fit_by_colour); made from `by_colour_sums` (BINS^3 x 25), which a
+    # gap's two keyframes pool (Propagator._by_colour)
+    by_colour: np.ndarray | None = None
+    by_colour_sums: np.ndarray | None = None
     # A style whose ink the edges explain only loosely (agreement under ink_model.AGREEMENT: Freestyle silhouettes
     # over a textured render) keeps its ink carried (literal), and this model of it, with `ink_colour`, for where
     # no flow vouches for the carried ink.
@@ -156,24 +159,39 @@ def fit_by_colour(source: np.ndarray, stylized: np.ndarray, glob: np.ndarray, we
     style does to *this colour* beats one fitted on the whole frame. Both float32 RGB in [0, 1], one size;
     `weight` (0..1 a pixel) leaves out what the model is not for (ink). Returns BINS^3 x 12 float32 (rows in
     the layout of KeyModel's planes)."""
+    return solve_by_colour(by_colour_sums(source, stylized, weight), glob)
+
+
+def by_colour_sums(source: np.ndarray, stylized: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """What `fit_by_colour` fits from, per colour bin: the (weighted) pixel count, sums of source and stylized colour,
+    and of their products (BINS^3 x 25 float64: count, 3, 3, 9 source x source, 9 source x stylized). Sums add: two
+    keyframes' together fit the colours either showed (`solve_by_colour`)."""
     s = source.reshape(-1, 3)
     y = stylized.reshape(-1, 3)
     w = weight.reshape(-1).astype(np.float64)
     index = colour_bins(source).reshape(-1)
-    count = np.bincount(index, weights=w, minlength=BINS**3)
 
     def total(values):
         return np.bincount(index, weights=values * w, minlength=BINS**3)
 
-    ms = np.stack([total(s[:, i]) for i in range(3)], 1)
-    my = np.stack([total(y[:, c]) for c in range(3)], 1)
-    ss = np.empty((BINS**3, 3, 3))
+    out = np.empty((BINS**3, 25))
+    out[:, 0] = np.bincount(index, weights=w, minlength=BINS**3)
+    for i in range(3):
+        out[:, 1 + i], out[:, 4 + i] = total(s[:, i]), total(y[:, i])
+    ss = out[:, 7:16].reshape(-1, 3, 3)
     for i, j in PAIRS:
         ss[:, i, j] = ss[:, j, i] = total(s[:, i] * s[:, j])
-    sy = np.empty((BINS**3, 3, 3))
+    sy = out[:, 16:25].reshape(-1, 3, 3)
     for i in range(3):
         for c in range(3):
             sy[:, i, c] = total(s[:, i] * y[:, c])
+    return out
+
+
+def solve_by_colour(sums: np.ndarray, glob: np.ndarray) -> np.ndarray:
+    """The by-colour model (see `fit_by_colour`) from `by_colour_sums` and a global fit: BINS^3 x 12 float32."""
+    count, ms, my = sums[:, 0], sums[:, 1:4], sums[:, 4:7]
+    ss, sy = sums[:, 7:16].reshape(-1, 3, 3), sums[:, 16:25].reshape(-1, 3, 3)
     # A prior of BIN_PRIOR pixels at the bin's mean colour that follow the global fit: an empty bin is the
     # global fit, a full one its own.
     n = count + BIN_PRIOR
@@ -265,26 +283,29 @@ def key_model(source: np.ndarray, stylized: np.ndarray, ink: bool = False, carri
             coeffs = fit_coefficients(small_src, small_sty, weight=_at(kept, size))
             residual = sty - apply(coeffs, src)
             literal = np.dstack([sty, literal_weight(residual) * kept])
+            sums = _by_colour(small_src, small_sty, literal, size, kept)
             return KeyModel(coeffs, residual * kept[..., None], glob, literal, found, amount,
-                            ink_colour(sty, amount, size), _by_colour(small_src, small_sty, glob, literal, size, kept))
+                            ink_colour(sty, amount, size), solve_by_colour(sums, glob), by_colour_sums=sums)
         # No ink, or ink the edges do not explain: carried as it is, as any residual.
     coeffs = fit_coefficients(small_src, small_sty)
     residual = sty - apply(coeffs, src)
     literal = np.dstack([sty, literal_weight(residual)])
-    model = KeyModel(coeffs, residual, glob, literal, by_colour=_by_colour(small_src, small_sty, glob, literal, size))
+    sums = _by_colour(small_src, small_sty, literal, size)
+    model = KeyModel(coeffs, residual, glob, literal, by_colour=solve_by_colour(sums, glob), by_colour_sums=sums)
     if ink and found is not None:
         model.loose_ink, model.ink_colour, model.ink_amount = found, ink_colour(sty, amount, size), amount
     return model
 
 
-def _by_colour(small_src, small_sty, glob, literal, size, kept=None) -> np.ndarray:
-    """The by-colour model at the fit size, left out where the colour is not the model's (literal, ink)."""
+def _by_colour(small_src, small_sty, literal, size, kept=None) -> np.ndarray:
+    """The by-colour model's sums (by_colour_sums) at the fit size, left out where the colour is not the model's
+    (literal, ink)."""
     # Only pixels the local model explains outright: a half-explained one (the soft edge of an ink line) drags
     # its colour's bin toward the ink.
     weight = (literal[..., 3] < 0.01).astype(np.float32)
     if kept is not None:
         weight *= kept
-    return fit_by_colour(small_src, small_sty, glob, _at(np.ascontiguousarray(weight), size))
+    return by_colour_sums(small_src, small_sty, _at(np.ascontiguousarray(weight), size))
 
 
 def _at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

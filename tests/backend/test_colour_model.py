@@ -40,3 +40,37 @@ def test_coefficients_warped_in_groups_equal_plane_by_plane():
         planes = rng.random((count, 70, 120), dtype=np.float32)
         alone = np.stack([cv2.remap(p, *coords, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for p in planes])
         assert np.array_equal(warp_coefficients(planes, coords), alone), count
+
+
+def test_two_keyframes_by_colour_sums_fit_the_colours_either_showed():
+    """A gap's by-colour model is fitted from both keyframes' pixels together (by_colour_sums pooled, then
+    solve_by_colour), not their two fits averaged: a colour only one keyframe showed keeps that keyframe's mapping."""
+    from backend.pipelines.colour_model import by_colour_sums, coefficients_by_colour, fit_global, solve_by_colour
+
+    def style(rgb):  # not affine over the whole frame: red turns blue, the rest keeps its colour
+        out = rgb.copy()
+        red = (rgb[..., 0] > 0.6) & (rgb[..., 1] < 0.3)
+        out[red] = (0.1, 0.2, 0.9)
+        return out
+
+    rng = np.random.default_rng(1)
+    grey = np.clip(0.5 + rng.normal(0, 0.05, (64, 64, 3)), 0, 1).astype(np.float32)
+    red, green = grey.copy(), grey.copy()
+    red[:32] = np.clip((0.8, 0.1, 0.1) + rng.normal(0, 0.03, (32, 64, 3)), 0, 1)    # only the first keyframe shows red
+    green[:32] = np.clip((0.1, 0.8, 0.1) + rng.normal(0, 0.03, (32, 64, 3)), 0, 1)  # the second, green
+    weight = np.ones((64, 64), np.float32)
+    sums = [by_colour_sums(image, style(image), weight) for image in (red, green)]
+    globs = [fit_global(image, style(image)) for image in (red, green)]
+    pooled = solve_by_colour(0.5 * sums[0] + 0.5 * sums[1], 0.5 * globs[0] + 0.5 * globs[1])
+    averaged = 0.5 * solve_by_colour(sums[0], globs[0]) + 0.5 * solve_by_colour(sums[1], globs[1])
+    for image in (red, green):
+        want = style(image)[:32]
+        errors = []
+        for table in (pooled, averaged):
+            coeffs = coefficients_by_colour(table, image)
+            got = np.stack([sum(coeffs[4 * c + i] * image[..., i] for i in range(3)) + coeffs[4 * c + 3]
+                            for c in range(3)], -1)[:32]
+            errors.append(float(np.abs(got - want).mean()))
+        # pooled 0.010 (red) and 0.002 (green) off; averaged 0.27 and 0.05
+        assert errors[0] < 0.02, errors  # pooled: each colour as its keyframe styled it
+        assert errors[1] > 3 * errors[0], errors  # averaged: half way to the other keyframe's global fit

@@ -148,8 +148,8 @@ class PropagateStage:
     # 15: a gap's keyframes carry their ink alike when one's lines follow its edges only loosely
     # 16: ink pairs also counted as they look in shadow (ink_pairs.SHADE): a figure in a cast shadow keeps its outline
     # 17: the two keyframes' ink pairs pooled by pixel counts, not averaged
-    # 18: both 17s together (two engineers each numbered their change 17: a store holding either must not serve it)
     # 17: a keyframe's residual carried at full strength only where it is detail; its fit noise weighed by confidence
+    # 18: both 17s together (two engineers each numbered their change 17: a store holding either must not serve it)
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video

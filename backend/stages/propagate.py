@@ -150,6 +150,7 @@ class PropagateStage:
     # 17: the two keyframes' ink pairs pooled by pixel counts, not averaged
     # 18: the two keyframes' by-colour models fitted from their pooled pixels, not averaged
     # 17: a keyframe's residual carried at full strength only where it is detail; its fit noise weighed by confidence
+    # 18: both 17s together (two engineers each numbered their change 17: a store holding either must not serve it)
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video

@@ -136,7 +136,7 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 18  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
+    version = 19  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
     # 5: vace pins no preview-graded keyframe; 6: ink the colour model cannot explain carried as it is (nearest);
     # 7: a region changes sides only when the other is 3x more trusted (was 1.5); 8: ink redrawn on each frame's edges;
     # 9: where the flow is unsure, a by-colour model of the keyframes (was their global colour fit)
@@ -148,9 +148,9 @@ class PropagateStage:
     # 15: a gap's keyframes carry their ink alike when one's lines follow its edges only loosely
     # 16: ink pairs also counted as they look in shadow (ink_pairs.SHADE): a figure in a cast shadow keeps its outline
     # 17: the two keyframes' ink pairs pooled by pixel counts, not averaged
-    # 18: the two keyframes' by-colour models fitted from their pooled pixels, not averaged
     # 17: a keyframe's residual carried at full strength only where it is detail; its fit noise weighed by confidence
     # 18: both 17s together (two engineers each numbered their change 17: a store holding either must not serve it)
+    # 19: the two keyframes' by-colour models fitted from their pooled pixels, not averaged
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video

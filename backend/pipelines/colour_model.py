@@ -164,7 +164,8 @@ def fit_by_colour(source: np.ndarray, stylized: np.ndarray, glob: np.ndarray, we
 
 def by_colour_sums(source: np.ndarray, stylized: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """What `fit_by_colour` fits from, per colour bin: the (weighted) pixel count, sums of source and stylized colour,
-    and of their products (BINS^3 x 25 float64: count, 3, 3, 9 source x source, 9 source x stylized). Sums add: two
+    and of their products (BINS^3 x 28 float64: count, 3, 3, 9 source x source, 9 source x stylized, 3 stylized
+    squared). Sums add: two
     keyframes' together fit the colours either showed (`solve_by_colour`)."""
     s = source.reshape(-1, 3)
     y = stylized.reshape(-1, 3)
@@ -174,10 +175,10 @@ def by_colour_sums(source: np.ndarray, stylized: np.ndarray, weight: np.ndarray)
     def total(values):
         return np.bincount(index, weights=values * w, minlength=BINS**3)
 
-    out = np.empty((BINS**3, 25))
+    out = np.empty((BINS**3, 28))
     out[:, 0] = np.bincount(index, weights=w, minlength=BINS**3)
     for i in range(3):
-        out[:, 1 + i], out[:, 4 + i] = total(s[:, i]), total(y[:, i])
+        out[:, 1 + i], out[:, 4 + i], out[:, 25 + i] = total(s[:, i]), total(y[:, i]), total(y[:, i] * y[:, i])
     ss = out[:, 7:16].reshape(-1, 3, 3)
     for i, j in PAIRS:
         ss[:, i, j] = ss[:, j, i] = total(s[:, i] * s[:, j])
@@ -209,6 +210,19 @@ def solve_by_colour(sums: np.ndarray, glob: np.ndarray) -> np.ndarray:
         out[:, 4 * c:4 * c + 3] = a[:, :, c]
         out[:, 4 * c + 3] = my[:, c] - np.einsum("ni,ni->n", a[:, :, c], ms)
     return out.astype(np.float32)
+
+
+def by_colour_error(sums: np.ndarray, table: np.ndarray, prior: float) -> np.ndarray:
+    """How far each bin's fit (`table`, from solve_by_colour) is from the keyframe pixels it was fitted on: their mean
+    squared error in unit colour, per channel averaged, drawn toward `prior` by BIN_PRIOR pixels (BINS^3 float32)."""
+    count, ms, my, yy = sums[:, 0], sums[:, 1:4], sums[:, 4:7], sums[:, 25:28]
+    ss, sy = sums[:, 7:16].reshape(-1, 3, 3), sums[:, 16:25].reshape(-1, 3, 3)
+    k = table.astype(np.float64).reshape(-1, 3, 4)
+    a, b = k[:, :, :3], k[:, :, 3]  # a[n, c, i] = A[c, i]
+    # sum over pixels of (y_c - a_c . s - b_c)^2, expanded into the sums
+    squared = (yy - 2 * np.einsum("nci,nic->nc", a, sy) - 2 * b * my + np.einsum("nci,nij,ncj->nc", a, ss, a)
+               + 2 * b * np.einsum("nci,ni->nc", a, ms) + b * b * count[:, None])
+    return ((np.maximum(squared, 0.0).sum(1) / 3 + BIN_PRIOR * prior) / (count + BIN_PRIOR)).astype(np.float32)
 
 
 def colour_bins(rgb: np.ndarray) -> np.ndarray:

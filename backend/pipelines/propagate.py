@@ -43,7 +43,7 @@ import numpy as np
 
 from backend.params import ParamError, param
 from backend.pipelines import ink_model, ink_pairs
-from backend.pipelines.colour_model import KeyModel, colour_bins, key_model, solve_by_colour, unit, warp_coefficients
+from backend.pipelines.colour_model import KeyModel, by_colour_error, colour_bins, key_model, solve_by_colour, unit, warp_coefficients
 from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
     DIS_PRESETS,
@@ -80,7 +80,16 @@ CHAIN_MARGIN = 1.0
 # bench/propagate_real.py, PSNR pixel-wise bikes/bunny/carphone/Blender: the global fit at 0.02: 47.1/50.4/48.3/
 # 50.3; by colour at 0.1: 49.2/52.2/50.2/51.4 (toon +0.1 to +0.5 dB); at 0.3: 50.8/52.6/50.4/51.9, but where a
 # disc outruns the flow its ring (test_no_doubled_ink...) came out 5% further from either keyframe's drawing.
-FALLBACK_WEIGHT = 0.1
+# The weight now follows how well the model's bin reproduces the keyframes' own pixels (colour_model.by_colour_error,
+# e): from FALLBACK_WEIGHT[0] (a bin far off: a toon style's, where one colour is inked here and flat there) up to
+# [1] (a pixel-wise style's, a function of colour), as FALLBACK_SPREAD^2 / (e + FALLBACK_SPREAD^2); a bin with few
+# pixels counts FALLBACK_PRIOR_ERROR for BIN_PRIOR of them. On main d29ce47 (pooled fits), pixel-wise 49.93/52.84/
+# 50.68/51.57 -> 52.23/53.40/51.22/52.11 dB, toon 29.07/22.58/25.03/23.67 -> 29.09/22.59/25.05/23.68; one weight
+# for all at 0.2: 50.99/53.27/51.05/52.05 and 29.08/22.58/25.07/23.67; at 0.3, 51.62/53.41/51.19/52.24 but toon
+# 29.04/22.57/25.07/23.65; (0.1, 1.0): Blender 51.95/23.67 (a bin is not exact: too much of it costs too).
+FALLBACK_WEIGHT = (0.1, 0.5)
+FALLBACK_SPREAD = 0.01      # unit colour (rms)
+FALLBACK_PRIOR_ERROR = 0.01  # unit colour squared (0.1 rms)
 CHOICE_BLUR = 9     # pixels (analysis size): the residual is chosen per region of about this size, not per pixel
 CHOICE_TIME = 0.25   # the choice's score: confidence x (CHOICE_TIME + closeness)
 # The other side must be this much more trusted to take a region over (hysteresis). With the ink carried as it
@@ -572,7 +581,11 @@ class Propagator:
             reach = share * weights[0] + (1.0 - share) * weights[1]
         # Where the flow is unsure (reach low), the keyframes' by-colour models of frame t's own colours take over
         # from the warped local models.
-        by_colour, bins = self._by_colour(sides, source, sides[0].coeffs.shape[1:])
+        by_colour, bins, bin_error = self._by_colour(sides, source, sides[0].coeffs.shape[1:])
+        low, high = FALLBACK_WEIGHT
+        spread = np.float32(FALLBACK_SPREAD ** 2)
+        # per bin, then looked up (BINS^3 values, not a plane's worth of arithmetic)
+        fallback_weight = np.take(low + (high - low) * spread / (bin_error + spread), bins).astype(np.float32)
         loose = self._loose_ink(sides, source, share)
         ink = self._ink(sides, source, share, trust) if loose is None else (loose.amount, loose.colour)
         strong = np.minimum(trust * np.float32(1.0 / RESIDUAL_TRUST), 1.0)
@@ -588,12 +601,12 @@ class Propagator:
             for i in planes:
                 chosen = sides[0].coeffs[i] if share is None else \
                     cv2.add(sides[1].coeffs[i], cv2.multiply(share, cv2.subtract(sides[0].coeffs[i], sides[1].coeffs[i])))
-                fallback = np.take(by_colour[i], bins) * np.float32(FALLBACK_WEIGHT)
+                fallback = cv2.multiply(np.take(by_colour[i], bins), fallback_weight)
                 mixed = cv2.divide(cv2.add(cv2.multiply(chosen, reach), fallback), reach_total)
                 out.append(cv2.resize(mixed, size, interpolation=cv2.INTER_LINEAR))
             return out
 
-        reach_total = reach + np.float32(FALLBACK_WEIGHT)
+        reach_total = cv2.add(reach, fallback_weight)
 
         # Everything smooth is brought to full size once, half of the model's planes in each thread; the per-pixel
         # arithmetic then runs in two bands of rows, one in each thread (OpenCV and numpy release the GIL).
@@ -665,19 +678,19 @@ class Propagator:
     @staticmethod
     def _by_colour(sides: list[_Side], source: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
         """The sides' by-colour model (colour_model.fit_by_colour) for frame t's colours at `shape` (the analysis
-        size): (12 x BINS^3 table, each pixel's bin); plane i is np.take(table[i], bins), as
-        colour_model.coefficients_by_colour gives them all. Two keyframes' pixels are fitted together, each weighted
+        size): (12 x BINS^3 table, each pixel's bin, each bin's error on the keyframes: colour_model.by_colour_error);
+        plane i is np.take(table[i], bins), as colour_model.coefficients_by_colour gives them all. Two keyframes' pixels are fitted together, each weighted
         by its closeness, rather than their two fits averaged: a colour one keyframe never showed takes the other's
         fit, not half of it and half the global fit (propagate_real, pixel-wise and toon: +0.00 to +0.02 dB)."""
         small = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
         total = sum(side.closeness for side in sides)
+        shares = [side.closeness / total for side in sides]
+        sums = sum(side.view.model.by_colour_sums * share for side, share in zip(sides, shares))
         if len(sides) == 1:
             table = sides[0].by_colour
         else:  # the two keyframes' pixels counted together (their sums, closeness-weighted), then fitted
-            shares = [side.closeness / total for side in sides]
-            sums = sum(side.view.model.by_colour_sums * share for side, share in zip(sides, shares))
             table = solve_by_colour(sums, sum(side.view.model.glob * np.float32(share) for side, share in zip(sides, shares)))
-        return np.ascontiguousarray(table.T), colour_bins(small)
+        return np.ascontiguousarray(table.T), colour_bins(small), by_colour_error(sums, table, FALLBACK_PRIOR_ERROR)
 
     def _ink(self, sides: list[_Side], source: np.ndarray, share: np.ndarray | None, confidence: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray] | None:

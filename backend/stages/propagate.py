@@ -136,7 +136,7 @@ class PropagateStage:
     name = "propagate"
     Params = PropagateStageParams
     summary = "rebuild every frame from stylized keyframes by optical flow (steady, occlusion-aware)"
-    version = 19  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
+    version = 20  # 2: guided synthesis by default; 3: engines (vace, animate); 4: guided in planes, cut jumps;
     # 5: vace pins no preview-graded keyframe; 6: ink the colour model cannot explain carried as it is (nearest);
     # 7: a region changes sides only when the other is 3x more trusted (was 1.5); 8: ink redrawn on each frame's edges;
     # 9: where the flow is unsure, a by-colour model of the keyframes (was their global colour fit)
@@ -151,6 +151,7 @@ class PropagateStage:
     # 17: a keyframe's residual carried at full strength only where it is detail; its fit noise weighed by confidence
     # 18: both 17s together (two engineers each numbered their change 17: a store holding either must not serve it)
     # 19: the two keyframes' by-colour models fitted from their pooled pixels, not averaged
+    # 20: the by-colour model weighed by how well its bin reproduces the keyframes (0.1 to 0.5, was 0.1)
 
     def _uses_keyframes(self, params: PropagateStageParams) -> bool:
         video = params.video

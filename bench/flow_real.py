@@ -9,7 +9,7 @@ what it can use; where the figure is hidden behind the pillar in one keyframe on
 Also the share of the figure's pixels carried within 12 grey levels by the better side, and the same error with
 no motion at all (the keyframes as they are), which gives the scale. Side by side in the same run, the same with the
 direct flow alone (each side's DIS estimate between t and the keyframe, no per-pixel choice of the gap's chained
-flow: propagate.CHAIN_MARGIN set out of reach), and the ratio.
+flow: propagate_sides.CHAIN_MARGIN set out of reach), and the ratio.
 
 Run: PYTHONPATH=. nice -n 10 .venv-backend/bin/python bench/flow_real.py [--clips blender,bunny,bikes] [--frames 49]
 Last line: `flow_real: figure <F> (best side <B>, <C>% carried, <R> x direct), frame <A> grey levels (blender); bunny <.>
@@ -32,7 +32,7 @@ from real_clips import read_clip  # noqa: E402
 
 from backend.pipelines.flow import sample_map, warp  # noqa: E402
 from backend.pipelines.keyframes import KeyframeParams, plan_keyframes  # noqa: E402
-from backend.pipelines import propagate  # noqa: E402
+from backend.pipelines import propagate_sides  # noqa: E402
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator  # noqa: E402
 
 CLIPS = {"blender": None, "bunny": (960, 540), "bikes": None, "carphone": None}  # name -> size (None: native)
@@ -42,12 +42,12 @@ CARRIED = 12.0  # grey levels: a pixel warped within this of frame t counts as c
 
 def carried_errors(sources, plan, direct_only: bool = False) -> list[dict]:
     """For each frame t inside a gap: {"t", "keys": [k...], "errors": [HxW per key], "still": [HxW per key]}."""
-    margin = propagate.CHAIN_MARGIN
-    propagate.CHAIN_MARGIN = np.inf if direct_only else margin
+    margin = propagate_sides.CHAIN_MARGIN
+    propagate_sides.CHAIN_MARGIN = np.inf if direct_only else margin
     try:
         return _carried_errors(sources, plan)
     finally:
-        propagate.CHAIN_MARGIN = margin
+        propagate_sides.CHAIN_MARGIN = margin
 
 
 def _carried_errors(sources, plan) -> list[dict]:

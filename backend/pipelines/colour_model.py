@@ -58,7 +58,7 @@ class KeyModel:
     ink_amount: np.ndarray | None = None  # H x W float32: how much of each keyframe pixel is ink, 0..1
     ink_colour: np.ndarray | None = None  # 3 x h x w float32 at the fit size: the ink's local colour, unit RGB
     # BINS^3 x 12 float32: A, b per source colour (fit_by_colour); made from `by_colour_sums` (BINS^3 x 25), which a
-    # gap's two keyframes pool (Propagator._by_colour)
+    # gap's two keyframes pool (propagate_guided.pooled_by_colour)
     by_colour: np.ndarray | None = None
     by_colour_sums: np.ndarray | None = None
     # A style whose ink the edges explain only loosely (agreement under ink_model.AGREEMENT: Freestyle silhouettes

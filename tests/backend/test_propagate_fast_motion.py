@@ -1,11 +1,11 @@
 """Flows that keep up with a fast object: each side's flow t -> keyframe is taken per pixel from the direct estimate
-or the chain through the gap's consecutive frames, whichever rebuilds frame t better (propagate._closer)."""
+or the chain through the gap's consecutive frames, whichever rebuilds frame t better (propagate_sides.closer_flow)."""
 
 import numpy as np
 import pytest
 import torch
 
-from backend.pipelines import propagate
+from backend.pipelines import propagate_sides
 from backend.pipelines.flow import sample_map, warp
 from backend.pipelines.preview import preview_grade
 from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
@@ -46,7 +46,7 @@ def carried(shot: Shot) -> dict[str, float]:
 def test_a_fast_object_is_carried_closer_by_choosing_between_direct_and_chained_flows(monkeypatch):
     shot = fast_disc()
     ours = carried(shot)
-    monkeypatch.setattr(propagate, "CHAIN_MARGIN", np.inf)  # the direct flow everywhere, as before
+    monkeypatch.setattr(propagate_sides, "CHAIN_MARGIN", np.inf)  # the direct flow everywhere, as before
     direct = carried(shot)
     # Measured: disc 31 against 62 grey levels, whole frame 3.2 against 4.5, style on the disc 51.1 against 50.5 dB.
     assert ours["disc"] < 0.7 * direct["disc"]

@@ -1,6 +1,6 @@
 """Ink that follows its source's edges only loosely (Freestyle silhouettes over a textured render: the ink model's
 agreement under ink_model.AGREEMENT) is carried as drawn where both keyframes carry it, only as a residual where
-one does, and redrawn on the frame's own edges where no flow vouches for it (Propagator._assent, _loose_ink)."""
+one does, and redrawn on the frame's own edges where no flow vouches for it (propagate_guided.assent_weight, loose_ink)."""
 
 import cv2
 import numpy as np

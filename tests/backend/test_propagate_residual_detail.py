@@ -1,15 +1,15 @@
 """The keyframe's residual (what its colour model does not explain) is carried at full strength only where it is
 detail (ink, texture); where it is the fit's noise, a doubtful flow would drag it from elsewhere, so there it is
-weighed by the flow's confidence (propagate.DETAIL_LEVEL)."""
+weighed by the flow's confidence (propagate_guided.DETAIL_LEVEL)."""
 
 import numpy as np
 import torch
 
-from backend.pipelines import propagate
+from backend.pipelines import propagate_guided
 from backend.pipelines.colour_model import key_model
 from backend.pipelines.metrics import psnr
 from backend.pipelines.preview import preview_grade
-from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator, _detail
+from backend.pipelines.propagate import Keyframe, PropagateParams, Propagator
 from tests.backend.temporal_fixtures import Shot, region_psnr
 
 torch.set_num_threads(1)
@@ -34,7 +34,7 @@ def graded_run(shot: Shot) -> tuple[float, float]:
 def test_a_pixelwise_styles_fit_noise_is_not_dragged_where_the_flow_is_unsure(monkeypatch):
     shot = Shot(size=(256, 128), count=GAP + 1, pan=(0.5, 0.0), disc_speed=3.0, disc_radius=20, disc_start=40)
     ours = graded_run(shot)
-    monkeypatch.setattr(propagate, "DETAIL_LEVEL", 1e-9)  # every residual counts as detail: carried at full strength
+    monkeypatch.setattr(propagate_guided, "DETAIL_LEVEL", 1e-9)  # every residual counts as detail: carried at full strength
     full = graded_run(shot)
     # Measured: disc 59.9 against 57.4 dB, whole frame 58.3 against 57.7.
     assert ours[0] > full[0] + 1.5
@@ -50,7 +50,7 @@ def test_ink_is_detail_and_a_pixelwise_styles_residual_is_not():
     along = {}
     for name, styled in (("graded", graded), ("inked", inked)):
         model = key_model(source, styled)
-        detail = _detail(model, (80, 60))
+        detail = propagate_guided.residual_detail(model, (80, 60))
         assert np.median(detail) < 0.3  # the fit's noise away from any line
         along[name] = detail[28:32, 12:68].max(axis=0)  # across the line, at each column along it
         carried = model.literal[58:61, 24:136, 3].reshape(3, 56, 2).max(axis=(0, 2)) > 0.99

@@ -13,9 +13,9 @@ carried to t, to frame t's own pixels and adds one side's residual per region (b
 explains why). "confidence" is the older blend of warped colour by confidence; `blend` also offers the two baselines
 it is measured against, "warp_crossfade" and "crossfade" (backend/pipelines/propagate_baselines.py).
 
-The parts: propagate_sides.py (a keyframe ready to warp, a side warped to t, the gap's flow chains),
-propagate_guided.py, propagate_baselines.py; this module holds the frame and gap API, the flow estimates' starts
-and the order of the work.
+The parts: propagate_sides.py (a keyframe ready to warp, a side warped to t, the gap's flow chains, where each flow
+estimate starts), propagate_guided.py, propagate_baselines.py; this module holds the frame and gap API, each side's
+warp and trust, and the order of the work (which side runs in which thread).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from backend.pipelines.cv_threads import beside_our_threads
 from backend.pipelines.flow import (
     DIS_PRESETS,
     DisFlow,
-    compose,
     FlowParams,
     fb_confidence,
     make_flow,
@@ -54,6 +53,7 @@ from backend.pipelines.propagate_sides import (
     CHAIN_WIDTH,
     CHECK_WIDTH,
     FB_SLACK,
+    FlowStarts,
     KeyView,
     Side,
     appearance_mismatch,
@@ -159,8 +159,7 @@ class Propagator:
         self._pool: ThreadPoolExecutor | None = None
         self.scale = flow.scale if self.dis else 1.0
         self._keys: dict[int, KeyView] = {}                            # the live keyframes, ready to warp
-        self._warm: dict[tuple[int, str], tuple[int, np.ndarray]] = {}  # (keyframe, direction) -> (t, flow)
-        self._gaps: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # (prev, next) -> key-to-key flows
+        self._starts = FlowStarts()                                     # where each flow estimate starts
         self._choice = RegionChoice()  # guided: last frame's choice of side per region
         self._used: dict[int, tuple[int, np.ndarray]] = {}  # keyframe -> (t, the flow t -> key that warped frame t)
 
@@ -229,7 +228,7 @@ class Propagator:
         return consecutive_flows(self._chains[0], greys), consecutive_flows(self._chains[1], greys[::-1])
 
     def use_gap(self, prev: int, next: int, flows: dict[str, np.ndarray]) -> None:
-        self._gaps = {(prev, next): flows}
+        self._starts.gaps = {(prev, next): flows}
 
     def key_flows(self, t: int) -> dict[int, np.ndarray]:
         """The flows t -> keyframe that warped frame t's sides, by keyframe, at the size they were estimated (DIS's
@@ -256,7 +255,7 @@ class Propagator:
                  ) -> dict[str, np.ndarray]:
         live = {key.frame for key in (prev, next) if key is not None}
         self._keys = {k: v for k, v in self._keys.items() if k in live}
-        self._warm = {k: v for k, v in self._warm.items() if k[0] in live}
+        self._starts.warm = {k: v for k, v in self._starts.warm.items() if k[0] in live}
         self._used = {k: v for k, v in self._used.items() if k in live}
         greys = self._greys(source)
         keys = [key for key in (prev, next) if key is not None]
@@ -336,81 +335,20 @@ class Propagator:
         return ("to_key",) if self.params.blend == "warp_crossfade" else ("to_key", "from_key")
 
     def _starts_alone(self, t: int, key: int) -> bool:
-        """Whether every flow of `key`'s side can start without the other side's (see `_start`)."""
-        return all(self._own_start(t, key, d) is not None for d in self._directions())
-
-    def _own_start(self, t: int, key: int, direction: str) -> np.ndarray | None:
-        """A start for flow (t -> key or key -> t) from this side alone, at the size it was kept: frame t-1's
-        estimate, or on the gap's first frame the next keyframe's chain through the gap."""
-        last = self._warm.get((key, direction))
-        if last is not None and abs(last[0] - t) == 1:
-            return last[1]
-        gap = self._gaps.get((t - 1, key))
-        return gap.get("first_to_next" if direction == "to_key" else "next_to_first") if gap else None
-
-    def _predicted(self, t: int, key: int, direction: str, size) -> np.ndarray | None:
-        """Flow t -> key predicted from frame t-1's (see the class docstring), at `size`; None without one."""
-        last = self._warm.get((key, direction))
-        if direction != "to_key" or last is None or last[0] != t - 1:
-            return None
-        for (prev, next), gap in self._gaps.items():
-            steps = gap.get("back_steps")
-            # Only a gap read frame by frame has a step for every frame number.
-            if steps is not None and prev < t <= next and len(steps) == next - prev:
-                return compose(upscale_flow(steps[t - prev - 1], size), upscale_flow(last[1], size))
-        return None
-
-    def _chained(self, t: int, key: int, size) -> np.ndarray | None:
-        """Flow t -> key through the gap's consecutive-frame flows (`prepare_gap`), at `size`; None without one."""
-        for (prev, next), gap in self._gaps.items():
-            chains = gap.get("to_prev" if key == prev else "to_next" if key == next else "")
-            if chains is not None and prev < t < next and len(chains) == next - prev - 1:
-                return upscale_flow(chains[t - prev - 1], size)
-        return None
-
-    def _start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
-        """Where the estimate of flow (t -> key or key -> t) starts; see the class docstring."""
-        own = self._own_start(t, key, direction)
-        if own is not None:
-            return upscale_flow(own, size)
-        other = [k for k in flows if k != key]
-        if not other:
-            return None
-        other = other[0]
-        gap = self._gaps.get((other, key)) or self._gaps.get((key, other))
-        if gap is None:
-            return None
-        key_to_key = gap["forward"] if other < key else gap["backward"]   # other -> key
-        key_from_key = gap["backward"] if other < key else gap["forward"]  # key -> other
-        if direction == "to_key":
-            return compose(flows[other]["to_key"], upscale_flow(key_to_key, size))
-        return compose(upscale_flow(key_from_key, size), flows[other]["from_key"])
-
-    def _estimate(self, estimator, t: int, key: int, direction: str, a: np.ndarray, b: np.ndarray,
-                  flows: dict) -> np.ndarray:
-        if not isinstance(estimator, DisFlow):
-            flow = estimator(a, b)
-        else:
-            predicted = self._predicted(t, key, direction, a.shape[1::-1])
-            if predicted is not None:
-                flow = estimator.raw(a, b, predicted, close=True)
-            else:
-                flow = estimator.raw(a, b, self._start(t, key, direction, flows, a.shape[1::-1]))
-            self._warm[(key, direction)] = (t, flow)
-        flows.setdefault(key, {})[direction] = flow
-        return flow
+        """Whether every flow of `key`'s side can start without the other side's (see FlowStarts.start)."""
+        return all(self._starts.own(t, key, d) is not None for d in self._directions())
 
     def _warp_side(self, slot: int, t: int, greys, key: Keyframe, closeness: float, size, flows: dict) -> Side:
         flow, check = self._estimators[slot]
         grey, grey_small, grey_check = greys
         view = self._keys[key.frame]
         key_grey, key_small, key_check = view.greys
-        flow_tk = self._estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
+        flow_tk = self._starts.estimate(flow, t, key.frame, "to_key", grey, key_grey, flows)  # each pixel of t in the key
         direct = flow_tk
         if self.params.blend != "warp_crossfade":  # (the EbSynth-like baseline keeps the direct flow)
             small_coords = sample_map(flow_tk, grey_small.shape[1::-1])
             mismatch = appearance_mismatch(key_small, small_coords, grey_small)
-            chained = self._chained(t, key.frame, grey.shape[1::-1]) if self.dis else None
+            chained = self._starts.chained(t, key.frame, grey.shape[1::-1]) if self.dis else None
             if chained is not None:
                 flow_tk, small_coords = closer_flow(flow_tk, small_coords, mismatch, chained, key_small, grey_small)
         self._used[key.frame] = (t, flow_tk)
@@ -427,7 +365,7 @@ class Propagator:
         # Visibility is smooth, so it is judged small and upsampled: occlusion by forward-backward consistency
         # at CHECK_WIDTH (the reverse flow, only used here, is estimated at that size directly), appearance at
         # ANALYSIS_WIDTH. The weight is made here, in this side's thread.
-        flow_kt = self._estimate(check, t, key.frame, "from_key", key_check, grey_check, flows)
+        flow_kt = self._starts.estimate(check, t, key.frame, "from_key", key_check, grey_check, flows)
         flow_check = upscale_flow(direct, grey_check.shape[1::-1])  # the trust is the direct flow's (see `closer_flow`)
         visible = fb_confidence(flow_check, flow_kt, sample_map(flow_check), slack=FB_SLACK)
         visible = resize(visible, grey_small.shape[1::-1], cv2.INTER_LINEAR)

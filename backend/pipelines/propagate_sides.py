@@ -1,7 +1,7 @@
 """One side of a propagated frame: a keyframe as it is kept ready to warp (KeyView), warped to frame t with its
 trust (Side), and the flow arithmetic a side is made with: the gap's chains of consecutive-frame flows, the appearance
-mismatch, and the per-pixel choice between the direct and the chained flow. backend/pipelines/propagate.py's Propagator
-estimates the flows and makes the sides (its docstring explains where each estimate starts)."""
+mismatch, the per-pixel choice between the direct and the chained flow, and where each flow estimate starts
+(FlowStarts). backend/pipelines/propagate.py's Propagator makes the sides (its docstring explains the starts)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from backend.pipelines import ink_model, ink_pairs
 from backend.pipelines.colour_model import KeyModel
-from backend.pipelines.flow import DisFlow, compose, sample_map, warp
+from backend.pipelines.flow import DisFlow, compose, sample_map, upscale_flow, warp
 
 
 ANALYSIS_WIDTH = 480  # the appearance check runs at most this wide
@@ -110,7 +110,7 @@ def gap_flows(forward: list[np.ndarray], backward: list[np.ndarray]) -> dict[str
     flows = {"forward": composed(forward), "backward": composed(backward), "back_steps": np.stack(back_steps)}
     if len(forward) > 1:  # the gap has frames
         flows.update(first_to_next=composed(forward[1:]), next_to_first=composed(backward[:-1]))
-        # Each frame's chain through the gap to either keyframe (propagate.Propagator._chained), frame prev + 1 first.
+        # Each frame's chain through the gap to either keyframe (FlowStarts.chained), frame prev + 1 first.
         to_prev, to_next = [back_steps[0]], [forward[-1]]
         for step in back_steps[1:-1]:
             to_prev.append(compose(step, to_prev[-1]))
@@ -127,3 +127,74 @@ def composed(steps: list[np.ndarray]) -> np.ndarray:
     for step in steps[1:]:
         total = compose(total, step)
     return total
+
+
+class FlowStarts:
+    """Where each side's flow estimate (t -> key, key -> t) starts: the flows kept from the frame before (`warm`) and
+    the gap's chains (`gaps`, Propagator.prepare_gap); propagate.Propagator's docstring explains the order of the
+    guesses. `estimate` runs a flow from its start and keeps it for the next frame."""
+
+    def __init__(self):
+        self.warm: dict[tuple[int, str], tuple[int, np.ndarray]] = {}  # (keyframe, direction) -> (t, flow)
+        self.gaps: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # (prev, next) -> key-to-key flows
+
+    def own(self, t: int, key: int, direction: str) -> np.ndarray | None:
+        """A start for flow (t -> key or key -> t) from this side alone, at the size it was kept: frame t-1's
+        estimate, or on the gap's first frame the next keyframe's chain through the gap."""
+        last = self.warm.get((key, direction))
+        if last is not None and abs(last[0] - t) == 1:
+            return last[1]
+        gap = self.gaps.get((t - 1, key))
+        return gap.get("first_to_next" if direction == "to_key" else "next_to_first") if gap else None
+
+    def predicted(self, t: int, key: int, direction: str, size) -> np.ndarray | None:
+        """Flow t -> key predicted from frame t-1's (see propagate.Propagator's docstring), at `size`; None without one."""
+        last = self.warm.get((key, direction))
+        if direction != "to_key" or last is None or last[0] != t - 1:
+            return None
+        for (prev, next), gap in self.gaps.items():
+            steps = gap.get("back_steps")
+            # Only a gap read frame by frame has a step for every frame number.
+            if steps is not None and prev < t <= next and len(steps) == next - prev:
+                return compose(upscale_flow(steps[t - prev - 1], size), upscale_flow(last[1], size))
+        return None
+
+    def chained(self, t: int, key: int, size) -> np.ndarray | None:
+        """Flow t -> key through the gap's consecutive-frame flows (`prepare_gap`), at `size`; None without one."""
+        for (prev, next), gap in self.gaps.items():
+            chains = gap.get("to_prev" if key == prev else "to_next" if key == next else "")
+            if chains is not None and prev < t < next and len(chains) == next - prev - 1:
+                return upscale_flow(chains[t - prev - 1], size)
+        return None
+
+    def start(self, t: int, key: int, direction: str, flows: dict, size) -> np.ndarray | None:
+        """Where the estimate of flow (t -> key or key -> t) starts; see propagate.Propagator's docstring."""
+        own = self.own(t, key, direction)
+        if own is not None:
+            return upscale_flow(own, size)
+        other = [k for k in flows if k != key]
+        if not other:
+            return None
+        other = other[0]
+        gap = self.gaps.get((other, key)) or self.gaps.get((key, other))
+        if gap is None:
+            return None
+        key_to_key = gap["forward"] if other < key else gap["backward"]   # other -> key
+        key_from_key = gap["backward"] if other < key else gap["forward"]  # key -> other
+        if direction == "to_key":
+            return compose(flows[other]["to_key"], upscale_flow(key_to_key, size))
+        return compose(upscale_flow(key_from_key, size), flows[other]["from_key"])
+
+    def estimate(self, estimator, t: int, key: int, direction: str, a: np.ndarray, b: np.ndarray,
+                  flows: dict) -> np.ndarray:
+        if not isinstance(estimator, DisFlow):
+            flow = estimator(a, b)
+        else:
+            predicted = self.predicted(t, key, direction, a.shape[1::-1])
+            if predicted is not None:
+                flow = estimator.raw(a, b, predicted, close=True)
+            else:
+                flow = estimator.raw(a, b, self.start(t, key, direction, flows, a.shape[1::-1]))
+            self.warm[(key, direction)] = (t, flow)
+        flows.setdefault(key, {})[direction] = flow
+        return flow

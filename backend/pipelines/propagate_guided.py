@@ -134,7 +134,6 @@ def guided(sides: list[Side], source: np.ndarray, keys: tuple[int, int], choice:
     if len(sides) == 1:
         share = None
         trust = sides[0].confidence
-        chosen = sides[0].coeffs
         reach = weights[0]
     else:
         # The choice is kept in terms of the earlier keyframe: which side is nearer flips mid-gap.

@@ -36,18 +36,22 @@ def video_backend(tmp_path_factory):
     process.stop()
 
 
+def video_engine_settings(settings, tmp_path, engine: str, matte: bool):
+    """Import Footage's settings for a tiny video-engine run: 2 steps, 64 px, keyframes every 4 frames."""
+    settings.takes_dir = str(tmp_path / "takes")
+    settings.texture_upscale = "OFF"
+    settings.use_matte, settings.use_diffusion, settings.engine = matte, True, engine
+    settings.prompt, settings.steps, settings.cfg, settings.seed = "red ink figure", 2, 1.0, 3
+    settings.keyframe_mode, settings.keyframe_interval, settings.video_size = "INTERVAL", 4, 64
+    return settings
+
+
 @pytest.mark.parametrize("engine", ["VACE", "ANIMATE"])
 def test_import_footage_with_a_video_engine_makes_every_frame(video_backend, tmp_path, engine):
     scene = fresh_scene()
     enable_addon(address=video_backend.url)
     try:
-        settings = scene.stage
-        settings.takes_dir = str(tmp_path / "takes")
-        settings.texture_upscale = "OFF"
-        settings.use_matte, settings.use_diffusion, settings.engine = True, True, engine
-        settings.prompt, settings.steps, settings.cfg, settings.seed = "red ink figure", 2, 1.0, 3
-        settings.keyframe_mode, settings.keyframe_interval = "INTERVAL", 4
-        settings.video_size = 64
+        video_engine_settings(scene.stage, tmp_path, engine, matte=True)
         count = 8 if engine == "VACE" else 5  # Animate estimates the pose of every frame: a few seconds each here
         write_clip(tmp_path / "clip", count, 64, 48, seed=2)
 
@@ -70,12 +74,7 @@ def test_animate_performs_the_artists_character_image(video_backend, tmp_path):
     scene = fresh_scene()
     enable_addon(address=video_backend.url)
     try:
-        settings = scene.stage
-        settings.takes_dir = str(tmp_path / "takes")
-        settings.texture_upscale = "OFF"
-        settings.use_matte, settings.use_diffusion, settings.engine = False, True, "ANIMATE"
-        settings.prompt, settings.steps, settings.cfg, settings.seed = "ink figure", 2, 1.0, 3
-        settings.keyframe_mode, settings.keyframe_interval, settings.video_size = "INTERVAL", 4, 64
+        settings = video_engine_settings(scene.stage, tmp_path, "ANIMATE", matte=False)
         write_clip(tmp_path / "clip", 3, 64, 48, seed=2)
         colours = {}
         for name, rgb in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):

@@ -42,14 +42,13 @@ class STAGE_OT_import_footage(JobOperator, bpy.types.Operator):
         return runner
 
 
-def _character_image(settings) -> str:
-    """The video engine's character image as an absolute path ("" when unused), or a ValueError naming the field."""
-    if not (settings.use_diffusion and settings.engine != "KEYFRAMES" and settings.character_image):
+def _image_path(used: bool, field: str, what: str, fix: str) -> str:
+    """A side image's field as an absolute path ("" when unused or empty), or a ValueError naming it and the fix."""
+    if not (used and field):
         return ""
-    path = bpy.path.abspath(settings.character_image)
+    path = bpy.path.abspath(field)
     if not Path(path).is_file():
-        raise ValueError(f"the character image {path} is not a file; choose an image of the character in "
-                         "Stage > Prompt & Model > Character, or clear it to use the first diffused keyframe")
+        raise ValueError(f"{what} {path} is not a file; {fix}")
     return path
 
 
@@ -68,14 +67,12 @@ def footage_runner(context, filepath: str = "", *, name: str = "", first: int | 
                             video_cache=takes_root(context) / ".video_frames")
     frame_height = round(scene.render.resolution_y * scene.render.resolution_percentage / 100)
     wanted = settings_dict(settings)
-    if settings.use_matte and settings.clean_plate:
-        wanted["clean_plate"] = bpy.path.abspath(settings.clean_plate)
-        if not Path(wanted["clean_plate"]).is_file():
-            raise ValueError(f"the clean plate {wanted['clean_plate']} is not a file; choose an image of the empty "
-                             "screen in Stage > Cards > Clean plate, or clear it")
-    else:
-        wanted["clean_plate"] = ""
-    wanted["character_image"] = _character_image(settings)
+    wanted["clean_plate"] = _image_path(settings.use_matte, settings.clean_plate, "the clean plate",
+                                        "choose an image of the empty screen in Stage > Cards > Clean plate, or clear it")
+    wanted["character_image"] = _image_path(
+        settings.use_diffusion and settings.engine != "KEYFRAMES", settings.character_image, "the character image",
+        "choose an image of the character in Stage > Prompt & Model > Character, or clear it to use the first "
+        "diffused keyframe")
     plan = footage_plan(wanted, source.frames, backend_stages(context), heights=(source.size[1], frame_height))
     take_dir = takes_root(context) / take_name(name or _footage_name(source.description))
     driver = JobDriver(plan, source, take_dir, lambda: Client(prefs.address, keys=keys),

@@ -187,10 +187,8 @@ def end_to_end(frames: int, size=(960, 540), against: str | None = None) -> dict
                 fps = frames / (time.perf_counter() - start)
                 now = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = (now.ru_utime - used.ru_utime + now.ru_stime - used.ru_stime) / frames
-                if name not in best or fps > best[name][0]:
-                    best[name] = (fps, min(cpu, best.get(name, (0.0, cpu))[1]))
-                else:
-                    best[name] = (best[name][0], min(cpu, best[name][1]))
+                fastest, least = best.get(name, (fps, cpu))
+                best[name] = (max(fps, fastest), min(cpu, least))
                 shutil.rmtree(out)
                 shutil.rmtree(root / f"store_{name}_{attempt}")
         return best

@@ -55,7 +55,8 @@ def banded_key(color: np.ndarray, params: "ChromaKeyParams", screen: ScreenModel
     if settled is None:
         return difference_key(linear_light(color), params, screen)
     if settled.groups is None:      # the whole frame's raw key made, the full path's solve is quicker
-        return difference_key(*settled.keyed[:1], params, screen, settled.keyed[1])
+        rgb, raw = settled.keyed
+        return difference_key(rgb, params, screen, raw)
     alpha = _upsample(settled.subject, (h, w))
     if not settled.groups:
         return None, None, alpha

@@ -61,7 +61,7 @@ def _runs(raw: np.ndarray, tolerance: float) -> np.ndarray:
     longer than a pixel, that ramp: their raw key spans at least RAMP of the in-between range. A flat run (the
     shaded side of a costume near the screen's colour, keyed part way all across) is not a wide outline."""
     kind = np.where(raw <= tolerance, 0, np.where(raw >= SOLID, 2, 1)).astype(np.int8)
-    h, w = kind.shape
+    w = kind.shape[1]
     step = np.diff(np.pad((kind == 1).astype(np.int8), ((0, 0), (1, 1))), axis=1)
     rows, starts = np.nonzero(step == 1)
     _, ends = np.nonzero(step == -1)                  # same rows, in the same order: runs do not overlap
